@@ -1,0 +1,420 @@
+//! Chat Completions streaming, for local OpenAI-compatible servers (Ollama,
+//! LM Studio, llama.cpp server, vLLM). Converts our history to chat messages
+//! and the streamed chunks back into the same [`ModelEvent`]s the Responses
+//! API produces, so the turn loop does not care which wire is in use.
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::sse::SseDecoder;
+use super::{ModelError, ModelEvent, ModelRequest};
+use crate::protocol::{ContentItem, ResponseItem, TokenUsage};
+
+type Tx = mpsc::Sender<Result<ModelEvent, ModelError>>;
+
+pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
+    let mut messages: Vec<Value> = Vec::new();
+    for item in &req.input {
+        match item {
+            ResponseItem::Message { role, content, .. } => {
+                let role = match role.as_str() {
+                    "developer" | "system" => "system",
+                    "assistant" => "assistant",
+                    _ => "user",
+                };
+                let has_image = content
+                    .iter()
+                    .any(|c| matches!(c, ContentItem::InputImage { .. }));
+                let content_value = if has_image {
+                    Value::Array(
+                        content
+                            .iter()
+                            .map(|c| match c {
+                                ContentItem::InputText { text } | ContentItem::OutputText { text } => {
+                                    json!({"type": "text", "text": text})
+                                }
+                                ContentItem::InputImage { image_url } => {
+                                    json!({"type": "image_url", "image_url": {"url": image_url}})
+                                }
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Value::String(item.message_text().unwrap_or_default())
+                };
+                messages.push(json!({"role": role, "content": content_value}));
+            }
+            ResponseItem::FunctionCall {
+                name,
+                arguments,
+                call_id,
+                ..
+            } => {
+                let call = json!({
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                });
+                // Consecutive calls belong to one assistant message.
+                if let Some(last) = messages.last_mut() {
+                    if last["role"] == "assistant" && last["tool_calls"].is_array() {
+                        if let Some(calls) = last["tool_calls"].as_array_mut() {
+                            calls.push(call);
+                            continue;
+                        }
+                    }
+                }
+                messages.push(json!({"role": "assistant", "content": Value::Null, "tool_calls": [call]}));
+            }
+            ResponseItem::FunctionCallOutput { call_id, output } => {
+                messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output.content}));
+            }
+            ResponseItem::CustomToolCallOutput { call_id, output } => {
+                messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output}));
+            }
+            ResponseItem::CustomToolCall { .. } | ResponseItem::Reasoning { .. } | ResponseItem::Other(_) => {}
+        }
+    }
+    let tools: Vec<Value> = req
+        .tools
+        .iter()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .map(|t| {
+            json!({
+                "type": "function",
+                "function": {
+                    "name": t.get("name"),
+                    "description": t.get("description"),
+                    "parameters": t.get("parameters"),
+                }
+            })
+        })
+        .collect();
+    let mut body = json!({
+        "model": req.model,
+        "messages": messages,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
+        body["tool_choice"] = json!("auto");
+    }
+    if let Some(schema) = &req.output_schema {
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": "codex_output_schema", "schema": schema, "strict": true},
+        });
+    }
+    Ok(body)
+}
+
+#[derive(Default)]
+struct PendingCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+#[derive(Default)]
+struct ChatState {
+    response_id: String,
+    message_id: Option<String>,
+    text: String,
+    reasoning: String,
+    calls: BTreeMap<u64, PendingCall>,
+    usage: Option<TokenUsage>,
+    finished: bool,
+}
+
+pub(super) async fn pump(resp: reqwest::Response, tx: Tx) {
+    let mut decoder = SseDecoder::default();
+    let mut bytes = resp.bytes_stream();
+    let mut st = ChatState::default();
+    let mut created = false;
+    'outer: loop {
+        let chunk = match bytes.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                let _ = tx.send(Err(ModelError::Stream(e.to_string()))).await;
+                return;
+            }
+            None => break,
+        };
+        let events = match decoder.push(&chunk) {
+            Ok(evs) => evs,
+            Err(e) => {
+                let _ = tx.send(Err(ModelError::Stream(e.to_string()))).await;
+                return;
+            }
+        };
+        for ev in events {
+            if ev.data.trim() == "[DONE]" {
+                break 'outer;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                continue;
+            };
+            if let Some(err) = v.get("error") {
+                let message = err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| err.to_string());
+                let _ = tx
+                    .send(Err(ModelError::ResponseFailed {
+                        code: None,
+                        retry_after: super::parse_try_again_in(&message),
+                        message,
+                    }))
+                    .await;
+                return;
+            }
+            if !created {
+                created = true;
+                st.response_id = v
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("chatcmpl")
+                    .to_string();
+                if tx
+                    .send(Ok(ModelEvent::Created {
+                        response_id: st.response_id.clone(),
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            for out in apply_chunk(&mut st, &v) {
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    if !created && !st.finished {
+        let _ = tx
+            .send(Err(ModelError::Stream(
+                "stream closed before any chunk arrived".into(),
+            )))
+            .await;
+        return;
+    }
+    for ev in finish(&mut st) {
+        if tx.send(Ok(ev)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn apply_chunk(st: &mut ChatState, v: &Value) -> Vec<Result<ModelEvent, ModelError>> {
+    let mut out = Vec::new();
+    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        st.usage = Some(TokenUsage {
+            input_tokens: n("/prompt_tokens"),
+            cached_input_tokens: n("/prompt_tokens_details/cached_tokens"),
+            cache_write_input_tokens: 0,
+            output_tokens: n("/completion_tokens"),
+            reasoning_output_tokens: n("/completion_tokens_details/reasoning_tokens"),
+            total_tokens: n("/total_tokens"),
+        });
+    }
+    let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+        return out;
+    };
+    for choice in choices {
+        let delta = choice.get("delta").or_else(|| choice.get("message"));
+        if let Some(delta) = delta {
+            let reasoning = delta
+                .get("reasoning_content")
+                .or_else(|| delta.get("reasoning"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !reasoning.is_empty() {
+                st.reasoning.push_str(reasoning);
+                out.push(Ok(ModelEvent::ReasoningContentDelta {
+                    item_id: Some(format!("rs_{}", st.response_id)),
+                    delta: reasoning.to_string(),
+                }));
+            }
+            let text = match delta.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect(),
+                _ => String::new(),
+            };
+            if !text.is_empty() {
+                let id = st
+                    .message_id
+                    .get_or_insert_with(|| format!("msg_{}", st.response_id))
+                    .clone();
+                if st.text.is_empty() {
+                    out.push(Ok(ModelEvent::OutputItemAdded(ResponseItem::Message {
+                        id: Some(id.clone()),
+                        role: "assistant".into(),
+                        content: vec![],
+                    })));
+                }
+                st.text.push_str(&text);
+                out.push(Ok(ModelEvent::OutputTextDelta {
+                    item_id: Some(id),
+                    delta: text,
+                }));
+            }
+            for (pos, call) in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let index = call
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(pos as u64);
+                let pending = st.calls.entry(index).or_default();
+                if let Some(id) = call.get("id").and_then(Value::as_str) {
+                    if !id.is_empty() {
+                        pending.id = id.to_string();
+                    }
+                }
+                if let Some(f) = call.get("function") {
+                    if let Some(name) = f.get("name").and_then(Value::as_str) {
+                        pending.name.push_str(name);
+                    }
+                    match f.get("arguments") {
+                        Some(Value::String(a)) => pending.arguments.push_str(a),
+                        Some(obj @ Value::Object(_)) => pending.arguments = obj.to_string(),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            if reason == "length" && st.calls.is_empty() && st.text.is_empty() {
+                out.push(Err(ModelError::ContextWindowExceeded));
+            }
+            st.finished = true;
+        }
+    }
+    out
+}
+
+fn finish(st: &mut ChatState) -> Vec<ModelEvent> {
+    let mut out = Vec::new();
+    if !st.reasoning.is_empty() {
+        out.push(ModelEvent::OutputItemDone(ResponseItem::Reasoning {
+            id: format!("rs_{}", st.response_id),
+            summary: vec![],
+            content: Some(vec![crate::protocol::ReasoningContent::ReasoningText {
+                text: std::mem::take(&mut st.reasoning),
+            }]),
+            encrypted_content: None,
+        }));
+    }
+    if !st.text.is_empty() {
+        out.push(ModelEvent::OutputItemDone(ResponseItem::assistant_text(
+            st.message_id.clone(),
+            std::mem::take(&mut st.text),
+        )));
+    }
+    for (index, call) in std::mem::take(&mut st.calls) {
+        let call_id = if call.id.is_empty() {
+            format!("call_{}_{index}", st.response_id)
+        } else {
+            call.id
+        };
+        out.push(ModelEvent::OutputItemDone(ResponseItem::FunctionCall {
+            id: None,
+            name: call.name,
+            arguments: if call.arguments.is_empty() {
+                "{}".into()
+            } else {
+                call.arguments
+            },
+            call_id,
+        }));
+    }
+    out.push(ModelEvent::Completed {
+        response_id: st.response_id.clone(),
+        usage: st.usage,
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_tool_calls_by_index() {
+        let mut st = ChatState {
+            response_id: "c1".into(),
+            ..Default::default()
+        };
+        let chunks = [
+            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_a","function":{"name":"exec_command","arguments":"{\"cmd\":"}}]}}]}),
+            json!({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"ls\"}"}}]}}]}),
+            json!({"choices":[{"delta":{},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}),
+        ];
+        for c in &chunks {
+            apply_chunk(&mut st, c);
+        }
+        let out = finish(&mut st);
+        assert_eq!(
+            out[0],
+            ModelEvent::OutputItemDone(ResponseItem::FunctionCall {
+                id: None,
+                name: "exec_command".into(),
+                arguments: "{\"cmd\":\"ls\"}".into(),
+                call_id: "call_a".into(),
+            })
+        );
+        match &out[1] {
+            ModelEvent::Completed { usage: Some(u), .. } => assert_eq!(u.total_tokens, 7),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn converts_history() {
+        let req = ModelRequest {
+            model: "m".into(),
+            input: vec![
+                ResponseItem::developer_text("base"),
+                ResponseItem::user_text("hi"),
+                ResponseItem::FunctionCall {
+                    id: None,
+                    name: "exec_command".into(),
+                    arguments: "{}".into(),
+                    call_id: "c".into(),
+                },
+                ResponseItem::FunctionCallOutput {
+                    call_id: "c".into(),
+                    output: crate::protocol::FunctionCallOutputPayload::text("out"),
+                },
+            ],
+            instructions: "base".into(),
+            tools: vec![json!({"type":"function","name":"exec_command","description":"d","parameters":{}})],
+            reasoning: None,
+            verbosity: None,
+            output_schema: None,
+            thread_id: "t".into(),
+            turn_id: "u".into(),
+        };
+        let body = build_body(&req).unwrap();
+        let msgs = body["messages"].as_array().unwrap();
+        assert_eq!(msgs[0]["role"], "system");
+        assert_eq!(msgs[2]["tool_calls"][0]["id"], "c");
+        assert_eq!(msgs[3]["role"], "tool");
+        assert_eq!(body["tools"][0]["function"]["name"], "exec_command");
+    }
+}

@@ -1,0 +1,512 @@
+//! Configuration: `$CODEX_HOME/config.toml` with upstream's keys, profiles,
+//! `-c key=value` overrides and typed CLI overrides, resolved into one
+//! [`Config`].
+//!
+//! Precedence, lowest first: built-in defaults, `config.toml`, the selected
+//! profile, `-c` overrides, typed flags (`-m`, `-s`, ...).
+
+mod file;
+mod overrides;
+mod provider;
+mod types;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::{ConfigProfile, ConfigToml};
+pub use overrides::CliOverride;
+pub use provider::*;
+pub use types::*;
+
+pub const CONFIG_FILE_NAME: &str = "config.toml";
+pub const DEFAULT_MODEL: &str = "gpt-6.1-sol";
+pub const DEFAULT_PROJECT_DOC_MAX_BYTES: usize = 32 * 1024;
+pub const DEFAULT_TURN_TIMEOUT_MS: u64 = 60 * 60 * 1000;
+pub const DEFAULT_EXEC_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+pub const DEFAULT_TOOL_OUTPUT_TOKENS: u64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: invalid TOML: {reason}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{path}: key `{key}`: {reason}")]
+    InvalidKey {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("invalid -c override `{arg}`: {reason}")]
+    Override { arg: String, reason: String },
+    #[error("config profile `{0}` not found (define [profiles.{0}] in config.toml)")]
+    UnknownProfile(String),
+    #[error("model provider `{id}` not found; known providers: {known}")]
+    UnknownProvider { id: String, known: String },
+    #[error("approval_policy = \"untrusted\" is not supported; use on-request, on-failure or never")]
+    UntrustedPolicy,
+    #[error("working directory {path}: {source}")]
+    Cwd {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot determine CODEX_HOME: neither $CODEX_HOME nor $HOME is set")]
+    NoHome,
+}
+
+/// Typed overrides from command-line flags; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    pub model: Option<String>,
+    pub model_provider: Option<String>,
+    pub profile: Option<String>,
+    pub approval_policy: Option<AskForApproval>,
+    pub sandbox_mode: Option<SandboxMode>,
+    pub cwd: Option<PathBuf>,
+    pub base_instructions: Option<String>,
+    pub additional_writable_roots: Vec<PathBuf>,
+    /// Skip `config.toml` entirely (`--ignore-user-config`).
+    pub ignore_user_config: bool,
+}
+
+/// Everything needed to resolve a [`Config`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Defaults to `$CODEX_HOME`, then `~/.codex`.
+    pub codex_home: Option<PathBuf>,
+    pub cli_overrides: Vec<CliOverride>,
+    pub overrides: ConfigOverrides,
+}
+
+/// The effective configuration of a thread.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub codex_home: PathBuf,
+    pub cwd: PathBuf,
+    pub model: String,
+    pub model_provider_id: String,
+    pub model_provider: ModelProviderInfo,
+    pub model_providers: BTreeMap<String, ModelProviderInfo>,
+    pub approval_policy: AskForApproval,
+    pub sandbox_policy: SandboxPolicy,
+    pub model_reasoning_effort: Option<ReasoningEffort>,
+    pub model_reasoning_summary: ReasoningSummary,
+    pub model_verbosity: Option<Verbosity>,
+    pub model_context_window: Option<u64>,
+    /// Replacement for the built-in base instructions, if configured.
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+    /// `instructions` from config plus `$CODEX_HOME/AGENTS.md`.
+    pub user_instructions: Option<String>,
+    pub project_doc_max_bytes: usize,
+    pub project_doc_fallback_filenames: Vec<String>,
+    pub turn_timeout: Duration,
+    pub exec_timeout: Duration,
+    pub tool_output_token_limit: u64,
+    /// Problems that did not stop loading (unknown keys, ...).
+    pub warnings: Vec<String>,
+}
+
+/// `$CODEX_HOME`, else `~/.codex`.
+pub fn find_codex_home() -> Result<PathBuf, ConfigError> {
+    if let Some(home) = std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::NoHome)?;
+    Ok(PathBuf::from(home).join(".codex"))
+}
+
+impl Config {
+    pub fn load(opts: LoadOptions) -> Result<Config, ConfigError> {
+        let codex_home = match opts.codex_home {
+            Some(h) => h,
+            None => find_codex_home()?,
+        };
+        let config_path = codex_home.join(CONFIG_FILE_NAME);
+        let mut warnings = Vec::new();
+
+        let mut table = if opts.overrides.ignore_user_config {
+            toml::Table::new()
+        } else {
+            read_table(&config_path)?
+        };
+        // Validate the file on its own so errors name the file.
+        let file_cfg = deserialize_config(toml::Value::Table(table.clone()), &config_path)?;
+        warnings.extend(file_cfg.1.into_iter().map(|k| {
+            format!(
+                "{}: unknown key `{k}` (ignored)",
+                config_path.display()
+            )
+        }));
+
+        for o in &opts.cli_overrides {
+            o.apply(&mut table);
+        }
+        let (cfg, unknown) = if opts.cli_overrides.is_empty() {
+            (file_cfg.0, Vec::new())
+        } else {
+            deserialize_config(toml::Value::Table(table), Path::new("-c overrides")).map_err(
+                |e| match e {
+                    ConfigError::InvalidKey { key, reason, .. } => ConfigError::Override {
+                        arg: opts
+                            .cli_overrides
+                            .iter()
+                            .find(|o| key.starts_with(&o.path.join(".")))
+                            .map(|o| o.raw.clone())
+                            .unwrap_or(key),
+                        reason,
+                    },
+                    other => other,
+                },
+            )?
+        };
+        for k in unknown {
+            if !warnings.iter().any(|w| w.contains(&format!("`{k}`"))) {
+                warnings.push(format!("-c override: unknown key `{k}` (ignored)"));
+            }
+        }
+
+        // `[profiles.<name>]`, else upstream's v2 profile file
+        // `$CODEX_HOME/<name>.config.toml`.
+        let profile_name = opts.overrides.profile.clone().or_else(|| cfg.profile.clone());
+        let profile = match &profile_name {
+            None => ConfigProfile::default(),
+            Some(name) => match cfg.profiles.get(name) {
+                Some(p) => p.clone(),
+                None => load_profile_file(&codex_home, name)?,
+            },
+        };
+
+        let mut model_providers = built_in_providers(cfg.openai_base_url.clone());
+        for (id, p) in &cfg.model_providers {
+            model_providers.insert(id.clone(), p.clone());
+        }
+        let model_provider_id = opts
+            .overrides
+            .model_provider
+            .clone()
+            .or(profile.model_provider.clone())
+            .or(cfg.model_provider.clone())
+            .unwrap_or_else(|| OPENAI_PROVIDER_ID.to_string());
+        let model_provider = model_providers
+            .get(&model_provider_id)
+            .cloned()
+            .ok_or_else(|| ConfigError::UnknownProvider {
+                id: model_provider_id.clone(),
+                known: model_providers.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+
+        let approval_policy = opts
+            .overrides
+            .approval_policy
+            .or(profile.approval_policy)
+            .or(cfg.approval_policy)
+            .unwrap_or_default();
+        if approval_policy == AskForApproval::Untrusted {
+            return Err(ConfigError::UntrustedPolicy);
+        }
+        let sandbox_mode = opts
+            .overrides
+            .sandbox_mode
+            .or(profile.sandbox_mode)
+            .or(cfg.sandbox_mode)
+            .unwrap_or_default();
+        let mut ww = cfg.sandbox_workspace_write.clone().unwrap_or_default();
+        ww.writable_roots
+            .extend(opts.overrides.additional_writable_roots.iter().cloned());
+
+        let cwd = match &opts.overrides.cwd {
+            Some(dir) => std::fs::canonicalize(dir).map_err(|source| ConfigError::Cwd {
+                path: dir.clone(),
+                source,
+            })?,
+            None => std::env::current_dir().map_err(|source| ConfigError::Cwd {
+                path: PathBuf::from("."),
+                source,
+            })?,
+        };
+
+        let instructions_file = profile
+            .model_instructions_file
+            .clone()
+            .or(profile.experimental_instructions_file.clone())
+            .or(cfg.model_instructions_file.clone())
+            .or(cfg.experimental_instructions_file.clone());
+        let base_instructions = match (&opts.overrides.base_instructions, instructions_file) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(path)) => {
+                let path = if path.is_relative() {
+                    codex_home.join(path)
+                } else {
+                    path
+                };
+                Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|source| ConfigError::Read { path, source })?,
+                )
+            }
+            (None, None) => None,
+        };
+
+        let user_instructions = {
+            let global = std::fs::read_to_string(codex_home.join("AGENTS.md"))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+            let parts: Vec<String> = cfg
+                .instructions
+                .clone()
+                .into_iter()
+                .chain(global)
+                .collect();
+            (!parts.is_empty()).then(|| parts.join("\n\n"))
+        };
+
+        Ok(Config {
+            model: opts
+                .overrides
+                .model
+                .clone()
+                .or(profile.model.clone())
+                .or(cfg.model.clone())
+                .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            codex_home,
+            cwd,
+            model_provider_id,
+            model_provider,
+            model_providers,
+            approval_policy,
+            sandbox_policy: SandboxPolicy::from_mode(sandbox_mode, &ww),
+            model_reasoning_effort: profile
+                .model_reasoning_effort
+                .or(cfg.model_reasoning_effort),
+            model_reasoning_summary: profile
+                .model_reasoning_summary
+                .or(cfg.model_reasoning_summary)
+                .unwrap_or_default(),
+            model_verbosity: profile.model_verbosity.or(cfg.model_verbosity),
+            model_context_window: profile.model_context_window.or(cfg.model_context_window),
+            base_instructions,
+            developer_instructions: profile
+                .developer_instructions
+                .clone()
+                .or(cfg.developer_instructions.clone()),
+            user_instructions,
+            project_doc_max_bytes: cfg
+                .project_doc_max_bytes
+                .unwrap_or(DEFAULT_PROJECT_DOC_MAX_BYTES),
+            project_doc_fallback_filenames: cfg
+                .project_doc_fallback_filenames
+                .clone()
+                .unwrap_or_default(),
+            turn_timeout: Duration::from_millis(
+                cfg.turn_timeout_ms.unwrap_or(DEFAULT_TURN_TIMEOUT_MS).max(1),
+            ),
+            exec_timeout: Duration::from_millis(
+                cfg.exec_timeout_ms.unwrap_or(DEFAULT_EXEC_TIMEOUT_MS).max(1),
+            ),
+            tool_output_token_limit: cfg
+                .tool_output_token_limit
+                .unwrap_or(DEFAULT_TOOL_OUTPUT_TOKENS)
+                .max(1),
+            warnings,
+        })
+    }
+
+    /// The sessions directory (`$CODEX_HOME/sessions`).
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.codex_home.join(crate::rollout::SESSIONS_SUBDIR)
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(toml::Table::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    text.parse::<toml::Table>().map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(&text, s.start))
+            .unwrap_or((1, 1));
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            reason: e.message().to_string(),
+        }
+    })
+}
+
+fn load_profile_file(codex_home: &Path, name: &str) -> Result<ConfigProfile, ConfigError> {
+    let path = codex_home.join(format!("{name}.config.toml"));
+    if !path.exists() {
+        return Err(ConfigError::UnknownProfile(name.to_string()));
+    }
+    let table = read_table(&path)?;
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut on_unknown);
+    serde_path_to_error::deserialize::<_, ConfigProfile>(de).map_err(|e| {
+        ConfigError::InvalidKey {
+            path: path.clone(),
+            key: e.path().to_string(),
+            reason: e.inner().message().to_string(),
+        }
+    })
+}
+
+/// Deserializes a config table, collecting unknown keys and naming the key
+/// of the first error.
+fn deserialize_config(
+    value: toml::Value,
+    origin: &Path,
+) -> Result<(ConfigToml, Vec<String>), ConfigError> {
+    let mut unknown = Vec::new();
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let cfg = serde_path_to_error::deserialize::<_, ConfigToml>(de).map_err(|e| {
+        ConfigError::InvalidKey {
+            path: origin.to_path_buf(),
+            key: e.path().to_string(),
+            reason: e.inner().message().to_string(),
+        }
+    })?;
+    Ok((cfg, unknown))
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(text: &str, overrides: &[&str]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        Config::load(LoadOptions {
+            codex_home: Some(dir.path().to_path_buf()),
+            cli_overrides: overrides
+                .iter()
+                .map(|o| CliOverride::parse(o).unwrap())
+                .collect(),
+            overrides: ConfigOverrides {
+                cwd: Some(dir.path().to_path_buf()),
+                ..Default::default()
+            },
+        })
+    }
+
+    #[test]
+    fn reads_upstream_keys() {
+        let cfg = load_with(
+            r#"
+model = "mock-model"
+model_provider = "mock"
+approval_policy = "never"
+sandbox_mode = "workspace-write"
+
+[sandbox_workspace_write]
+network_access = true
+
+[model_providers.mock]
+name = "Mock"
+base_url = "http://127.0.0.1:9/v1"
+wire_api = "responses"
+env_key = "MOCK_API_KEY"
+request_max_retries = 2
+stream_max_retries = 1
+stream_idle_timeout_ms = 500
+http_headers = { "x-test" = "1" }
+"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.model, "mock-model");
+        assert_eq!(cfg.model_provider_id, "mock");
+        assert_eq!(cfg.model_provider.request_max_retries(), 2);
+        assert_eq!(cfg.model_provider.stream_idle_timeout(), Duration::from_millis(500));
+        assert_eq!(cfg.approval_policy, AskForApproval::Never);
+        assert!(cfg.sandbox_policy.has_network());
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    }
+
+    #[test]
+    fn profiles_and_overrides_layer() {
+        let text = r#"
+model = "base"
+profile = "fast"
+[profiles.fast]
+model = "from-profile"
+approval_policy = "on-failure"
+"#;
+        let cfg = load_with(text, &[]).unwrap();
+        assert_eq!(cfg.model, "from-profile");
+        assert_eq!(cfg.approval_policy, AskForApproval::OnFailure);
+        let cfg = load_with(text, &["model=\"from-c\"", "profile=none_such"]);
+        assert!(matches!(cfg, Err(ConfigError::UnknownProfile(p)) if p == "none_such"));
+    }
+
+    #[test]
+    fn bad_value_names_file_and_key() {
+        let err = load_with("approval_policy = \"sometimes\"\n", &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("config.toml"), "{msg}");
+        assert!(msg.contains("approval_policy"), "{msg}");
+        assert!(msg.contains("sometimes"), "{msg}");
+
+        let err = load_with("[model_providers.x]\nname = \"X\"\nwire_api = \"grpc\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model_providers.x.wire_api"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let err = load_with("model = \"a\"\nmodel_provider = \n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let cfg = load_with("modle = \"typo\"\n[tui]\nanything = 1\n", &[]).unwrap();
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(cfg.warnings[0].contains("modle"));
+    }
+
+    #[test]
+    fn bad_override_is_named() {
+        let err = load_with("", &["sandbox_mode=\"nope\""]).unwrap_err().to_string();
+        assert!(err.contains("sandbox_mode"), "{err}");
+    }
+
+    #[test]
+    fn unknown_provider() {
+        let err = load_with("model_provider = \"nope\"\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("openai"), "{err}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Thread items: the units a client renders (a user message, an answer, a
+//! command run, a file change, a plan). The turn loop emits them through
+//! [`crate::protocol::Event`]; each front end (exec JSONL, app-server, C ABI)
+//! maps them onto its own wire shape.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThreadItem {
+    UserMessage(UserMessageItem),
+    AgentMessage(AgentMessageItem),
+    Reasoning(ReasoningItem),
+    CommandExecution(CommandExecutionItem),
+    FileChange(FileChangeItem),
+    TodoList(TodoListItem),
+    /// A non-fatal problem worth showing (e.g. fallback model metadata).
+    Error(ErrorItem),
+}
+
+impl ThreadItem {
+    pub fn id(&self) -> &str {
+        match self {
+            ThreadItem::UserMessage(i) => &i.id,
+            ThreadItem::AgentMessage(i) => &i.id,
+            ThreadItem::Reasoning(i) => &i.id,
+            ThreadItem::CommandExecution(i) => &i.id,
+            ThreadItem::FileChange(i) => &i.id,
+            ThreadItem::TodoList(i) => &i.id,
+            ThreadItem::Error(i) => &i.id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserMessageItem {
+    pub id: String,
+    pub content: Vec<UserInput>,
+}
+
+/// What a user can send in a turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UserInput {
+    Text { text: String },
+    /// An image given as a URL (including `data:` URLs).
+    Image { url: String },
+    /// An image file on disk; read and inlined when the request is built.
+    LocalImage { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentMessageItem {
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReasoningItem {
+    pub id: String,
+    pub summary: Vec<String>,
+    pub content: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    InProgress,
+    Completed,
+    Failed,
+    Declined,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandExecutionItem {
+    /// The model's call id.
+    pub id: String,
+    /// The full argv, e.g. `["/bin/bash", "-lc", "echo hello"]`.
+    pub argv: Vec<String>,
+    /// The script as the model wrote it.
+    pub script: String,
+    pub cwd: PathBuf,
+    pub status: CommandStatus,
+    pub exit_code: Option<i32>,
+    pub aggregated_output: String,
+    pub duration_ms: Option<u64>,
+    /// Process id of the command's process group leader, while known.
+    pub process_id: Option<u32>,
+}
+
+impl CommandExecutionItem {
+    /// The command as one shell-quoted string (`/bin/bash -lc 'echo hello'`).
+    pub fn display_command(&self) -> String {
+        crate::util::shell_join(&self.argv)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchStatus {
+    InProgress,
+    Completed,
+    Failed,
+    Declined,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FileChangeKind {
+    Add,
+    Delete,
+    Update { move_path: Option<PathBuf> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileUpdateChange {
+    pub path: PathBuf,
+    pub kind: FileChangeKind,
+    /// A unified diff of the change.
+    pub diff: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileChangeItem {
+    pub id: String,
+    pub changes: Vec<FileUpdateChange>,
+    pub status: PatchStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    InProgress,
+    Completed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    pub step: String,
+    pub status: StepStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TodoListItem {
+    pub id: String,
+    pub explanation: Option<String>,
+    pub steps: Vec<PlanStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorItem {
+    pub id: String,
+    pub message: String,
+}

@@ -1,0 +1,143 @@
+//! Reading rollout files written by us or by upstream Codex.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::line::{RolloutItem, SessionMeta, TurnContextItem};
+use crate::protocol::ResponseItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read session file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("session file {0} is empty")]
+    Empty(PathBuf),
+    #[error("session file {0} has no session_meta line")]
+    NoMeta(PathBuf),
+}
+
+/// Everything a resume needs from a rollout.
+#[derive(Debug, Clone)]
+pub struct LoadedRollout {
+    pub path: PathBuf,
+    pub meta: SessionMeta,
+    /// Every parsed item, in file order.
+    pub items: Vec<RolloutItem>,
+    /// The model-visible history rebuilt from `response_item` and
+    /// `compacted` lines.
+    pub history: Vec<ResponseItem>,
+    pub last_turn_context: Option<TurnContextItem>,
+    /// A turn that started but has neither `task_complete` nor `turn_aborted`
+    /// (the process died mid-turn).
+    pub unfinished_turn_id: Option<String>,
+    /// Lines that could not be parsed (a torn last line counts here).
+    pub skipped_lines: usize,
+    /// Number of lines, to continue the ordinal sequence.
+    pub line_count: u64,
+}
+
+/// Reads a rollout. Unparsable lines (e.g. a torn last line after a crash)
+/// are skipped and counted, never fatal.
+pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
+    let text = std::fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    if text.trim().is_empty() {
+        return Err(ReadError::Empty(path.to_path_buf()));
+    }
+    let mut meta: Option<SessionMeta> = None;
+    let mut items = Vec::new();
+    let mut history: Vec<ResponseItem> = Vec::new();
+    let mut last_turn_context = None;
+    let mut open_turn: Option<String> = None;
+    let mut skipped = 0;
+    let mut line_count = 0;
+    for line in text.split('\n') {
+        if line.trim().is_empty() {
+            continue;
+        }
+        line_count += 1;
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            skipped += 1;
+            continue;
+        };
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let payload = v.get("payload").cloned().unwrap_or(Value::Null);
+        let item = match kind {
+            "session_meta" => match serde_json::from_value::<SessionMeta>(payload) {
+                Ok(m) => {
+                    if meta.is_none() {
+                        meta = Some(m.clone());
+                    }
+                    RolloutItem::SessionMeta(m)
+                }
+                Err(_) => {
+                    skipped += 1;
+                    continue;
+                }
+            },
+            "response_item" => match serde_json::from_value::<ResponseItem>(payload) {
+                Ok(ri) => {
+                    history.push(ri.clone());
+                    RolloutItem::ResponseItem(ri)
+                }
+                Err(_) => {
+                    skipped += 1;
+                    continue;
+                }
+            },
+            "turn_context" => match serde_json::from_value::<TurnContextItem>(payload) {
+                Ok(tc) => {
+                    last_turn_context = Some(tc.clone());
+                    RolloutItem::TurnContext(tc)
+                }
+                // Newer upstream shapes: keep going, the history is what matters.
+                Err(_) => continue,
+            },
+            "compacted" => {
+                if let Some(replacement) = payload
+                    .get("replacement_history")
+                    .and_then(|h| serde_json::from_value::<Vec<ResponseItem>>(h.clone()).ok())
+                {
+                    history = replacement;
+                }
+                RolloutItem::Compacted(payload)
+            }
+            "event_msg" => {
+                let ev_type = payload.get("type").and_then(Value::as_str).unwrap_or_default();
+                let turn_id = payload
+                    .get("turn_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                match ev_type {
+                    "task_started" | "turn_started" => {
+                        open_turn = Some(turn_id.unwrap_or_default());
+                    }
+                    "task_complete" | "turn_complete" | "turn_aborted" => open_turn = None,
+                    _ => {}
+                }
+                RolloutItem::EventMsg(payload)
+            }
+            // Line types of newer versions (world_state, token_usage_record, ...).
+            _ => continue,
+        };
+        items.push(item);
+    }
+    let meta = meta.ok_or_else(|| ReadError::NoMeta(path.to_path_buf()))?;
+    Ok(LoadedRollout {
+        path: path.to_path_buf(),
+        meta,
+        items,
+        history,
+        last_turn_context,
+        unfinished_turn_id: open_turn,
+        skipped_lines: skipped,
+        line_count,
+    })
+}

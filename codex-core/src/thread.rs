@@ -1,0 +1,290 @@
+//! A thread (conversation): its config, its model client, its rollout file,
+//! its history, and the turn service that runs its turns.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+use crate::approval::{ApprovalHandler, DeclineAll};
+use crate::client::{model_service, resolve_credentials, ClientIdentity, ModelError, ModelService};
+use crate::config::Config;
+use crate::exec::{Sandbox, Unconfined};
+use crate::protocol::{Event, ResponseItem};
+use crate::rollout::{
+    read_rollout, rollout_path, BaseInstructions, LoadedRollout, ReadError, RolloutItem,
+    RolloutWriter, SessionMeta,
+};
+use crate::turn::sink::EventSink;
+use crate::turn::{
+    context, run_turn, ThreadShared, ThreadState, TurnOutcome, TurnRequest, TurnService,
+};
+
+/// Bound of the event channel between a thread and its front end.
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("cannot create session file {path}: {source}")]
+    Rollout {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+/// How a thread is hosted.
+pub struct ThreadOptions {
+    pub identity: ClientIdentity,
+    /// `source` recorded in the session file (`exec`, `cli`, `vscode`, ...).
+    pub source: String,
+    pub sandbox: Arc<dyn Sandbox>,
+    pub approvals: Arc<dyn ApprovalHandler>,
+    /// Do not write a session file.
+    pub ephemeral: bool,
+    /// Replaces the HTTP model stack (tests, embedders with their own client).
+    pub model_service: Option<ModelService>,
+    pub event_capacity: usize,
+}
+
+impl ThreadOptions {
+    pub fn new(originator: impl Into<String>, source: impl Into<String>) -> Self {
+        Self {
+            identity: ClientIdentity::new(originator),
+            source: source.into(),
+            sandbox: Arc::new(Unconfined),
+            approvals: Arc::new(DeclineAll),
+            ephemeral: false,
+            model_service: None,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+}
+
+/// A live thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Thread {
+    shared: Arc<ThreadShared>,
+    rollout_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Thread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thread").field("id", &self.shared.id).finish()
+    }
+}
+
+impl Thread {
+    /// Starts a new thread (and its session file).
+    pub fn start(
+        config: Config,
+        opts: ThreadOptions,
+    ) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let config = Arc::new(config);
+        let base = context::base_instructions(&config);
+        let model = build_model(&config, &opts)?;
+        let (writer, path) = if opts.ephemeral {
+            (None, None)
+        } else {
+            let path = rollout_path(&config.sessions_dir(), &id, chrono::Local::now());
+            let mut w = RolloutWriter::create(&path).map_err(|source| ThreadError::Rollout {
+                path: path.clone(),
+                source,
+            })?;
+            let meta = SessionMeta {
+                id: id.clone(),
+                session_id: Some(id.clone()),
+                forked_from_id: None,
+                timestamp: crate::rollout::timestamp_now(),
+                cwd: config.cwd.clone(),
+                originator: opts.identity.originator.clone(),
+                cli_version: env!("CARGO_PKG_VERSION").to_string(),
+                source: serde_json::Value::String(opts.source.clone()),
+                model_provider: Some(config.model_provider_id.clone()),
+                base_instructions: Some(BaseInstructions { text: base.clone() }),
+                git: None,
+            };
+            w.append(RolloutItem::SessionMeta(meta))
+                .and_then(|()| w.sync())
+                .map_err(|source| ThreadError::Rollout {
+                    path: path.clone(),
+                    source,
+                })?;
+            (Some(w), Some(path))
+        };
+        Ok(Self::assemble(id, config, opts, model, base, writer, path, Vec::new()))
+    }
+
+    /// Resumes a thread from its session file. The history is rebuilt from
+    /// the file; new turns append to it. A turn the file shows as unfinished
+    /// (the process died mid-turn) is closed as interrupted.
+    pub fn resume(
+        config: Config,
+        path: &Path,
+        opts: ThreadOptions,
+    ) -> Result<(Thread, mpsc::Receiver<Event>, LoadedRollout), ThreadError> {
+        let loaded = read_rollout(path)?;
+        let config = Arc::new(config);
+        let base = loaded
+            .meta
+            .base_instructions
+            .as_ref()
+            .map(|b| b.text.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| context::base_instructions(&config));
+        let model = build_model(&config, &opts)?;
+        let writer = if opts.ephemeral {
+            None
+        } else {
+            let mut w = RolloutWriter::open_append(path, loaded.line_count).map_err(|source| {
+                ThreadError::Rollout {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            if let Some(turn_id) = &loaded.unfinished_turn_id {
+                w.append(RolloutItem::EventMsg(serde_json::json!({
+                    "type": "turn_aborted",
+                    "turn_id": turn_id,
+                    "reason": "interrupted",
+                })))
+                .and_then(|()| w.sync())
+                .map_err(|source| ThreadError::Rollout {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+            Some(w)
+        };
+        let mut history = loaded.history.clone();
+        close_unanswered_calls(&mut history);
+        let (thread, rx) = Self::assemble(
+            loaded.meta.id.clone(),
+            config,
+            opts,
+            model,
+            base,
+            writer,
+            (!loaded.path.as_os_str().is_empty()).then(|| path.to_path_buf()),
+            history,
+        );
+        Ok((thread, rx, loaded))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        id: String,
+        config: Arc<Config>,
+        opts: ThreadOptions,
+        model: ModelService,
+        base: String,
+        writer: Option<RolloutWriter>,
+        path: Option<PathBuf>,
+        history: Vec<ResponseItem>,
+    ) -> (Thread, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
+        let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
+        let shared = Arc::new(ThreadShared {
+            id,
+            config,
+            model: Mutex::new(model),
+            sandbox: opts.sandbox,
+            approvals: opts.approvals,
+            sink,
+            state: tokio::sync::Mutex::new(ThreadState {
+                history,
+                total_usage: Default::default(),
+            }),
+            session_approvals: Arc::new(Mutex::new(HashSet::new())),
+            base_instructions: base,
+            warned_unknown_model: std::sync::atomic::AtomicBool::new(false),
+        });
+        (
+            Thread {
+                shared,
+                rollout_path: path,
+            },
+            rx,
+        )
+    }
+
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The session file, unless the thread is ephemeral.
+    pub fn rollout_path(&self) -> Option<&Path> {
+        self.rollout_path.as_deref()
+    }
+
+    /// The turn loop of this thread as a tower service.
+    pub fn turn_service(&self) -> TurnService {
+        TurnService::new(self.shared.clone())
+    }
+
+    /// Runs one turn to its end.
+    pub async fn run_turn(&self, req: TurnRequest) -> TurnOutcome {
+        match self.turn_service().oneshot(req).await {
+            Ok(o) => o,
+            Err(never) => match never {},
+        }
+    }
+
+    /// A copy of the model-visible history.
+    pub async fn history(&self) -> Vec<ResponseItem> {
+        self.shared.state.lock().await.history.clone()
+    }
+
+    /// Runs a turn without going through the service (same behaviour).
+    pub async fn run_turn_direct(&self, req: TurnRequest) -> TurnOutcome {
+        run_turn(self.shared.clone(), req).await
+    }
+}
+
+fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, ThreadError> {
+    if let Some(m) = &opts.model_service {
+        return Ok(m.clone());
+    }
+    let creds = resolve_credentials(&config.model_provider, &config.codex_home)?;
+    Ok(model_service(
+        &config.model_provider,
+        creds,
+        opts.identity.clone(),
+    )?)
+}
+
+/// A resumed history may end with calls that never got outputs (a crash
+/// mid-tool); give them one so the next request is valid.
+fn close_unanswered_calls(history: &mut Vec<ResponseItem>) {
+    let answered: HashSet<String> = history
+        .iter()
+        .filter_map(|i| match i {
+            ResponseItem::FunctionCallOutput { call_id, .. }
+            | ResponseItem::CustomToolCallOutput { call_id, .. } => Some(call_id.clone()),
+            _ => None,
+        })
+        .collect();
+    let missing: Vec<ResponseItem> = history
+        .iter()
+        .filter_map(|i| match i {
+            ResponseItem::FunctionCall { call_id, .. } if !answered.contains(call_id) => {
+                Some(ResponseItem::FunctionCallOutput {
+                    call_id: call_id.clone(),
+                    output: crate::protocol::FunctionCallOutputPayload::text("aborted"),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    history.extend(missing);
+}

@@ -1,0 +1,309 @@
+//! `exec_command`: runs a shell command through the sandbox seam, reports a
+//! command-execution item, and answers the model in upstream's text format:
+//!
+//! ```text
+//! Chunk ID: 3fa2b1
+//! Wall time: 0.0123 seconds
+//! Process exited with code 0
+//! Original token count: 2
+//! Output:
+//! hello
+//! ```
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{patch_tool, ToolCall, ToolContext, ToolOutput};
+use crate::approval::{ApprovalRequest, ReviewDecision};
+use crate::config::{AskForApproval, SandboxPolicy};
+use crate::exec::{self, CommandSpec, ExecEnd, ExecRequest};
+use crate::protocol::{CommandExecutionItem, CommandStatus, Event, ThreadItem};
+use crate::util::{approx_token_count, short_hex_id, truncate_middle};
+
+/// Largest output budget a call may ask for.
+const MAX_OUTPUT_TOKENS_CEILING: u64 = 100_000;
+
+#[derive(Deserialize)]
+struct ExecArgs {
+    #[serde(alias = "command")]
+    cmd: CmdArg,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    shell: Option<String>,
+    #[serde(default)]
+    login: Option<bool>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
+    #[serde(default)]
+    sandbox_permissions: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
+    #[serde(default, alias = "timeout_ms")]
+    #[allow(dead_code)]
+    yield_time_ms: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CmdArg {
+    Script(String),
+    Argv(Vec<String>),
+}
+
+pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
+    let args: ExecArgs = match serde_json::from_str(&call.arguments) {
+        Ok(a) => a,
+        Err(e) => {
+            return ToolOutput::error(format!("failed to parse {} arguments: {e}", call.name))
+        }
+    };
+    let workdir = args
+        .workdir
+        .as_deref()
+        .filter(|w| !w.is_empty())
+        .map(|w| ctx.resolve(w))
+        .unwrap_or_else(|| ctx.cwd.clone());
+
+    let (argv, script) = match &args.cmd {
+        CmdArg::Script(s) => {
+            if let Some((patch, dir)) = super::apply_patch::extract_from_shell(s) {
+                let base = dir.map(|d| workdir.join(d)).unwrap_or_else(|| workdir.clone());
+                let started = std::time::Instant::now();
+                let out = patch_tool::handle(ctx, &call.call_id, &patch, &base).await;
+                return ToolOutput {
+                    content: format_output(
+                        "",
+                        started.elapsed().as_secs_f64(),
+                        if out.success { 0 } else { 1 },
+                        &out.content,
+                        u64::MAX,
+                    ),
+                    ..out
+                };
+            }
+            let shell = args.shell.clone().unwrap_or_else(default_shell);
+            let flag = if args.login.unwrap_or(true) { "-lc" } else { "-c" };
+            (vec![shell, flag.to_string(), s.clone()], s.clone())
+        }
+        CmdArg::Argv(v) if !v.is_empty() => {
+            let script = if v.len() == 3 && (v[1] == "-lc" || v[1] == "-c") {
+                v[2].clone()
+            } else {
+                crate::util::shell_join(v)
+            };
+            (v.clone(), script)
+        }
+        CmdArg::Argv(_) => return ToolOutput::error("command is empty"),
+    };
+
+    let mut item = CommandExecutionItem {
+        id: call.call_id.clone(),
+        argv: argv.clone(),
+        script,
+        cwd: workdir.clone(),
+        status: CommandStatus::InProgress,
+        exit_code: None,
+        aggregated_output: String::new(),
+        duration_ms: None,
+        process_id: None,
+    };
+    let mut policy = ctx.sandbox_policy.clone();
+
+    if args.sandbox_permissions.as_deref() == Some("require_escalated") {
+        if ctx.approval_policy != AskForApproval::OnRequest {
+            let p = ctx.approval_policy;
+            return ToolOutput::error(format!(
+                "approval policy is {p}; reject command — you cannot ask for escalated permissions if the approval policy is {p}"
+            ));
+        }
+        emit_started(ctx, &item).await;
+        let key = format!("cmd:{}", item.display_command());
+        let pre = ctx
+            .session_approvals
+            .lock()
+            .map(|s| s.contains(&key))
+            .unwrap_or(false);
+        let decision = if pre {
+            ReviewDecision::Approved
+        } else {
+            ctx.approvals
+                .decide(ApprovalRequest::Command {
+                    turn_id: ctx.turn_id.clone(),
+                    call_id: call.call_id.clone(),
+                    argv: argv.clone(),
+                    cwd: workdir.clone(),
+                    reason: args.justification.clone(),
+                })
+                .await
+        };
+        if decision == ReviewDecision::ApprovedForSession {
+            if let Ok(mut s) = ctx.session_approvals.lock() {
+                s.insert(key);
+            }
+        }
+        if !decision.is_approved() {
+            item.status = CommandStatus::Declined;
+            emit_completed(ctx, &item).await;
+            let mut out = ToolOutput::error("exec command rejected by user");
+            out.abort_turn = decision == ReviewDecision::Abort;
+            return out;
+        }
+        policy = SandboxPolicy::DangerFullAccess;
+    } else {
+        emit_started(ctx, &item).await;
+    }
+
+    let request = ExecRequest {
+        spec: CommandSpec {
+            program: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            cwd: workdir,
+            env: exec::env::command_env(std::env::vars()),
+        },
+        policy,
+        timeout: ctx.exec_timeout,
+        capture_bytes: exec::DEFAULT_CAPTURE_BYTES,
+    };
+
+    // Output deltas are best-effort (bounded channel, dropped when full); the
+    // completed item carries the full (capped) output.
+    let (dtx, mut drx) = mpsc::channel::<String>(64);
+    let forward = async {
+        while let Some(delta) = drx.recv().await {
+            ctx.events
+                .emit(Event::CommandOutputDelta {
+                    turn_id: ctx.turn_id.clone(),
+                    item_id: call.call_id.clone(),
+                    delta,
+                })
+                .await;
+        }
+    };
+    let run = async {
+        let r = exec::run(request, ctx.sandbox.as_ref(), ctx.cancel.clone(), |s| {
+            let _ = dtx.try_send(s.to_string());
+        })
+        .await;
+        drop(dtx);
+        r
+    };
+    let (result, ()) = futures_util::future::join(run, forward).await;
+
+    let output = match result {
+        Ok(o) => o,
+        Err(e) => {
+            item.status = CommandStatus::Failed;
+            item.aggregated_output = e.to_string();
+            emit_completed(ctx, &item).await;
+            return ToolOutput::error(format!("exec_command failed: {e}"));
+        }
+    };
+    let code = output.exit_code();
+    item.exit_code = Some(code);
+    item.duration_ms = Some(output.duration.as_millis() as u64);
+    item.process_id = output.pid;
+    item.aggregated_output = output.aggregated.clone();
+    item.status = if code == 0 {
+        CommandStatus::Completed
+    } else {
+        CommandStatus::Failed
+    };
+    emit_completed(ctx, &item).await;
+
+    let mut text = output.aggregated;
+    match output.end {
+        ExecEnd::TimedOut => {
+            text = format!(
+                "command timed out after {} milliseconds\n{text}",
+                ctx.exec_timeout.as_millis()
+            )
+        }
+        ExecEnd::Cancelled => text = format!("command aborted by user\n{text}"),
+        _ => {}
+    }
+    let budget = args
+        .max_output_tokens
+        .unwrap_or(ctx.output_token_limit)
+        .clamp(1, MAX_OUTPUT_TOKENS_CEILING);
+    ToolOutput {
+        content: format_output(
+            &short_hex_id(),
+            output.duration.as_secs_f64(),
+            code,
+            &text,
+            budget,
+        ),
+        success: code == 0,
+        abort_turn: false,
+    }
+}
+
+fn format_output(chunk_id: &str, wall_secs: f64, code: i32, text: &str, budget: u64) -> String {
+    let mut s = String::new();
+    if !chunk_id.is_empty() {
+        s.push_str(&format!("Chunk ID: {chunk_id}\n"));
+    }
+    s.push_str(&format!("Wall time: {wall_secs:.4} seconds\n"));
+    s.push_str(&format!("Process exited with code {code}\n"));
+    s.push_str(&format!("Original token count: {}\n", approx_token_count(text)));
+    s.push_str("Output:\n");
+    if approx_token_count(text) > budget {
+        s.push_str(&format!(
+            "Total output lines: {}\n\n{}",
+            text.lines().count(),
+            truncate_middle(text, budget)
+        ));
+    } else {
+        s.push_str(text);
+    }
+    s
+}
+
+fn default_shell() -> String {
+    for candidate in ["/bin/bash", "/usr/bin/bash", "/bin/sh"] {
+        if PathBuf::from(candidate).exists() {
+            return candidate.to_string();
+        }
+    }
+    "sh".to_string()
+}
+
+async fn emit_started(ctx: &ToolContext, item: &CommandExecutionItem) {
+    ctx.events
+        .emit(Event::ItemStarted {
+            turn_id: ctx.turn_id.clone(),
+            item: ThreadItem::CommandExecution(item.clone()),
+        })
+        .await;
+}
+
+async fn emit_completed(ctx: &ToolContext, item: &CommandExecutionItem) {
+    ctx.events
+        .emit(Event::ItemCompleted {
+            turn_id: ctx.turn_id.clone(),
+            item: ThreadItem::CommandExecution(item.clone()),
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_format_matches_upstream_shape() {
+        let s = format_output("abc123", 0.01234, 0, "hello\n", 10_000);
+        assert_eq!(
+            s,
+            "Chunk ID: abc123\nWall time: 0.0123 seconds\nProcess exited with code 0\nOriginal token count: 2\nOutput:\nhello\n"
+        );
+        let long = "x".repeat(1000);
+        let s = format_output("c", 0.0, 1, &long, 10);
+        assert!(s.contains("tokens truncated"));
+        assert!(s.contains("Total output lines: 1"));
+    }
+}

@@ -1,0 +1,829 @@
+//! The turn loop: one user turn, from the user's input to the model's final
+//! answer, through any number of tool calls.
+//!
+//! A turn builds the request (base instructions, the recorded history with the
+//! initial context, the new input), streams the model's answer, runs the tool
+//! calls it asks for, feeds the outputs back and loops until the model answers
+//! without calling a tool. It ends completed, failed (model errors after all
+//! retries, a tool loop, a missed deadline) or aborted (interrupt). Every end
+//! is recorded and fsynced in the rollout before it is reported.
+
+pub mod context;
+pub mod guard;
+pub mod sink;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
+
+use crate::approval::ApprovalHandler;
+use crate::client::{ModelError, ModelEvent, ModelRequest, ModelService, ReasoningParams};
+use crate::config::Config;
+use crate::exec::Sandbox;
+use crate::models::{effective_context_window, find_model, unknown_model_warning};
+use crate::protocol::*;
+use crate::rollout::{RolloutItem, TurnContextItem};
+use crate::tools::{tool_specs, ToolCall, ToolContext, ToolInvocation, ToolOutput, ToolRouter};
+use crate::util::backoff;
+use guard::{RepeatGuard, Verdict};
+use sink::EventSink;
+
+/// Longest server-requested delay honoured between stream retries.
+const MAX_STREAM_RETRY_DELAY: Duration = Duration::from_secs(120);
+
+/// What one turn is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRequest {
+    pub input: Vec<UserInput>,
+    /// JSON Schema the final answer must follow (`--output-schema`).
+    pub output_schema: Option<Value>,
+    /// Cancel to interrupt the turn.
+    pub cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnStatus {
+    Completed,
+    Failed(TurnError),
+    Aborted(AbortReason),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnOutcome {
+    pub turn_id: String,
+    pub status: TurnStatus,
+    pub last_agent_message: Option<String>,
+    pub usage: TokenUsage,
+}
+
+/// State a thread keeps across turns.
+#[derive(Debug, Default)]
+pub struct ThreadState {
+    pub history: Vec<ResponseItem>,
+    pub total_usage: TokenUsage,
+}
+
+/// What every turn of one thread shares.
+pub struct ThreadShared {
+    pub id: String,
+    pub config: Arc<Config>,
+    pub model: Mutex<ModelService>,
+    pub sandbox: Arc<dyn Sandbox>,
+    pub approvals: Arc<dyn ApprovalHandler>,
+    pub sink: EventSink,
+    pub state: tokio::sync::Mutex<ThreadState>,
+    pub session_approvals: Arc<Mutex<HashSet<String>>>,
+    pub base_instructions: String,
+    pub warned_unknown_model: std::sync::atomic::AtomicBool,
+}
+
+/// The turn loop as a tower service. Turns of one thread run one at a time:
+/// a second call waits for the first to finish.
+#[derive(Clone)]
+pub struct TurnService {
+    shared: Arc<ThreadShared>,
+}
+
+impl TurnService {
+    pub fn new(shared: Arc<ThreadShared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl Service<TurnRequest> for TurnService {
+    type Response = TurnOutcome;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<TurnOutcome, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: TurnRequest) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(run_turn(shared, req).await) })
+    }
+}
+
+/// How a turn body stopped early.
+enum TurnEnd {
+    Failed(TurnError),
+    Aborted(AbortReason),
+}
+
+struct Sample {
+    items: Vec<ResponseItem>,
+    usage: Option<TokenUsage>,
+}
+
+pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcome {
+    let mut state = shared.state.lock().await;
+    let turn_id = uuid::Uuid::now_v7().to_string();
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().timestamp();
+    let cfg = shared.config.clone();
+    let sink = shared.sink.clone();
+    let window = effective_context_window(&cfg.model, cfg.model_context_window);
+
+    if find_model(&cfg.model).is_none()
+        && !shared
+            .warned_unknown_model
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        sink.emit(Event::Warning {
+            message: unknown_model_warning(&cfg.model),
+        })
+        .await;
+    }
+    sink.emit(Event::TurnStarted {
+        turn_id: turn_id.clone(),
+    })
+    .await;
+    sink.record_event(json!({
+        "type": "task_started",
+        "turn_id": turn_id,
+        "started_at": started_at,
+        "model_context_window": window,
+        "collaboration_mode_kind": "default",
+    }));
+    sink.record(RolloutItem::TurnContext(TurnContextItem {
+        turn_id: Some(turn_id.clone()),
+        cwd: cfg.cwd.clone(),
+        approval_policy: cfg.approval_policy,
+        sandbox_policy: cfg.sandbox_policy.clone(),
+        model: cfg.model.clone(),
+        effort: cfg
+            .model_reasoning_effort
+            .and_then(|e| serde_json::to_value(e).ok()),
+        summary: serde_json::to_value(cfg.model_reasoning_summary).unwrap_or_default(),
+        user_instructions: None,
+        developer_instructions: cfg.developer_instructions.clone(),
+        final_output_json_schema: req.output_schema.clone(),
+    }));
+
+    let history_start = state.history.len();
+    if state.history.is_empty() {
+        for item in context::initial_context(&cfg) {
+            sink.record(RolloutItem::ResponseItem(item.clone()));
+            state.history.push(item);
+        }
+    }
+    let user_item = match user_response_item(&req.input) {
+        Ok(i) => i,
+        Err(message) => {
+            let error = TurnError {
+                kind: TurnErrorKind::Other,
+                message,
+            };
+            return finish(&sink, &turn_id, started, TurnStatus::Failed(error), None, TokenUsage::default()).await;
+        }
+    };
+    sink.record(RolloutItem::ResponseItem(user_item.clone()));
+    state.history.push(user_item);
+    let user_msg = ThreadItem::UserMessage(UserMessageItem {
+        id: uuid::Uuid::now_v7().to_string(),
+        content: req.input.clone(),
+    });
+    sink.emit(Event::ItemStarted {
+        turn_id: turn_id.clone(),
+        item: user_msg.clone(),
+    })
+    .await;
+    sink.emit(Event::ItemCompleted {
+        turn_id: turn_id.clone(),
+        item: user_msg,
+    })
+    .await;
+
+    let tool_ctx = Arc::new(ToolContext {
+        turn_id: turn_id.clone(),
+        cwd: cfg.cwd.clone(),
+        sandbox_policy: cfg.sandbox_policy.clone(),
+        approval_policy: cfg.approval_policy,
+        sandbox: shared.sandbox.clone(),
+        approvals: shared.approvals.clone(),
+        exec_timeout: cfg.exec_timeout,
+        output_token_limit: cfg.tool_output_token_limit,
+        events: sink.clone(),
+        cancel: req.cancel.child_token(),
+        plan: Arc::new(Mutex::new(None)),
+        session_approvals: shared.session_approvals.clone(),
+    });
+    let model = shared.model.lock().map(|m| m.clone()).ok();
+    let model = match model {
+        Some(m) => m,
+        None => {
+            let error = TurnError {
+                kind: TurnErrorKind::Other,
+                message: "model client unavailable".into(),
+            };
+            return finish(&sink, &turn_id, started, TurnStatus::Failed(error), None, TokenUsage::default()).await;
+        }
+    };
+    let mut run = TurnRun {
+        shared: &shared,
+        cfg: &cfg,
+        turn_id: turn_id.clone(),
+        model,
+        tool_ctx: tool_ctx.clone(),
+        output_schema: req.output_schema.clone(),
+        turn_usage: TokenUsage::default(),
+        last_agent_message: None,
+        guard: RepeatGuard::default(),
+        window,
+    };
+
+    let deadline = tokio::time::sleep(cfg.turn_timeout);
+    let body = run.body(&mut state);
+    let result = tokio::select! {
+        r = body => r,
+        _ = req.cancel.cancelled() => Err(TurnEnd::Aborted(AbortReason::Interrupted)),
+        _ = deadline => Err(TurnEnd::Failed(TurnError {
+            kind: TurnErrorKind::Other,
+            message: format!(
+                "turn exceeded its deadline of {}s (turn_timeout_ms)",
+                cfg.turn_timeout.as_secs()
+            ),
+        })),
+    };
+    tool_ctx.cancel.cancel();
+    // A dropped body may have left function calls without outputs; the
+    // history must stay valid for the next request.
+    close_dangling_calls(&mut state.history, history_start, &sink);
+    let usage = run.turn_usage;
+    let last = run.last_agent_message.take();
+    state.total_usage.add(&usage);
+    drop(state);
+
+    // The plan item completes with the turn.
+    let plan = tool_ctx.plan.lock().ok().and_then(|p| p.clone());
+    if let Some(plan) = plan {
+        sink.emit(Event::ItemCompleted {
+            turn_id: turn_id.clone(),
+            item: ThreadItem::TodoList(plan),
+        })
+        .await;
+    }
+    let status = match result {
+        Ok(()) => TurnStatus::Completed,
+        Err(TurnEnd::Failed(e)) => TurnStatus::Failed(e),
+        Err(TurnEnd::Aborted(r)) => TurnStatus::Aborted(r),
+    };
+    finish(&sink, &turn_id, started, status, last, usage).await
+}
+
+/// Records the end of the turn, fsyncs, then reports it.
+async fn finish(
+    sink: &EventSink,
+    turn_id: &str,
+    started: Instant,
+    mut status: TurnStatus,
+    last_agent_message: Option<String>,
+    usage: TokenUsage,
+) -> TurnOutcome {
+    let completed_at = chrono::Utc::now().timestamp();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    match &status {
+        TurnStatus::Completed => sink.record_event(json!({
+            "type": "task_complete",
+            "turn_id": turn_id,
+            "last_agent_message": last_agent_message,
+            "completed_at": completed_at,
+            "duration_ms": duration_ms,
+        })),
+        TurnStatus::Failed(e) => {
+            sink.record_event(json!({"type": "error", "message": e.message}));
+            sink.record_event(json!({
+                "type": "task_complete",
+                "turn_id": turn_id,
+                "last_agent_message": last_agent_message,
+                "completed_at": completed_at,
+                "duration_ms": duration_ms,
+            }));
+        }
+        TurnStatus::Aborted(_) => sink.record_event(json!({
+            "type": "turn_aborted",
+            "turn_id": turn_id,
+            "reason": "interrupted",
+            "completed_at": completed_at,
+            "duration_ms": duration_ms,
+        })),
+    }
+    if let Err(e) = sink.sync().await {
+        let message = format!("could not save the session file: {e}");
+        status = TurnStatus::Failed(TurnError {
+            kind: TurnErrorKind::Other,
+            message,
+        });
+    }
+    let event = match &status {
+        TurnStatus::Completed => Event::TurnCompleted {
+            turn_id: turn_id.to_string(),
+            usage,
+            last_agent_message: last_agent_message.clone(),
+        },
+        TurnStatus::Failed(error) => Event::TurnFailed {
+            turn_id: turn_id.to_string(),
+            error: error.clone(),
+            usage,
+        },
+        TurnStatus::Aborted(reason) => Event::TurnAborted {
+            turn_id: turn_id.to_string(),
+            reason: *reason,
+            usage,
+        },
+    };
+    sink.emit(event).await;
+    TurnOutcome {
+        turn_id: turn_id.to_string(),
+        status,
+        last_agent_message,
+        usage,
+    }
+}
+
+/// Appends an "aborted" output for every function call of this turn that
+/// has none.
+fn close_dangling_calls(history: &mut Vec<ResponseItem>, from: usize, sink: &EventSink) {
+    let turn_items = &history[from.min(history.len())..];
+    let answered: HashSet<&str> = turn_items
+        .iter()
+        .filter_map(|i| match i {
+            ResponseItem::FunctionCallOutput { call_id, .. }
+            | ResponseItem::CustomToolCallOutput { call_id, .. } => Some(call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let outputs: Vec<ResponseItem> = turn_items
+        .iter()
+        .filter_map(|item| match item {
+            ResponseItem::FunctionCall { call_id, .. } if !answered.contains(call_id.as_str()) => {
+                Some(ResponseItem::FunctionCallOutput {
+                    call_id: call_id.clone(),
+                    output: FunctionCallOutputPayload::text("aborted"),
+                })
+            }
+            ResponseItem::CustomToolCall { call_id, .. }
+                if !answered.contains(call_id.as_str()) =>
+            {
+                Some(ResponseItem::CustomToolCallOutput {
+                    call_id: call_id.clone(),
+                    output: "aborted".into(),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    for output in outputs {
+        sink.record(RolloutItem::ResponseItem(output.clone()));
+        history.push(output);
+    }
+}
+
+fn user_response_item(input: &[UserInput]) -> Result<ResponseItem, String> {
+    let mut content = Vec::new();
+    for i in input {
+        match i {
+            UserInput::Text { text } => content.push(ContentItem::InputText { text: text.clone() }),
+            UserInput::Image { url } => content.push(ContentItem::InputImage {
+                image_url: url.clone(),
+            }),
+            UserInput::LocalImage { path } => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+                let mime = match path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("png") => "image/png",
+                    Some("jpg" | "jpeg") => "image/jpeg",
+                    Some("gif") => "image/gif",
+                    Some("webp") => "image/webp",
+                    _ => return Err(format!("unsupported image type: {}", path.display())),
+                };
+                content.push(ContentItem::InputImage {
+                    image_url: format!("data:{mime};base64,{}", base64_encode(&bytes)),
+                });
+            }
+        }
+    }
+    if content.is_empty() {
+        return Err("the turn has no input".into());
+    }
+    Ok(ResponseItem::Message {
+        id: None,
+        role: "user".into(),
+        content,
+    })
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+struct TurnRun<'a> {
+    shared: &'a ThreadShared,
+    cfg: &'a Config,
+    turn_id: String,
+    model: ModelService,
+    tool_ctx: Arc<ToolContext>,
+    output_schema: Option<Value>,
+    turn_usage: TokenUsage,
+    last_agent_message: Option<String>,
+    guard: RepeatGuard,
+    window: u64,
+}
+
+impl TurnRun<'_> {
+    async fn body(&mut self, state: &mut ThreadState) -> Result<(), TurnEnd> {
+        let sink = self.shared.sink.clone();
+        loop {
+            let request = self.build_request(&state.history);
+            let sample = self.sample_with_retries(request).await?;
+            let mut calls = Vec::new();
+            for item in &sample.items {
+                sink.record(RolloutItem::ResponseItem(item.clone()));
+                state.history.push(item.clone());
+                match item {
+                    ResponseItem::FunctionCall {
+                        name,
+                        arguments,
+                        call_id,
+                        ..
+                    } => calls.push(ToolCall {
+                        call_id: call_id.clone(),
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                        custom: false,
+                    }),
+                    ResponseItem::CustomToolCall {
+                        name,
+                        input,
+                        call_id,
+                        ..
+                    } => calls.push(ToolCall {
+                        call_id: call_id.clone(),
+                        name: name.clone(),
+                        arguments: input.clone(),
+                        custom: true,
+                    }),
+                    _ => {}
+                }
+            }
+            if let Some(usage) = sample.usage {
+                self.turn_usage.add(&usage);
+                let mut total = state.total_usage;
+                total.add(&self.turn_usage);
+                let info = TokenUsageInfo {
+                    last: usage,
+                    turn: self.turn_usage,
+                    total,
+                    model_context_window: Some(self.window),
+                };
+                sink.record_event(json!({
+                    "type": "token_count",
+                    "info": {
+                        "total_token_usage": total,
+                        "last_token_usage": usage,
+                        "model_context_window": self.window,
+                    },
+                    "rate_limits": null,
+                }));
+                sink.emit(Event::TokenUsage {
+                    turn_id: self.turn_id.clone(),
+                    info,
+                })
+                .await;
+            }
+            if calls.is_empty() {
+                return Ok(());
+            }
+            for call in calls {
+                let output = match self.guard.check(&call.name, &call.arguments) {
+                    Verdict::Run => {
+                        let inv = ToolInvocation {
+                            ctx: self.tool_ctx.clone(),
+                            call: call.clone(),
+                        };
+                        match ToolRouter.oneshot(inv).await {
+                            Ok(o) => o,
+                            Err(never) => match never {},
+                        }
+                    }
+                    Verdict::Refuse(n) => ToolOutput::error(format!(
+                        "This exact call ({}) has now been requested {n} times in a row with the same arguments and was not run again; its result would not change. Use the earlier output or try a different approach.",
+                        call.name
+                    )),
+                    Verdict::Fail(n) => {
+                        return Err(TurnEnd::Failed(TurnError {
+                            kind: TurnErrorKind::LoopDetected,
+                            message: format!(
+                                "the agent called `{}` {n} times in a row with identical arguments; stopping the turn",
+                                call.name
+                            ),
+                        }))
+                    }
+                };
+                let item = if call.custom {
+                    ResponseItem::CustomToolCallOutput {
+                        call_id: call.call_id.clone(),
+                        output: output.content.clone(),
+                    }
+                } else {
+                    ResponseItem::FunctionCallOutput {
+                        call_id: call.call_id.clone(),
+                        output: FunctionCallOutputPayload {
+                            content: output.content.clone(),
+                            success: Some(output.success),
+                        },
+                    }
+                };
+                sink.record(RolloutItem::ResponseItem(item.clone()));
+                state.history.push(item);
+                if output.abort_turn {
+                    return Err(TurnEnd::Aborted(AbortReason::Interrupted));
+                }
+            }
+        }
+    }
+
+    fn build_request(&self, history: &[ResponseItem]) -> ModelRequest {
+        let mut input = Vec::with_capacity(history.len() + 1);
+        input.push(ResponseItem::developer_text(
+            self.shared.base_instructions.clone(),
+        ));
+        input.extend(history.iter().filter(|i| i.is_api_item()).cloned());
+        let reasoning_supported = find_model(&self.cfg.model)
+            .map(|m| !m.reasoning_efforts.is_empty())
+            .unwrap_or(self.cfg.model_provider.requires_openai_auth || self.cfg.model_provider.wire_api == crate::config::WireApi::Responses);
+        ModelRequest {
+            model: self.cfg.model.clone(),
+            input,
+            instructions: self.shared.base_instructions.clone(),
+            tools: tool_specs(),
+            reasoning: reasoning_supported.then_some(ReasoningParams {
+                effort: self.cfg.model_reasoning_effort,
+                summary: self.cfg.model_reasoning_summary,
+            }),
+            verbosity: self.cfg.model_verbosity,
+            output_schema: self.output_schema.clone(),
+            thread_id: self.shared.id.clone(),
+            turn_id: self.turn_id.clone(),
+        }
+    }
+
+    async fn sample_with_retries(&mut self, request: ModelRequest) -> Result<Sample, TurnEnd> {
+        let max = self.cfg.model_provider.stream_max_retries() as u32;
+        let mut attempt = 0u32;
+        loop {
+            match self.sample_once(request.clone()).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.is_retryable_stream() && attempt < max => {
+                    attempt += 1;
+                    let delay = e
+                        .retry_after()
+                        .map(|d| d.min(MAX_STREAM_RETRY_DELAY))
+                        .unwrap_or_else(|| backoff(attempt));
+                    tracing::warn!("model stream failed ({e}); retry {attempt}/{max} in {delay:?}");
+                    self.shared
+                        .sink
+                        .emit(Event::StreamRetry {
+                            turn_id: self.turn_id.clone(),
+                            message: format!("Reconnecting... {attempt}/{max}"),
+                            attempt,
+                            max_attempts: max,
+                            details: e.to_string(),
+                            http_status: e.http_status(),
+                        })
+                        .await;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => {
+                    let message = if e.is_retryable_stream() && max > 0 {
+                        format!("{e} (gave up after {max} retries)")
+                    } else {
+                        e.to_string()
+                    };
+                    return Err(TurnEnd::Failed(TurnError {
+                        kind: classify(&e),
+                        message,
+                    }));
+                }
+            }
+        }
+    }
+
+    async fn sample_once(&mut self, request: ModelRequest) -> Result<Sample, ModelError> {
+        let sink = self.shared.sink.clone();
+        let turn_id = self.turn_id.clone();
+        let mut stream = self.model.ready().await?.call(request).await?;
+        let mut items = Vec::new();
+        let mut active_message: Option<(String, String)> = None;
+        let mut active_reasoning: Option<(String, Vec<String>)> = None;
+        let mut anon = 0usize;
+        while let Some(ev) = stream.next().await {
+            match ev? {
+                ModelEvent::Created { .. } => {}
+                ModelEvent::OutputItemAdded(ResponseItem::Message { id, role, .. })
+                    if role == "assistant" =>
+                {
+                    let id = id.unwrap_or_else(|| {
+                        anon += 1;
+                        format!("msg_{}_{anon}", self.turn_id)
+                    });
+                    active_message = Some(start_message(&sink, &turn_id, id).await);
+                }
+                ModelEvent::OutputItemAdded(ResponseItem::Reasoning { id, .. }) => {
+                    sink.emit(Event::ItemStarted {
+                        turn_id: turn_id.clone(),
+                        item: ThreadItem::Reasoning(ReasoningItem {
+                            id: id.clone(),
+                            summary: vec![],
+                            content: vec![],
+                        }),
+                    })
+                    .await;
+                    active_reasoning = Some((id, Vec::new()));
+                }
+                ModelEvent::OutputItemAdded(_) => {}
+                ModelEvent::OutputTextDelta { item_id, delta } => {
+                    if active_message.is_none() {
+                        let id = item_id.clone().unwrap_or_else(|| {
+                            anon += 1;
+                            format!("msg_{}_{anon}", self.turn_id)
+                        });
+                        active_message = Some(start_message(&sink, &turn_id, id).await);
+                    }
+                    if let Some((id, text)) = active_message.as_mut() {
+                        text.push_str(&delta);
+                        sink.emit(Event::AgentMessageDelta {
+                            turn_id: turn_id.clone(),
+                            item_id: id.clone(),
+                            delta,
+                        })
+                        .await;
+                    }
+                }
+                ModelEvent::ReasoningSummaryDelta { item_id, delta } => {
+                    let id = active_reasoning
+                        .as_ref()
+                        .map(|(id, _)| id.clone())
+                        .or(item_id)
+                        .unwrap_or_default();
+                    sink.emit(Event::ReasoningSummaryDelta {
+                        turn_id: turn_id.clone(),
+                        item_id: id,
+                        delta,
+                    })
+                    .await;
+                }
+                ModelEvent::ReasoningContentDelta { .. } => {}
+                ModelEvent::OutputItemDone(item) => {
+                    match &item {
+                        ResponseItem::Message { id, role, .. } if role == "assistant" => {
+                            let text = item.message_text().unwrap_or_default();
+                            let id = id
+                                .clone()
+                                .or_else(|| active_message.as_ref().map(|(id, _)| id.clone()))
+                                .unwrap_or_else(|| format!("msg_{}", uuid::Uuid::now_v7()));
+                            if active_message.as_ref().map(|(a, _)| a) != Some(&id) {
+                                sink.emit(Event::ItemStarted {
+                                    turn_id: turn_id.clone(),
+                                    item: ThreadItem::AgentMessage(AgentMessageItem {
+                                        id: id.clone(),
+                                        text: String::new(),
+                                    }),
+                                })
+                                .await;
+                            }
+                            active_message = None;
+                            self.last_agent_message = Some(text.clone());
+                            sink.emit(Event::ItemCompleted {
+                                turn_id: turn_id.clone(),
+                                item: ThreadItem::AgentMessage(AgentMessageItem { id, text }),
+                            })
+                            .await;
+                        }
+                        ResponseItem::Reasoning {
+                            id,
+                            summary,
+                            content,
+                            ..
+                        } => {
+                            let summary: Vec<String> = summary
+                                .iter()
+                                .map(|ReasoningSummary::SummaryText { text }| text.clone())
+                                .collect();
+                            let content: Vec<String> = content
+                                .iter()
+                                .flatten()
+                                .map(|c| match c {
+                                    ReasoningContent::ReasoningText { text }
+                                    | ReasoningContent::Text { text } => text.clone(),
+                                })
+                                .collect();
+                            if active_reasoning.take().is_none() {
+                                sink.emit(Event::ItemStarted {
+                                    turn_id: turn_id.clone(),
+                                    item: ThreadItem::Reasoning(ReasoningItem {
+                                        id: id.clone(),
+                                        summary: vec![],
+                                        content: vec![],
+                                    }),
+                                })
+                                .await;
+                            }
+                            sink.emit(Event::ItemCompleted {
+                                turn_id: turn_id.clone(),
+                                item: ThreadItem::Reasoning(ReasoningItem {
+                                    id: id.clone(),
+                                    summary,
+                                    content,
+                                }),
+                            })
+                            .await;
+                        }
+                        _ => {}
+                    }
+                    items.push(item);
+                }
+                ModelEvent::Completed { usage, .. } => {
+                    // A message streamed without its `done` event still counts.
+                    if let Some((id, text)) = active_message.take() {
+                        self.last_agent_message = Some(text.clone());
+                        sink.emit(Event::ItemCompleted {
+                            turn_id: turn_id.clone(),
+                            item: ThreadItem::AgentMessage(AgentMessageItem {
+                                id: id.clone(),
+                                text: text.clone(),
+                            }),
+                        })
+                        .await;
+                        items.push(ResponseItem::assistant_text(Some(id), text));
+                    }
+                    return Ok(Sample { items, usage });
+                }
+            }
+        }
+        Err(ModelError::Stream(
+            "stream closed before response.completed".into(),
+        ))
+    }
+
+}
+
+async fn start_message(sink: &EventSink, turn_id: &str, id: String) -> (String, String) {
+    sink.emit(Event::ItemStarted {
+        turn_id: turn_id.to_string(),
+        item: ThreadItem::AgentMessage(AgentMessageItem {
+            id: id.clone(),
+            text: String::new(),
+        }),
+    })
+    .await;
+    (id, String::new())
+}
+
+fn classify(e: &ModelError) -> TurnErrorKind {
+    match e {
+        ModelError::MissingApiKey { .. } => TurnErrorKind::Unauthorized,
+        ModelError::Http { status: 401 | 403, .. } => TurnErrorKind::Unauthorized,
+        ModelError::Http { status: 429, .. } => TurnErrorKind::UsageLimit,
+        ModelError::Http { status, .. } if *status < 500 => TurnErrorKind::BadRequest,
+        ModelError::ContextWindowExceeded => TurnErrorKind::ContextWindowExceeded,
+        ModelError::QuotaExceeded => TurnErrorKind::UsageLimit,
+        ModelError::InvalidRequest(_) | ModelError::Incomplete(_) => TurnErrorKind::BadRequest,
+        _ => TurnErrorKind::ModelUnavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        assert_eq!(base64_encode(b"hi!"), "aGkh");
+        assert_eq!(base64_encode(b"a"), "YQ==");
+    }
+}

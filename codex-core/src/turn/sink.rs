@@ -1,0 +1,190 @@
+//! Where a turn's events go: to the front end's channel and, for the events
+//! that make up the durable record, to the rollout file.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::protocol::{
+    CommandStatus, Event, FileChangeKind, PatchStatus, StepStatus, ThreadItem, UserInput,
+};
+use crate::rollout::{RolloutItem, RolloutWriter};
+
+/// Shared handle to a thread's rollout writer (absent for ephemeral threads).
+pub type RolloutHandle = Arc<Mutex<RolloutWriter>>;
+
+#[derive(Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Event>,
+    rollout: Option<RolloutHandle>,
+    thread_id: String,
+}
+
+impl EventSink {
+    pub fn new(tx: mpsc::Sender<Event>, rollout: Option<RolloutHandle>, thread_id: String) -> Self {
+        Self {
+            tx,
+            rollout,
+            thread_id,
+        }
+    }
+
+    /// Sends an event; completed items are also recorded in the rollout.
+    pub async fn emit(&self, event: Event) {
+        if let Event::ItemCompleted { turn_id, item } = &event {
+            self.record_event(rollout_item_completed(&self.thread_id, turn_id, item));
+            match item {
+                ThreadItem::UserMessage(m) => self.record_event(json!({
+                    "type": "user_message",
+                    "message": user_text(&m.content),
+                    "images": [],
+                    "local_images": [],
+                    "text_elements": [],
+                })),
+                ThreadItem::AgentMessage(m) => self.record_event(json!({
+                    "type": "agent_message",
+                    "message": m.text,
+                })),
+                ThreadItem::Reasoning(r) if !r.summary.is_empty() => self.record_event(json!({
+                    "type": "agent_reasoning",
+                    "text": r.summary.join("\n"),
+                })),
+                _ => {}
+            }
+        }
+        // A receiver that went away (front end exited) must not stop the turn.
+        let _ = self.tx.send(event).await;
+    }
+
+    /// Appends an `event_msg` line.
+    pub fn record_event(&self, payload: Value) {
+        self.record(RolloutItem::EventMsg(payload));
+    }
+
+    /// Appends any rollout line; a failing disk is logged, the turn goes on
+    /// (and fails at the next sync, before it is reported complete).
+    pub fn record(&self, item: RolloutItem) {
+        if let Some(r) = &self.rollout {
+            if let Ok(mut w) = r.lock() {
+                if let Err(e) = w.append(item) {
+                    tracing::error!("writing rollout {}: {e}", w.path().display());
+                }
+            }
+        }
+    }
+
+    /// Flushes the rollout and waits for the disk.
+    pub async fn sync(&self) -> std::io::Result<()> {
+        let Some(r) = self.rollout.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || match r.lock() {
+            Ok(mut w) => w.sync(),
+            Err(_) => Err(std::io::Error::other("rollout writer poisoned")),
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    pub fn thread_id(&self) -> &str {
+        &self.thread_id
+    }
+}
+
+fn user_text(content: &[UserInput]) -> String {
+    content
+        .iter()
+        .filter_map(|c| match c {
+            UserInput::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// `event_msg/item_completed` in upstream's turn-item shape.
+fn rollout_item_completed(thread_id: &str, turn_id: &str, item: &ThreadItem) -> Value {
+    let body = match item {
+        ThreadItem::UserMessage(m) => json!({
+            "type": "UserMessage",
+            "id": m.id,
+            "content": m.content.iter().map(|c| match c {
+                UserInput::Text { text } => json!({"type": "text", "text": text, "text_elements": []}),
+                UserInput::Image { url } => json!({"type": "image", "url": url}),
+                UserInput::LocalImage { path } => json!({"type": "localImage", "path": path}),
+            }).collect::<Vec<_>>(),
+        }),
+        ThreadItem::AgentMessage(m) => json!({
+            "type": "AgentMessage",
+            "id": m.id,
+            "content": [{"type": "Text", "text": m.text}],
+        }),
+        ThreadItem::Reasoning(r) => json!({
+            "type": "Reasoning",
+            "id": r.id,
+            "summary_text": r.summary,
+            "raw_content": r.content,
+        }),
+        ThreadItem::CommandExecution(c) => json!({
+            "type": "CommandExecution",
+            "id": c.id,
+            "command": c.argv,
+            "cwd": c.cwd,
+            "aggregated_output": c.aggregated_output,
+            "exit_code": c.exit_code,
+            "duration": c.duration_ms.map(|ms| json!({"secs": ms / 1000, "nanos": (ms % 1000) * 1_000_000})),
+            "status": match c.status {
+                CommandStatus::InProgress => "in_progress",
+                CommandStatus::Completed => "completed",
+                CommandStatus::Failed => "failed",
+                CommandStatus::Declined => "declined",
+            },
+            "parsed_cmd": [{"type": "unknown", "cmd": c.script}],
+        }),
+        ThreadItem::FileChange(f) => json!({
+            "type": "FileChange",
+            "id": f.id,
+            "changes": f.changes.iter().map(|c| json!({
+                "path": c.path,
+                "kind": match &c.kind {
+                    FileChangeKind::Add => json!({"type": "add"}),
+                    FileChangeKind::Delete => json!({"type": "delete"}),
+                    FileChangeKind::Update { move_path } => json!({"type": "update", "move_path": move_path}),
+                },
+                "diff": c.diff,
+            })).collect::<Vec<_>>(),
+            "status": match f.status {
+                PatchStatus::InProgress => "in_progress",
+                PatchStatus::Completed => "completed",
+                PatchStatus::Failed => "failed",
+                PatchStatus::Declined => "declined",
+            },
+        }),
+        ThreadItem::TodoList(t) => json!({
+            "type": "Plan",
+            "id": t.id,
+            "explanation": t.explanation,
+            "plan": t.steps.iter().map(|s| json!({
+                "step": s.step,
+                "status": match s.status {
+                    StepStatus::Pending => "pending",
+                    StepStatus::InProgress => "in_progress",
+                    StepStatus::Completed => "completed",
+                },
+            })).collect::<Vec<_>>(),
+        }),
+        ThreadItem::Error(e) => json!({"type": "Error", "id": e.id, "message": e.message}),
+    };
+    json!({
+        "type": "item_completed",
+        "thread_id": thread_id,
+        "turn_id": turn_id,
+        "item": body,
+        "completed_at_ms": now_ms(),
+    })
+}
