@@ -39,7 +39,10 @@ pub enum ReviewDecision {
 
 impl ReviewDecision {
     pub fn is_approved(self) -> bool {
-        matches!(self, ReviewDecision::Approved | ReviewDecision::ApprovedForSession)
+        matches!(
+            self,
+            ReviewDecision::Approved | ReviewDecision::ApprovedForSession
+        )
     }
 }
 

@@ -23,4 +23,5 @@ pub mod turn;
 pub mod util;
 
 pub use thread::{Thread, ThreadError, ThreadOptions};
+pub use tokio_util::sync::CancellationToken;
 pub use turn::{TurnOutcome, TurnRequest, TurnStatus};

@@ -78,7 +78,10 @@ mod tests {
     #[test]
     fn lookups() {
         assert!(find_model("gpt-5.5").is_some());
-        assert_eq!(find_model("gpt-5.5-2026-01-01").map(|m| m.slug), Some("gpt-5.5"));
+        assert_eq!(
+            find_model("gpt-5.5-2026-01-01").map(|m| m.slug),
+            Some("gpt-5.5")
+        );
         assert!(find_model("mock-model").is_none());
         assert_eq!(effective_context_window("mock-model", None), 258_400);
         assert_eq!(visible_models()[0].slug, crate::config::DEFAULT_MODEL);

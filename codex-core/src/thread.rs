@@ -75,7 +75,9 @@ pub struct Thread {
 
 impl std::fmt::Debug for Thread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Thread").field("id", &self.shared.id).finish()
+        f.debug_struct("Thread")
+            .field("id", &self.shared.id)
+            .finish()
     }
 }
 
@@ -118,7 +120,16 @@ impl Thread {
                 })?;
             (Some(w), Some(path))
         };
-        Ok(Self::assemble(id, config, opts, model, base, writer, path, Vec::new()))
+        Ok(Self::assemble(
+            id,
+            config,
+            opts,
+            model,
+            base,
+            writer,
+            path,
+            Vec::new(),
+        ))
     }
 
     /// Resumes a thread from its session file. The history is rebuilt from

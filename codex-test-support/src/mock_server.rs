@@ -200,8 +200,8 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let body = serde_json::from_slice(&body_bytes).unwrap_or(Value::Null);
-    let is_model = method == "POST"
-        && (path.ends_with("/responses") || path.ends_with("/chat/completions"));
+    let is_model =
+        method == "POST" && (path.ends_with("/responses") || path.ends_with("/chat/completions"));
     let next = {
         let mut st = state.lock().unwrap();
         st.requests.push(RecordedRequest {
@@ -211,9 +211,11 @@ async fn handle(
             body,
         });
         if is_model {
-            Some(st.script.pop_front().unwrap_or_else(|| {
-                crate::sse::message("mock: no scripted response left")
-            }))
+            Some(
+                st.script
+                    .pop_front()
+                    .unwrap_or_else(|| crate::sse::message("mock: no scripted response left")),
+            )
         } else {
             None
         }

@@ -62,7 +62,12 @@ pub fn message_events(resp_id: &str, text: &str, deltas: usize) -> Vec<Value> {
 }
 
 /// A response that is one function call.
-pub fn function_call_events(resp_id: &str, call_id: &str, name: &str, arguments: Value) -> Vec<Value> {
+pub fn function_call_events(
+    resp_id: &str,
+    call_id: &str,
+    name: &str,
+    arguments: Value,
+) -> Vec<Value> {
     vec![
         created(resp_id),
         function_call_done(call_id, name, &arguments),
@@ -124,9 +129,15 @@ pub fn chat_tool_call(call_id: &str, name: &str, arguments: Value) -> MockRespon
     let (a, b) = args.split_at(args.len() / 2);
     MockResponse::Sse {
         steps: vec![
-            SseStep::Event(json!({"id": "chatcmpl-2", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": a}}]}}]})),
-            SseStep::Event(json!({"id": "chatcmpl-2", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": b}}]}}]})),
-            SseStep::Event(json!({"id": "chatcmpl-2", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
+            SseStep::Event(
+                json!({"id": "chatcmpl-2", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": a}}]}}]}),
+            ),
+            SseStep::Event(
+                json!({"id": "chatcmpl-2", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": b}}]}}]}),
+            ),
+            SseStep::Event(
+                json!({"id": "chatcmpl-2", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+            ),
             SseStep::Data("[DONE]".into()),
         ],
     }

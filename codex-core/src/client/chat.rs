@@ -33,7 +33,8 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
                         content
                             .iter()
                             .map(|c| match c {
-                                ContentItem::InputText { text } | ContentItem::OutputText { text } => {
+                                ContentItem::InputText { text }
+                                | ContentItem::OutputText { text } => {
                                     json!({"type": "text", "text": text})
                                 }
                                 ContentItem::InputImage { image_url } => {
@@ -67,15 +68,21 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
                         }
                     }
                 }
-                messages.push(json!({"role": "assistant", "content": Value::Null, "tool_calls": [call]}));
+                messages.push(
+                    json!({"role": "assistant", "content": Value::Null, "tool_calls": [call]}),
+                );
             }
             ResponseItem::FunctionCallOutput { call_id, output } => {
-                messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output.content}));
+                messages.push(
+                    json!({"role": "tool", "tool_call_id": call_id, "content": output.content}),
+                );
             }
             ResponseItem::CustomToolCallOutput { call_id, output } => {
                 messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output}));
             }
-            ResponseItem::CustomToolCall { .. } | ResponseItem::Reasoning { .. } | ResponseItem::Other(_) => {}
+            ResponseItem::CustomToolCall { .. }
+            | ResponseItem::Reasoning { .. }
+            | ResponseItem::Other(_) => {}
         }
     }
     let tools: Vec<Value> = req
@@ -403,7 +410,9 @@ mod tests {
                 },
             ],
             instructions: "base".into(),
-            tools: vec![json!({"type":"function","name":"exec_command","description":"d","parameters":{}})],
+            tools: vec![
+                json!({"type":"function","name":"exec_command","description":"d","parameters":{}}),
+            ],
             reasoning: None,
             verbosity: None,
             output_schema: None,

@@ -89,9 +89,8 @@ impl ModelError {
     /// A server-requested delay before the next attempt.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ModelError::Http { retry_after, .. } | ModelError::ResponseFailed { retry_after, .. } => {
-                *retry_after
-            }
+            ModelError::Http { retry_after, .. }
+            | ModelError::ResponseFailed { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -139,8 +138,14 @@ mod tests {
             parse_try_again_in("Rate limit. Please try again in 11.054s. Thanks"),
             Some(Duration::from_millis(11_054))
         );
-        assert_eq!(parse_try_again_in("try again in 20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(parse_try_again_in("Try again in 3 seconds"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_try_again_in("try again in 20ms"),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(
+            parse_try_again_in("Try again in 3 seconds"),
+            Some(Duration::from_secs(3))
+        );
         assert_eq!(parse_try_again_in("nothing"), None);
         assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
@@ -154,6 +159,9 @@ mod tests {
             body: r#"{"error":{"message":"bad model"}}"#.into(),
             retry_after: None,
         };
-        assert_eq!(e.to_string(), "unexpected status 400 Bad Request: bad model");
+        assert_eq!(
+            e.to_string(),
+            "unexpected status 400 Bad Request: bad model"
+        );
     }
 }

@@ -127,8 +127,14 @@ mod tests {
         .await
         .unwrap();
         let mut s = IdleStream::new(stream, Duration::from_millis(100));
-        assert!(matches!(s.next().await, Some(Ok(ModelEvent::Created { .. }))));
-        assert!(matches!(s.next().await, Some(Err(ModelError::IdleTimeout(_)))));
+        assert!(matches!(
+            s.next().await,
+            Some(Ok(ModelEvent::Created { .. }))
+        ));
+        assert!(matches!(
+            s.next().await,
+            Some(Err(ModelError::IdleTimeout(_)))
+        ));
         assert!(s.next().await.is_none());
         drop(tx);
     }

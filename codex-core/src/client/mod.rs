@@ -345,7 +345,7 @@ pub fn model_service(
     let leaf = HttpModelClient::new(provider.clone(), credentials, identity)?;
     let svc = ServiceBuilder::new()
         .layer(retry::RequestRetryLayer::new(
-            provider.request_max_retries() as u32
+            provider.request_max_retries() as u32,
         ))
         .layer(idle::IdleTimeoutLayer::new(provider.stream_idle_timeout()))
         .service(leaf);

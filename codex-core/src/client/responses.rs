@@ -26,7 +26,10 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
     if let Some(r) = &req.reasoning {
         let mut reasoning = serde_json::Map::new();
         if let Some(effort) = r.effort {
-            reasoning.insert("effort".into(), serde_json::to_value(effort).unwrap_or_default());
+            reasoning.insert(
+                "effort".into(),
+                serde_json::to_value(effort).unwrap_or_default(),
+            );
         }
         if r.summary != crate::config::ReasoningSummary::None {
             reasoning.insert(
@@ -39,7 +42,10 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
     }
     let mut text = serde_json::Map::new();
     if let Some(v) = req.verbosity {
-        text.insert("verbosity".into(), serde_json::to_value(v).unwrap_or_default());
+        text.insert(
+            "verbosity".into(),
+            serde_json::to_value(v).unwrap_or_default(),
+        );
     }
     if let Some(schema) = &req.output_schema {
         text.insert(

@@ -118,7 +118,10 @@ mod tests {
         let mut d = SseDecoder::default();
         let mut evs = d.push(b"event: a\ndata: {\"x\"").unwrap();
         assert!(evs.is_empty());
-        evs.extend(d.push(b":1}\n\n: keepalive\n\ndata: two\r\ndata: lines\r\n\r\n").unwrap());
+        evs.extend(
+            d.push(b":1}\n\n: keepalive\n\ndata: two\r\ndata: lines\r\n\r\n")
+                .unwrap(),
+        );
         assert_eq!(
             evs,
             vec![
@@ -144,6 +147,9 @@ mod tests {
     #[test]
     fn bounds_event_size() {
         let mut d = SseDecoder::new(8);
-        assert_eq!(d.push(b"data: 0123456789").unwrap_err(), SseError::TooLarge(8));
+        assert_eq!(
+            d.push(b"data: 0123456789").unwrap_err(),
+            SseError::TooLarge(8)
+        );
     }
 }

@@ -52,7 +52,9 @@ pub enum ConfigError {
     UnknownProfile(String),
     #[error("model provider `{id}` not found; known providers: {known}")]
     UnknownProvider { id: String, known: String },
-    #[error("approval_policy = \"untrusted\" is not supported; use on-request, on-failure or never")]
+    #[error(
+        "approval_policy = \"untrusted\" is not supported; use on-request, on-failure or never"
+    )]
     UntrustedPolicy,
     #[error("working directory {path}: {source}")]
     Cwd {
@@ -70,6 +72,8 @@ pub struct ConfigOverrides {
     pub model_provider: Option<String>,
     pub profile: Option<String>,
     pub approval_policy: Option<AskForApproval>,
+    /// Used when neither flags, profile nor config set an approval policy.
+    pub default_approval_policy: Option<AskForApproval>,
     pub sandbox_mode: Option<SandboxMode>,
     pub cwd: Option<PathBuf>,
     pub base_instructions: Option<String>,
@@ -143,12 +147,12 @@ impl Config {
         };
         // Validate the file on its own so errors name the file.
         let file_cfg = deserialize_config(toml::Value::Table(table.clone()), &config_path)?;
-        warnings.extend(file_cfg.1.into_iter().map(|k| {
-            format!(
-                "{}: unknown key `{k}` (ignored)",
-                config_path.display()
-            )
-        }));
+        warnings.extend(
+            file_cfg
+                .1
+                .into_iter()
+                .map(|k| format!("{}: unknown key `{k}` (ignored)", config_path.display())),
+        );
 
         for o in &opts.cli_overrides {
             o.apply(&mut table);
@@ -179,7 +183,11 @@ impl Config {
 
         // `[profiles.<name>]`, else upstream's v2 profile file
         // `$CODEX_HOME/<name>.config.toml`.
-        let profile_name = opts.overrides.profile.clone().or_else(|| cfg.profile.clone());
+        let profile_name = opts
+            .overrides
+            .profile
+            .clone()
+            .or_else(|| cfg.profile.clone());
         let profile = match &profile_name {
             None => ConfigProfile::default(),
             Some(name) => match cfg.profiles.get(name) {
@@ -204,7 +212,11 @@ impl Config {
             .cloned()
             .ok_or_else(|| ConfigError::UnknownProvider {
                 id: model_provider_id.clone(),
-                known: model_providers.keys().cloned().collect::<Vec<_>>().join(", "),
+                known: model_providers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
 
         let approval_policy = opts
@@ -212,6 +224,7 @@ impl Config {
             .approval_policy
             .or(profile.approval_policy)
             .or(cfg.approval_policy)
+            .or(opts.overrides.default_approval_policy)
             .unwrap_or_default();
         if approval_policy == AskForApproval::Untrusted {
             return Err(ConfigError::UntrustedPolicy);
@@ -264,12 +277,7 @@ impl Config {
                 .ok()
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty());
-            let parts: Vec<String> = cfg
-                .instructions
-                .clone()
-                .into_iter()
-                .chain(global)
-                .collect();
+            let parts: Vec<String> = cfg.instructions.clone().into_iter().chain(global).collect();
             (!parts.is_empty()).then(|| parts.join("\n\n"))
         };
 
@@ -311,10 +319,14 @@ impl Config {
                 .clone()
                 .unwrap_or_default(),
             turn_timeout: Duration::from_millis(
-                cfg.turn_timeout_ms.unwrap_or(DEFAULT_TURN_TIMEOUT_MS).max(1),
+                cfg.turn_timeout_ms
+                    .unwrap_or(DEFAULT_TURN_TIMEOUT_MS)
+                    .max(1),
             ),
             exec_timeout: Duration::from_millis(
-                cfg.exec_timeout_ms.unwrap_or(DEFAULT_EXEC_TIMEOUT_MS).max(1),
+                cfg.exec_timeout_ms
+                    .unwrap_or(DEFAULT_EXEC_TIMEOUT_MS)
+                    .max(1),
             ),
             tool_output_token_limit: cfg
                 .tool_output_token_limit
@@ -342,10 +354,7 @@ fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
         }
     };
     text.parse::<toml::Table>().map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(&text, s.start))
-            .unwrap_or((1, 1));
+        let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
         ConfigError::Syntax {
             path: path.to_path_buf(),
             line,
@@ -364,12 +373,10 @@ fn load_profile_file(codex_home: &Path, name: &str) -> Result<ConfigProfile, Con
     let mut unknown = Vec::new();
     let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
     let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut on_unknown);
-    serde_path_to_error::deserialize::<_, ConfigProfile>(de).map_err(|e| {
-        ConfigError::InvalidKey {
-            path: path.clone(),
-            key: e.path().to_string(),
-            reason: e.inner().message().to_string(),
-        }
+    serde_path_to_error::deserialize::<_, ConfigProfile>(de).map_err(|e| ConfigError::InvalidKey {
+        path: path.clone(),
+        key: e.path().to_string(),
+        reason: e.inner().message().to_string(),
     })
 }
 
@@ -447,7 +454,10 @@ http_headers = { "x-test" = "1" }
         assert_eq!(cfg.model, "mock-model");
         assert_eq!(cfg.model_provider_id, "mock");
         assert_eq!(cfg.model_provider.request_max_retries(), 2);
-        assert_eq!(cfg.model_provider.stream_idle_timeout(), Duration::from_millis(500));
+        assert_eq!(
+            cfg.model_provider.stream_idle_timeout(),
+            Duration::from_millis(500)
+        );
         assert_eq!(cfg.approval_policy, AskForApproval::Never);
         assert!(cfg.sandbox_policy.has_network());
         assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
@@ -477,9 +487,12 @@ approval_policy = "on-failure"
         assert!(msg.contains("approval_policy"), "{msg}");
         assert!(msg.contains("sometimes"), "{msg}");
 
-        let err = load_with("[model_providers.x]\nname = \"X\"\nwire_api = \"grpc\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let err = load_with(
+            "[model_providers.x]\nname = \"X\"\nwire_api = \"grpc\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("model_providers.x.wire_api"), "{err}");
     }
 
@@ -500,13 +513,17 @@ approval_policy = "on-failure"
 
     #[test]
     fn bad_override_is_named() {
-        let err = load_with("", &["sandbox_mode=\"nope\""]).unwrap_err().to_string();
+        let err = load_with("", &["sandbox_mode=\"nope\""])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sandbox_mode"), "{err}");
     }
 
     #[test]
     fn unknown_provider() {
-        let err = load_with("model_provider = \"nope\"\n", &[]).unwrap_err().to_string();
+        let err = load_with("model_provider = \"nope\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope") && err.contains("openai"), "{err}");
     }
 }

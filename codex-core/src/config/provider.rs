@@ -187,7 +187,9 @@ mod tests {
     fn endpoint_urls() {
         let providers = built_in_providers(Some("http://x/v1/".into()));
         assert_eq!(providers["openai"].endpoint_url(), "http://x/v1/responses");
-        assert!(providers["ollama"].endpoint_url().ends_with("/v1/chat/completions"));
+        assert!(providers["ollama"]
+            .endpoint_url()
+            .ends_with("/v1/chat/completions"));
         assert!(providers["ollama"].is_local());
     }
 }

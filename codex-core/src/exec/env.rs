@@ -26,10 +26,8 @@ pub fn looks_secret(name: &str) -> bool {
 /// Builds the environment for a tool command from `base` (usually the
 /// process environment).
 pub fn command_env(base: impl IntoIterator<Item = (String, String)>) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = base
-        .into_iter()
-        .filter(|(k, _)| !looks_secret(k))
-        .collect();
+    let mut env: HashMap<String, String> =
+        base.into_iter().filter(|(k, _)| !looks_secret(k)).collect();
     for (k, v) in FORCED {
         env.insert((*k).to_string(), (*v).to_string());
     }

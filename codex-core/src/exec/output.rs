@@ -52,7 +52,10 @@ impl HeadTailBuffer {
     pub fn to_string_lossy(&self) -> String {
         let mut s = String::from_utf8_lossy(&self.head).into_owned();
         if self.omitted > 0 {
-            s.push_str(&format!("\n[… {} bytes of output omitted …]\n", self.omitted));
+            s.push_str(&format!(
+                "\n[… {} bytes of output omitted …]\n",
+                self.omitted
+            ));
         }
         let (a, b) = self.tail.as_slices();
         let mut tail = Vec::with_capacity(a.len() + b.len());

@@ -52,7 +52,11 @@ impl Sandbox for Unconfined {
         matches!(policy, SandboxPolicy::DangerFullAccess)
     }
 
-    fn wrap(&self, spec: CommandSpec, _policy: &SandboxPolicy) -> Result<CommandSpec, SandboxError> {
+    fn wrap(
+        &self,
+        spec: CommandSpec,
+        _policy: &SandboxPolicy,
+    ) -> Result<CommandSpec, SandboxError> {
         Ok(spec)
     }
 }

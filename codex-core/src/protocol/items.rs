@@ -44,11 +44,17 @@ pub struct UserMessageItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UserInput {
-    Text { text: String },
+    Text {
+        text: String,
+    },
     /// An image given as a URL (including `data:` URLs).
-    Image { url: String },
+    Image {
+        url: String,
+    },
     /// An image file on disk; read and inlined when the request is built.
-    LocalImage { path: PathBuf },
+    LocalImage {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,12 +65,14 @@ use std::io::Read;
 /// The rollout file of thread `id`, if any.
 pub fn find_thread_file(sessions_dir: &Path, id: &str) -> Option<PathBuf> {
     let id = id.to_ascii_lowercase();
-    rollout_files_newest_first(sessions_dir).into_iter().find(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(thread_id_from_file_name)
-            .is_some_and(|t| t == id)
-    })
+    rollout_files_newest_first(sessions_dir)
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(thread_id_from_file_name)
+                .is_some_and(|t| t == id)
+        })
 }
 
 /// The newest thread, optionally only among those started in `cwd`.

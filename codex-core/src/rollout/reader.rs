@@ -110,7 +110,10 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
                 RolloutItem::Compacted(payload)
             }
             "event_msg" => {
-                let ev_type = payload.get("type").and_then(Value::as_str).unwrap_or_default();
+                let ev_type = payload
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let turn_id = payload
                     .get("turn_id")
                     .and_then(Value::as_str)

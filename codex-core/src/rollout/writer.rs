@@ -20,7 +20,10 @@ impl RolloutWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create_new(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             out: BufWriter::new(file),

@@ -71,7 +71,9 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
     let (argv, script) = match &args.cmd {
         CmdArg::Script(s) => {
             if let Some((patch, dir)) = super::apply_patch::extract_from_shell(s) {
-                let base = dir.map(|d| workdir.join(d)).unwrap_or_else(|| workdir.clone());
+                let base = dir
+                    .map(|d| workdir.join(d))
+                    .unwrap_or_else(|| workdir.clone());
                 let started = std::time::Instant::now();
                 let out = patch_tool::handle(ctx, &call.call_id, &patch, &base).await;
                 return ToolOutput {
@@ -86,7 +88,11 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
                 };
             }
             let shell = args.shell.clone().unwrap_or_else(default_shell);
-            let flag = if args.login.unwrap_or(true) { "-lc" } else { "-c" };
+            let flag = if args.login.unwrap_or(true) {
+                "-lc"
+            } else {
+                "-c"
+            };
             (vec![shell, flag.to_string(), s.clone()], s.clone())
         }
         CmdArg::Argv(v) if !v.is_empty() => {
@@ -249,7 +255,10 @@ fn format_output(chunk_id: &str, wall_secs: f64, code: i32, text: &str, budget: 
     }
     s.push_str(&format!("Wall time: {wall_secs:.4} seconds\n"));
     s.push_str(&format!("Process exited with code {code}\n"));
-    s.push_str(&format!("Original token count: {}\n", approx_token_count(text)));
+    s.push_str(&format!(
+        "Original token count: {}\n",
+        approx_token_count(text)
+    ));
     s.push_str("Output:\n");
     if approx_token_count(text) > budget {
         s.push_str(&format!(

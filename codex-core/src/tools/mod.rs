@@ -93,7 +93,11 @@ impl ToolOutput {
 
 /// The tool definitions offered to the model.
 pub fn tool_specs() -> Vec<Value> {
-    vec![spec::exec_command(), spec::apply_patch(), spec::update_plan()]
+    vec![
+        spec::exec_command(),
+        spec::apply_patch(),
+        spec::update_plan(),
+    ]
 }
 
 /// One invocation: the turn's context plus the call.

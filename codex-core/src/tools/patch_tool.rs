@@ -9,7 +9,12 @@ use crate::approval::{ApprovalRequest, ReviewDecision};
 use crate::config::AskForApproval;
 use crate::protocol::{Event, FileChangeItem, PatchStatus, ThreadItem};
 
-pub(super) async fn handle(ctx: &ToolContext, call_id: &str, patch: &str, base: &Path) -> ToolOutput {
+pub(super) async fn handle(
+    ctx: &ToolContext,
+    call_id: &str,
+    patch: &str,
+    base: &Path,
+) -> ToolOutput {
     let planned = match apply_patch::verify(patch, base) {
         Ok(p) => p,
         Err(e) => return ToolOutput::error(format!("apply_patch verification failed: {e}")),
@@ -86,8 +91,7 @@ pub(super) async fn handle(ctx: &ToolContext, call_id: &str, patch: &str, base: 
         }
     }
     let changes = planned.clone();
-    let result =
-        tokio::task::spawn_blocking(move || apply_patch::apply_planned(changes)).await;
+    let result = tokio::task::spawn_blocking(move || apply_patch::apply_planned(changes)).await;
     match result {
         Ok(Ok(res)) => {
             ctx.events

@@ -102,13 +102,29 @@ pub fn environment_context(config: &Config) -> String {
         "  <current_date>{}</current_date>\n",
         chrono::Local::now().format("%Y-%m-%d")
     ));
-    if let Ok(tz) = std::env::var("TZ") {
-        if !tz.is_empty() {
-            s.push_str(&format!("  <timezone>{tz}</timezone>\n"));
-        }
+    if let Some(tz) = local_timezone() {
+        s.push_str(&format!("  <timezone>{tz}</timezone>\n"));
     }
     s.push_str("</environment_context>");
     s
+}
+
+/// The IANA name of the local time zone: `$TZ`, else the target of
+/// `/etc/localtime`, else `/etc/timezone`.
+fn local_timezone() -> Option<String> {
+    if let Some(tz) = std::env::var("TZ").ok().filter(|t| !t.is_empty()) {
+        return Some(tz.trim_start_matches(':').to_string());
+    }
+    if let Ok(target) = std::fs::read_link("/etc/localtime") {
+        let t = target.to_string_lossy();
+        if let Some(idx) = t.find("zoneinfo/") {
+            return Some(t[idx + "zoneinfo/".len()..].to_string());
+        }
+    }
+    std::fs::read_to_string("/etc/timezone")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// `instructions` + `$CODEX_HOME/AGENTS.md` + the project's `AGENTS.md` files.

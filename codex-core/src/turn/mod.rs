@@ -153,6 +153,13 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         "model_context_window": window,
         "collaboration_mode_kind": "default",
     }));
+    let history_start = state.history.len();
+    if state.history.is_empty() {
+        for item in context::initial_context(&cfg) {
+            sink.record(RolloutItem::ResponseItem(item.clone()));
+            state.history.push(item);
+        }
+    }
     sink.record(RolloutItem::TurnContext(TurnContextItem {
         turn_id: Some(turn_id.clone()),
         cwd: cfg.cwd.clone(),
@@ -168,13 +175,6 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         final_output_json_schema: req.output_schema.clone(),
     }));
 
-    let history_start = state.history.len();
-    if state.history.is_empty() {
-        for item in context::initial_context(&cfg) {
-            sink.record(RolloutItem::ResponseItem(item.clone()));
-            state.history.push(item);
-        }
-    }
     let user_item = match user_response_item(&req.input) {
         Ok(i) => i,
         Err(message) => {
@@ -182,7 +182,15 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
                 kind: TurnErrorKind::Other,
                 message,
             };
-            return finish(&sink, &turn_id, started, TurnStatus::Failed(error), None, TokenUsage::default()).await;
+            return finish(
+                &sink,
+                &turn_id,
+                started,
+                TurnStatus::Failed(error),
+                None,
+                TokenUsage::default(),
+            )
+            .await;
         }
     };
     sink.record(RolloutItem::ResponseItem(user_item.clone()));
@@ -224,7 +232,15 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
                 kind: TurnErrorKind::Other,
                 message: "model client unavailable".into(),
             };
-            return finish(&sink, &turn_id, started, TurnStatus::Failed(error), None, TokenUsage::default()).await;
+            return finish(
+                &sink,
+                &turn_id,
+                started,
+                TurnStatus::Failed(error),
+                None,
+                TokenUsage::default(),
+            )
+            .await;
         }
     };
     let mut run = TurnRun {
@@ -430,12 +446,24 @@ fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -489,32 +517,8 @@ impl TurnRun<'_> {
                     _ => {}
                 }
             }
-            if let Some(usage) = sample.usage {
-                self.turn_usage.add(&usage);
-                let mut total = state.total_usage;
-                total.add(&self.turn_usage);
-                let info = TokenUsageInfo {
-                    last: usage,
-                    turn: self.turn_usage,
-                    total,
-                    model_context_window: Some(self.window),
-                };
-                sink.record_event(json!({
-                    "type": "token_count",
-                    "info": {
-                        "total_token_usage": total,
-                        "last_token_usage": usage,
-                        "model_context_window": self.window,
-                    },
-                    "rate_limits": null,
-                }));
-                sink.emit(Event::TokenUsage {
-                    turn_id: self.turn_id.clone(),
-                    info,
-                })
-                .await;
-            }
             if calls.is_empty() {
+                self.report_usage(state, sample.usage).await;
                 return Ok(());
             }
             for call in calls {
@@ -560,10 +564,44 @@ impl TurnRun<'_> {
                 sink.record(RolloutItem::ResponseItem(item.clone()));
                 state.history.push(item);
                 if output.abort_turn {
+                    self.report_usage(state, sample.usage).await;
                     return Err(TurnEnd::Aborted(AbortReason::Interrupted));
                 }
             }
+            self.report_usage(state, sample.usage).await;
         }
+    }
+
+    /// Accounts a response's usage (recorded after the round's tool outputs,
+    /// where upstream records it).
+    async fn report_usage(&mut self, state: &ThreadState, usage: Option<TokenUsage>) {
+        let Some(usage) = usage else {
+            return;
+        };
+        let sink = &self.shared.sink;
+        self.turn_usage.add(&usage);
+        let mut total = state.total_usage;
+        total.add(&self.turn_usage);
+        let info = TokenUsageInfo {
+            last: usage,
+            turn: self.turn_usage,
+            total,
+            model_context_window: Some(self.window),
+        };
+        sink.record_event(json!({
+            "type": "token_count",
+            "info": {
+                "total_token_usage": total,
+                "last_token_usage": usage,
+                "model_context_window": self.window,
+            },
+            "rate_limits": null,
+        }));
+        sink.emit(Event::TokenUsage {
+            turn_id: self.turn_id.clone(),
+            info,
+        })
+        .await;
     }
 
     fn build_request(&self, history: &[ResponseItem]) -> ModelRequest {
@@ -574,7 +612,10 @@ impl TurnRun<'_> {
         input.extend(history.iter().filter(|i| i.is_api_item()).cloned());
         let reasoning_supported = find_model(&self.cfg.model)
             .map(|m| !m.reasoning_efforts.is_empty())
-            .unwrap_or(self.cfg.model_provider.requires_openai_auth || self.cfg.model_provider.wire_api == crate::config::WireApi::Responses);
+            .unwrap_or(
+                self.cfg.model_provider.requires_openai_auth
+                    || self.cfg.model_provider.wire_api == crate::config::WireApi::Responses,
+            );
         ModelRequest {
             model: self.cfg.model.clone(),
             input,
@@ -788,7 +829,6 @@ impl TurnRun<'_> {
             "stream closed before response.completed".into(),
         ))
     }
-
 }
 
 async fn start_message(sink: &EventSink, turn_id: &str, id: String) -> (String, String) {
@@ -806,7 +846,9 @@ async fn start_message(sink: &EventSink, turn_id: &str, id: String) -> (String, 
 fn classify(e: &ModelError) -> TurnErrorKind {
     match e {
         ModelError::MissingApiKey { .. } => TurnErrorKind::Unauthorized,
-        ModelError::Http { status: 401 | 403, .. } => TurnErrorKind::Unauthorized,
+        ModelError::Http {
+            status: 401 | 403, ..
+        } => TurnErrorKind::Unauthorized,
         ModelError::Http { status: 429, .. } => TurnErrorKind::UsageLimit,
         ModelError::Http { status, .. } if *status < 500 => TurnErrorKind::BadRequest,
         ModelError::ContextWindowExceeded => TurnErrorKind::ContextWindowExceeded,

@@ -69,7 +69,13 @@ impl PlannedChange {
 
 /// Resolves every hunk against `cwd` and computes the resulting contents.
 pub fn plan(hunks: &[Hunk], cwd: &Path) -> Result<Vec<PlannedChange>, ApplyError> {
-    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
     let mut out = Vec::with_capacity(hunks.len());
     for hunk in hunks {
         match hunk {
@@ -90,10 +96,11 @@ pub fn plan(hunks: &[Hunk], cwd: &Path) -> Result<Vec<PlannedChange>, ApplyError
             }
             Hunk::Delete { path } => {
                 let abs = resolve(path);
-                let old = std::fs::read_to_string(&abs).map_err(|source| ApplyError::ReadDelete {
-                    path: abs.clone(),
-                    source,
-                })?;
+                let old =
+                    std::fs::read_to_string(&abs).map_err(|source| ApplyError::ReadDelete {
+                        path: abs.clone(),
+                        source,
+                    })?;
                 out.push(PlannedChange {
                     path: abs,
                     display_path: path.clone(),
@@ -110,10 +117,11 @@ pub fn plan(hunks: &[Hunk], cwd: &Path) -> Result<Vec<PlannedChange>, ApplyError
                 chunks,
             } => {
                 let abs = resolve(path);
-                let old = std::fs::read_to_string(&abs).map_err(|source| ApplyError::ReadUpdate {
-                    path: abs.clone(),
-                    source,
-                })?;
+                let old =
+                    std::fs::read_to_string(&abs).map_err(|source| ApplyError::ReadUpdate {
+                        path: abs.clone(),
+                        source,
+                    })?;
                 let new = apply_chunks(&old, chunks, &abs)?;
                 let move_to = move_path.as_deref().map(resolve);
                 out.push(PlannedChange {
@@ -153,11 +161,9 @@ pub fn commit(changes: &[PlannedChange]) -> Result<(), ApplyError> {
                     if let Some(to) = &c.move_to {
                         if to != &c.path {
                             undo.push((c.path.clone(), c.old_contents.clone()));
-                            std::fs::remove_file(&c.path).map_err(|source| {
-                                ApplyError::Delete {
-                                    path: c.path.clone(),
-                                    source,
-                                }
+                            std::fs::remove_file(&c.path).map_err(|source| ApplyError::Delete {
+                                path: c.path.clone(),
+                                source,
                             })?;
                         }
                     }
@@ -219,7 +225,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
             crate::util::short_hex_id()
         );
         let p = dir.join(name);
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -295,7 +305,12 @@ fn apply_chunks(old: &str, chunks: &[UpdateChunk], path: &Path) -> Result<String
 /// Finds `pattern` in `lines` at or after `start`, trying progressively
 /// looser comparisons: exact, ignoring trailing whitespace, ignoring
 /// surrounding whitespace, and with typographic punctuation normalized.
-pub fn seek_sequence(lines: &[String], pattern: &[String], start: usize, eof: bool) -> Option<usize> {
+pub fn seek_sequence(
+    lines: &[String],
+    pattern: &[String],
+    start: usize,
+    eof: bool,
+) -> Option<usize> {
     if pattern.is_empty() {
         return Some(start);
     }
@@ -303,7 +318,11 @@ pub fn seek_sequence(lines: &[String], pattern: &[String], start: usize, eof: bo
         return None;
     }
     let last_start = lines.len() - pattern.len();
-    let from = if eof { last_start } else { start.min(last_start + 1) };
+    let from = if eof {
+        last_start
+    } else {
+        start.min(last_start + 1)
+    };
     let passes: [fn(&str) -> String; 4] = [
         |s| s.to_string(),
         |s| s.trim_end().to_string(),
@@ -356,7 +375,11 @@ mod tests {
     #[test]
     fn applies_update_with_context() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("f.py"), "def a():\n    return 1\n\ndef b():\n    return 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("f.py"),
+            "def a():\n    return 1\n\ndef b():\n    return 1\n",
+        )
+        .unwrap();
         let patch = "*** Begin Patch\n*** Update File: f.py\n@@ def b():\n-    return 1\n+    return 2\n*** End Patch";
         let changes = plan(&parse_patch(patch).unwrap(), dir.path()).unwrap();
         commit(&changes).unwrap();
@@ -373,9 +396,15 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "one\n").unwrap();
         let patch = "*** Begin Patch\n*** Add File: new.txt\n+hi\n*** Update File: a.txt\n-missing\n+x\n*** End Patch";
         let err = plan(&parse_patch(patch).unwrap(), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("Failed to find expected lines"), "{err}");
+        assert!(
+            err.to_string().contains("Failed to find expected lines"),
+            "{err}"
+        );
         assert!(!dir.path().join("new.txt").exists());
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "one\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "one\n"
+        );
     }
 
     #[test]
@@ -387,7 +416,10 @@ mod tests {
         commit(&plan(&parse_patch(patch).unwrap(), dir.path()).unwrap()).unwrap();
         assert!(!dir.path().join("a.txt").exists());
         assert!(!dir.path().join("gone.txt").exists());
-        assert_eq!(std::fs::read_to_string(dir.path().join("sub/b.txt")).unwrap(), "x\nz\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sub/b.txt")).unwrap(),
+            "x\nz\n"
+        );
     }
 
     #[test]

@@ -90,9 +90,10 @@ pub fn extract_from_shell(script: &str) -> Option<(String, Option<String>)> {
         if delim.is_empty() {
             return None;
         }
-        let end = body.rfind(&format!("\n{delim}")).map(|i| i + 1).or_else(|| {
-            body.starts_with(&delim).then_some(0)
-        })?;
+        let end = body
+            .rfind(&format!("\n{delim}"))
+            .map(|i| i + 1)
+            .or_else(|| body.starts_with(&delim).then_some(0))?;
         let after = body[end + delim.len()..].trim();
         if !after.is_empty() {
             return None;
@@ -100,10 +101,10 @@ pub fn extract_from_shell(script: &str) -> Option<(String, Option<String>)> {
         return Some((body[..end].to_string(), dir));
     }
     let arg = rest.trim();
-    if (arg.starts_with('\'') && arg.ends_with('\'')) || (arg.starts_with('"') && arg.ends_with('"')) {
-        if arg.len() >= 2 {
-            return Some((arg[1..arg.len() - 1].to_string(), dir));
-        }
+    let quoted = (arg.starts_with('\'') && arg.ends_with('\''))
+        || (arg.starts_with('"') && arg.ends_with('"'));
+    if quoted && arg.len() >= 2 {
+        return Some((arg[1..arg.len() - 1].to_string(), dir));
     }
     None
 }
@@ -125,12 +126,14 @@ mod tests {
 
     #[test]
     fn extracts_heredoc_invocations() {
-        let script = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: a\n+x\n*** End Patch\nEOF\n";
+        let script =
+            "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: a\n+x\n*** End Patch\nEOF\n";
         let (patch, dir) = extract_from_shell(script).unwrap();
         assert!(patch.starts_with("*** Begin Patch"));
         assert!(patch.trim_end().ends_with("*** End Patch"));
         assert!(dir.is_none());
-        let script = "cd sub && apply_patch <<EOF\n*** Begin Patch\n*** Delete File: a\n*** End Patch\nEOF";
+        let script =
+            "cd sub && apply_patch <<EOF\n*** Begin Patch\n*** Delete File: a\n*** End Patch\nEOF";
         let (_, dir) = extract_from_shell(script).unwrap();
         assert_eq!(dir.as_deref(), Some("sub"));
         assert!(extract_from_shell("apply_patcher foo").is_none());
@@ -147,6 +150,9 @@ mod tests {
         )
         .unwrap();
         let res = apply_planned(changes).unwrap();
-        assert_eq!(res.summary, "Success. Updated the following files:\nA n.txt\n");
+        assert_eq!(
+            res.summary,
+            "Success. Updated the following files:\nA n.txt\n"
+        );
     }
 }

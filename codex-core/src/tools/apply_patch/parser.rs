@@ -140,7 +140,9 @@ pub fn parse_patch(text: &str) -> Result<Vec<Hunk>, ParseError> {
         }
     }
     if hunks.is_empty() {
-        return Err(ParseError::InvalidPatch("the patch contains no file operations".into()));
+        return Err(ParseError::InvalidPatch(
+            "the patch contains no file operations".into(),
+        ));
     }
     Ok(hunks)
 }
@@ -277,24 +279,36 @@ mod tests {
             Hunk::Update {
                 move_path, chunks, ..
             } => {
-                assert_eq!(move_path.as_deref(), Some(std::path::Path::new("src/main.py")));
+                assert_eq!(
+                    move_path.as_deref(),
+                    Some(std::path::Path::new("src/main.py"))
+                );
                 assert_eq!(chunks[0].change_context.as_deref(), Some("def greet():"));
                 assert_eq!(chunks[0].old_lines, vec!["print(\"Hi\")"]);
                 assert_eq!(chunks[0].new_lines, vec!["print(\"Hello\")"]);
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(hunks[2], Hunk::Delete { path: "old.txt".into() });
+        assert_eq!(
+            hunks[2],
+            Hunk::Delete {
+                path: "old.txt".into()
+            }
+        );
     }
 
     #[test]
     fn rejects_bad_envelopes() {
-        assert!(matches!(parse_patch("hello"), Err(ParseError::InvalidPatch(_))));
+        assert!(matches!(
+            parse_patch("hello"),
+            Err(ParseError::InvalidPatch(_))
+        ));
         assert!(matches!(
             parse_patch("*** Begin Patch\n*** Add File: a\n+x\n"),
             Err(ParseError::InvalidPatch(_))
         ));
-        let err = parse_patch("*** Begin Patch\n*** Frobnicate File: a\n*** End Patch").unwrap_err();
+        let err =
+            parse_patch("*** Begin Patch\n*** Frobnicate File: a\n*** End Patch").unwrap_err();
         assert!(err.to_string().contains("not a valid hunk header"), "{err}");
         let err = parse_patch("*** Begin Patch\n*** Update File: a\n*** End Patch").unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
@@ -302,14 +316,16 @@ mod tests {
 
     #[test]
     fn accepts_heredoc_and_missing_first_marker() {
-        let patch = "<<'EOF'\n*** Begin Patch\n*** Update File: a.txt\n-old\n+new\n*** End Patch\nEOF";
+        let patch =
+            "<<'EOF'\n*** Begin Patch\n*** Update File: a.txt\n-old\n+new\n*** End Patch\nEOF";
         let hunks = parse_patch(patch).unwrap();
         assert_eq!(hunks.len(), 1);
     }
 
     #[test]
     fn end_of_file_marker() {
-        let patch = "*** Begin Patch\n*** Update File: a\n@@\n-x\n+y\n*** End of File\n*** End Patch";
+        let patch =
+            "*** Begin Patch\n*** Update File: a\n@@\n-x\n+y\n*** End of File\n*** End Patch";
         match &parse_patch(patch).unwrap()[0] {
             Hunk::Update { chunks, .. } => assert!(chunks[0].is_end_of_file),
             other => panic!("{other:?}"),
