@@ -1,1 +1,1 @@
-//! Benchmarks live in benches/.
+//! Benchmarks live in `benches/`; run `cargo bench -p codex-benches`.
