@@ -29,8 +29,8 @@ async fn exec_command_output_goes_back_to_the_model() {
     );
     assert_eq!(cmd["exit_code"], 3);
     assert_eq!(cmd["status"], "failed");
-    let out = cmd["aggregated_output"].as_str().unwrap();
-    assert!(out.contains("hello\n") && out.contains("oops\n"), "{out}");
+    // stdout and stderr interleave in the order they were written.
+    assert_eq!(cmd["aggregated_output"], "hello\noops\n");
 
     let reqs = mock.model_requests();
     assert_eq!(reqs.len(), 2);
@@ -43,7 +43,7 @@ async fn exec_command_output_goes_back_to_the_model() {
         output.contains("\nProcess exited with code 3\n"),
         "{output}"
     );
-    assert!(output.contains("\nOutput:\nhello\n"), "{output}");
+    assert!(output.ends_with("\nOutput:\nhello\noops\n"), "{output}");
     // The call itself is in the second request's history.
     let call = reqs[1]
         .input()
@@ -289,4 +289,21 @@ async fn repeated_identical_calls_are_stopped() {
         .as_str()
         .unwrap()
         .contains("identical arguments"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_have_no_controlling_terminal() {
+    // A tool that prompts on /dev/tty must fail at once, not stop forever.
+    let mock = MockModelServer::start(vec![
+        sse::exec_command("call_tty", "cat /dev/tty; echo status=$?"),
+        sse::message("ok"),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "exec_timeout_ms = 60000");
+    let run = exec_json(&home, "prompt").await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let item = &run.completed_items("command_execution")[0];
+    let out = item["aggregated_output"].as_str().unwrap();
+    assert!(out.contains("status=1"), "{out}");
 }

@@ -173,8 +173,12 @@ impl Thread {
             }
             Some(w)
         };
+        // A crash mid-tool leaves calls without outputs; the next request
+        // needs one for each.
         let mut history = loaded.history.clone();
-        close_unanswered_calls(&mut history);
+        let missing = crate::turn::missing_call_outputs(&history);
+        history.extend(missing);
+        let rollout_path = writer.is_some().then(|| path.to_path_buf());
         let (thread, rx) = Self::assemble(
             loaded.meta.id.clone(),
             config,
@@ -182,7 +186,7 @@ impl Thread {
             model,
             base,
             writer,
-            (!loaded.path.as_os_str().is_empty()).then(|| path.to_path_buf()),
+            rollout_path,
             history,
         );
         Ok((thread, rx, loaded))
@@ -272,30 +276,4 @@ fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, Th
         creds,
         opts.identity.clone(),
     )?)
-}
-
-/// A resumed history may end with calls that never got outputs (a crash
-/// mid-tool); give them one so the next request is valid.
-fn close_unanswered_calls(history: &mut Vec<ResponseItem>) {
-    let answered: HashSet<String> = history
-        .iter()
-        .filter_map(|i| match i {
-            ResponseItem::FunctionCallOutput { call_id, .. }
-            | ResponseItem::CustomToolCallOutput { call_id, .. } => Some(call_id.clone()),
-            _ => None,
-        })
-        .collect();
-    let missing: Vec<ResponseItem> = history
-        .iter()
-        .filter_map(|i| match i {
-            ResponseItem::FunctionCall { call_id, .. } if !answered.contains(call_id) => {
-                Some(ResponseItem::FunctionCallOutput {
-                    call_id: call_id.clone(),
-                    output: crate::protocol::FunctionCallOutputPayload::text("aborted"),
-                })
-            }
-            _ => None,
-        })
-        .collect();
-    history.extend(missing);
 }

@@ -42,7 +42,18 @@ impl TestHome {
     }
 
     /// Writes `config.toml` pointing at a mock provider, plus `extra` lines.
+    /// The key comes from `$MOCK_API_KEY` (set it on the child process).
     pub fn write_config(&self, base_url: &str, extra: &str) {
+        self.write_config_with_auth(base_url, extra, "env_key = \"MOCK_API_KEY\"");
+    }
+
+    /// Like [`TestHome::write_config`], for in-process tests that must not
+    /// touch the environment: the token is written into the provider.
+    pub fn write_config_inline_key(&self, base_url: &str, extra: &str) {
+        self.write_config_with_auth(base_url, extra, "experimental_bearer_token = \"sk-inline\"");
+    }
+
+    fn write_config_with_auth(&self, base_url: &str, extra: &str, auth: &str) {
         let text = format!(
             r#"model = "mock-model"
 model_provider = "mock"
@@ -54,7 +65,7 @@ sandbox_mode = "workspace-write"
 name = "Mock"
 base_url = "{base_url}"
 wire_api = "responses"
-env_key = "MOCK_API_KEY"
+{auth}
 request_max_retries = 2
 stream_max_retries = 1
 stream_idle_timeout_ms = 2000

@@ -5,15 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-use super::sse::SseDecoder;
+use super::sse::SseHandler;
 use super::{ModelError, ModelEvent, ModelRequest};
 use crate::protocol::{ContentItem, ResponseItem, TokenUsage};
-
-type Tx = mpsc::Sender<Result<ModelEvent, ModelError>>;
 
 pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
     let mut messages: Vec<Value> = Vec::new();
@@ -134,88 +130,62 @@ struct ChatState {
     reasoning: String,
     calls: BTreeMap<u64, PendingCall>,
     usage: Option<TokenUsage>,
-    finished: bool,
 }
 
-pub(super) async fn pump(resp: reqwest::Response, tx: Tx) {
-    let mut decoder = SseDecoder::default();
-    let mut bytes = resp.bytes_stream();
-    let mut st = ChatState::default();
-    let mut created = false;
-    'outer: loop {
-        let chunk = match bytes.next().await {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                let _ = tx.send(Err(ModelError::Stream(e.to_string()))).await;
-                return;
-            }
-            None => break,
-        };
-        let events = match decoder.push(&chunk) {
-            Ok(evs) => evs,
-            Err(e) => {
-                let _ = tx.send(Err(ModelError::Stream(e.to_string()))).await;
-                return;
-            }
-        };
-        for ev in events {
-            if ev.data.trim() == "[DONE]" {
-                break 'outer;
-            }
-            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-                continue;
-            };
-            if let Some(err) = v.get("error") {
-                let message = err
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| err.to_string());
-                let _ = tx
-                    .send(Err(ModelError::ResponseFailed {
-                        code: None,
-                        retry_after: super::parse_try_again_in(&message),
-                        message,
-                    }))
-                    .await;
-                return;
-            }
-            if !created {
-                created = true;
-                st.response_id = v
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("chatcmpl")
-                    .to_string();
-                if tx
-                    .send(Ok(ModelEvent::Created {
-                        response_id: st.response_id.clone(),
-                    }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            for out in apply_chunk(&mut st, &v) {
-                if tx.send(out).await.is_err() {
-                    return;
-                }
-            }
+/// Turns Chat Completions chunks into model events.
+#[derive(Default)]
+pub(super) struct ChatHandler {
+    st: ChatState,
+    created: bool,
+}
+
+impl SseHandler for ChatHandler {
+    fn on_event(&mut self, data: &str) -> (Vec<Result<ModelEvent, ModelError>>, bool) {
+        if data.trim() == "[DONE]" {
+            return (finish(&mut self.st).into_iter().map(Ok).collect(), true);
         }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return (vec![], false);
+        };
+        if let Some(err) = v.get("error") {
+            let message = err
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| err.to_string());
+            return (
+                vec![Err(ModelError::ResponseFailed {
+                    code: None,
+                    retry_after: super::parse_try_again_in(&message),
+                    message,
+                })],
+                true,
+            );
+        }
+        let mut out = Vec::new();
+        if !self.created {
+            self.created = true;
+            self.st.response_id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("chatcmpl")
+                .to_string();
+            out.push(Ok(ModelEvent::Created {
+                response_id: self.st.response_id.clone(),
+            }));
+        }
+        out.extend(apply_chunk(&mut self.st, &v));
+        let stop = out.iter().any(Result::is_err);
+        (out, stop)
     }
-    if !created && !st.finished {
-        let _ = tx
-            .send(Err(ModelError::Stream(
+
+    fn on_eof(&mut self) -> Vec<Result<ModelEvent, ModelError>> {
+        if !self.created {
+            return vec![Err(ModelError::Stream(
                 "stream closed before any chunk arrived".into(),
-            )))
-            .await;
-        return;
-    }
-    for ev in finish(&mut st) {
-        if tx.send(Ok(ev)).await.is_err() {
-            return;
+            ))];
         }
+        finish(&mut self.st).into_iter().map(Ok).collect()
     }
 }
 
@@ -305,11 +275,9 @@ fn apply_chunk(st: &mut ChatState, v: &Value) -> Vec<Result<ModelEvent, ModelErr
                 }
             }
         }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            if reason == "length" && st.calls.is_empty() && st.text.is_empty() {
-                out.push(Err(ModelError::ContextWindowExceeded));
-            }
-            st.finished = true;
+        let reason = choice.get("finish_reason").and_then(Value::as_str);
+        if reason == Some("length") && st.calls.is_empty() && st.text.is_empty() {
+            out.push(Err(ModelError::ContextWindowExceeded));
         }
     }
     out

@@ -280,8 +280,8 @@ impl HttpModelClient {
         let wire = provider.wire_api;
         tokio::spawn(async move {
             match wire {
-                WireApi::Responses => responses::pump(resp, tx).await,
-                WireApi::Chat => chat::pump(resp, tx).await,
+                WireApi::Responses => sse::drive(resp, tx, responses::ResponsesHandler).await,
+                WireApi::Chat => sse::drive(resp, tx, chat::ChatHandler::default()).await,
             }
         });
         Ok(stream)

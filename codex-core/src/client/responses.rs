@@ -1,15 +1,11 @@
 //! The OpenAI Responses API over SSE.
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::error::parse_try_again_in;
-use super::sse::SseDecoder;
+use super::sse::SseHandler;
 use super::{ModelError, ModelEvent, ModelRequest};
 use crate::protocol::{ResponseItem, TokenUsage};
-
-type Tx = mpsc::Sender<Result<ModelEvent, ModelError>>;
 
 pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
     let input: Vec<&ResponseItem> = req.input.iter().filter(|i| i.is_api_item()).collect();
@@ -64,59 +60,25 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
     Ok(body)
 }
 
-/// Reads the HTTP body, decodes SSE and forwards model events until
-/// `response.completed`, an error, or the consumer going away.
-pub(super) async fn pump(resp: reqwest::Response, tx: Tx) {
-    let mut decoder = SseDecoder::default();
-    let mut bytes = resp.bytes_stream();
-    let mut failure: Option<ModelError> = None;
-    loop {
-        let chunk = match bytes.next().await {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                let _ = tx.send(Err(ModelError::Stream(e.to_string()))).await;
-                return;
-            }
-            None => break,
-        };
-        let events = match decoder.push(&chunk) {
-            Ok(evs) => evs,
-            Err(e) => {
-                let _ = tx.send(Err(ModelError::Stream(e.to_string()))).await;
-                return;
-            }
-        };
-        for ev in events {
-            match handle_event(&ev.data) {
-                Handled::Event(e) => {
-                    if tx.send(Ok(e)).await.is_err() {
-                        return;
-                    }
-                }
-                Handled::Done(e) => {
-                    let _ = tx.send(Ok(e)).await;
-                    return;
-                }
-                Handled::Failed(err) => failure = Some(err),
-                Handled::Skip => {}
-            }
-            if let Some(err) = failure.take() {
-                let _ = tx.send(Err(err)).await;
-                return;
-            }
+/// Turns Responses API SSE events into model events.
+#[derive(Default)]
+pub(super) struct ResponsesHandler;
+
+impl SseHandler for ResponsesHandler {
+    fn on_event(&mut self, data: &str) -> (Vec<Result<ModelEvent, ModelError>>, bool) {
+        match handle_event(data) {
+            Handled::Event(e) => (vec![Ok(e)], false),
+            Handled::Done(e) => (vec![Ok(e)], true),
+            Handled::Failed(err) => (vec![Err(err)], true),
+            Handled::Skip => (vec![], false),
         }
     }
-    if let Some(ev) = decoder.finish() {
-        if let Handled::Done(e) = handle_event(&ev.data) {
-            let _ = tx.send(Ok(e)).await;
-            return;
-        }
-    }
-    let _ = tx
-        .send(Err(ModelError::Stream(
+
+    fn on_eof(&mut self) -> Vec<Result<ModelEvent, ModelError>> {
+        vec![Err(ModelError::Stream(
             "stream closed before response.completed".into(),
-        )))
-        .await;
+        ))]
+    }
 }
 
 enum Handled {

@@ -109,6 +109,71 @@ impl SseDecoder {
     }
 }
 
+/// A wire API's interpretation of SSE `data` payloads.
+pub trait SseHandler {
+    /// Model events for one payload, and whether the stream is finished.
+    fn on_event(&mut self, data: &str)
+        -> (Vec<Result<super::ModelEvent, super::ModelError>>, bool);
+    /// What the end of the body means (a clean finish, or a broken stream).
+    fn on_eof(&mut self) -> Vec<Result<super::ModelEvent, super::ModelError>>;
+}
+
+/// Reads an HTTP body as SSE and forwards the handler's events to `tx` until
+/// the handler says the stream is done, an error, EOF, or the consumer goes
+/// away (which drops the body and closes the connection).
+pub(super) async fn drive(
+    resp: reqwest::Response,
+    tx: tokio::sync::mpsc::Sender<Result<super::ModelEvent, super::ModelError>>,
+    mut handler: impl SseHandler,
+) {
+    use super::ModelError;
+    use futures_util::StreamExt;
+
+    async fn forward(
+        tx: &tokio::sync::mpsc::Sender<Result<super::ModelEvent, ModelError>>,
+        events: Vec<Result<super::ModelEvent, ModelError>>,
+    ) -> bool {
+        for ev in events {
+            let failed = ev.is_err();
+            if tx.send(ev).await.is_err() || failed {
+                return false;
+            }
+        }
+        true
+    }
+
+    let mut decoder = SseDecoder::default();
+    let mut bytes = resp.bytes_stream();
+    while let Some(chunk) = bytes.next().await {
+        let events = match chunk
+            .map_err(|e| ModelError::Stream(e.to_string()))
+            .and_then(|c| {
+                decoder
+                    .push(&c)
+                    .map_err(|e| ModelError::Stream(e.to_string()))
+            }) {
+            Ok(evs) => evs,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        for ev in events {
+            let (out, done) = handler.on_event(&ev.data);
+            if !forward(&tx, out).await || done {
+                return;
+            }
+        }
+    }
+    if let Some(ev) = decoder.finish() {
+        let (out, done) = handler.on_event(&ev.data);
+        if !forward(&tx, out).await || done {
+            return;
+        }
+    }
+    forward(&tx, handler.on_eof()).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,51 +90,70 @@ pub async fn run(
     }
     let spec = sandbox.wrap(req.spec, &req.policy)?;
     let started = Instant::now();
+    // stdout and stderr share one socket, so the captured output keeps the
+    // order in which the command wrote it.
+    let spawn_err = |source| ExecError::Spawn {
+        program: spec.program.clone(),
+        source,
+    };
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
+    let theirs_err = theirs.try_clone().map_err(spawn_err)?;
+    ours.set_nonblocking(true).map_err(spawn_err)?;
+    let mut reader = Some(tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?);
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(&spec.env)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::from(std::os::fd::OwnedFd::from(theirs_err)))
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
-        program: spec.program.clone(),
-        source,
-    })?;
+    // A new session: the command leads its own process group (so the whole
+    // group can be killed) and has no controlling terminal (so a tool that
+    // opens /dev/tty to prompt fails at once instead of stopping forever).
+    // SAFETY: setsid is async-signal-safe and touches no memory; it runs in
+    // the forked child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Spawn and register under the spawn lock, so a concurrent orphan sweep
+    // never mistakes this child for an adopted orphan.
+    let (mut child, guard) = {
+        let _lock = process::spawn_lock();
+        let child = cmd.spawn().map_err(spawn_err)?;
+        let guard = TreeGuard::new(child.id());
+        (child, guard)
+    };
+    // Our copies of the write ends must close, or the reader never sees EOF.
+    drop(cmd);
     let pid = child.id();
-    let guard = TreeGuard::new(pid);
 
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
     let mut buf = HeadTailBuffer::new(req.capture_bytes);
-    let mut out_chunker = Utf8Chunker::default();
-    let mut err_chunker = Utf8Chunker::default();
-    let mut ob = vec![0u8; 8192];
-    let mut eb = vec![0u8; 8192];
+    let mut chunker = Utf8Chunker::default();
+    let mut rb = vec![0u8; 16 * 1024];
     let deadline = tokio::time::sleep(req.timeout);
     tokio::pin!(deadline);
+    let mut take = |data: &[u8], buf: &mut HeadTailBuffer, chunker: &mut Utf8Chunker| {
+        buf.push(data);
+        let text = chunker.push(data);
+        if !text.is_empty() {
+            on_output(&text);
+        }
+    };
 
     let end = loop {
         tokio::select! {
-            n = read_some(&mut stdout, &mut ob) => {
+            n = read_some(&mut reader, &mut rb) => {
                 if n > 0 {
-                    buf.push(&ob[..n]);
-                    let text = out_chunker.push(&ob[..n]);
-                    if !text.is_empty() { on_output(&text); }
+                    take(&rb[..n], &mut buf, &mut chunker);
                 } else {
-                    stdout = None;
-                }
-            }
-            n = read_some(&mut stderr, &mut eb) => {
-                if n > 0 {
-                    buf.push(&eb[..n]);
-                    let text = err_chunker.push(&eb[..n]);
-                    if !text.is_empty() { on_output(&text); }
-                } else {
-                    stderr = None;
+                    reader = None;
                 }
             }
             status = child.wait() => {
@@ -153,45 +172,22 @@ pub async fn run(
     };
 
     // The leader is done (or must be): take down everything it left behind,
-    // which also closes the pipes those processes held.
+    // which also closes the socket those processes held.
     let leader_reaped = matches!(end, ExecEnd::Exited(_) | ExecEnd::Signaled(_));
     guard.kill_now(leader_reaped).await;
-    if matches!(end, ExecEnd::TimedOut | ExecEnd::Cancelled) {
+    if !leader_reaped {
         let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     }
     let drain_until = tokio::time::Instant::now() + DRAIN_GRACE;
-    while stdout.is_some() || stderr.is_some() {
-        let step = tokio::time::timeout_at(drain_until, async {
-            tokio::select! {
-                n = read_some(&mut stdout, &mut ob), if stdout.is_some() => (0, n),
-                n = read_some(&mut stderr, &mut eb), if stderr.is_some() => (1, n),
-            }
-        })
-        .await;
-        match step {
-            Ok((0, 0)) => stdout = None,
-            Ok((_, 0)) => stderr = None,
-            Ok((0, n)) => {
-                buf.push(&ob[..n]);
-                let text = out_chunker.push(&ob[..n]);
-                if !text.is_empty() {
-                    on_output(&text);
-                }
-            }
-            Ok((_, n)) => {
-                buf.push(&eb[..n]);
-                let text = err_chunker.push(&eb[..n]);
-                if !text.is_empty() {
-                    on_output(&text);
-                }
-            }
-            Err(_) => break,
+    while reader.is_some() {
+        match tokio::time::timeout_at(drain_until, read_some(&mut reader, &mut rb)).await {
+            Ok(0) | Err(_) => reader = None,
+            Ok(n) => take(&rb[..n], &mut buf, &mut chunker),
         }
     }
-    for rest in [out_chunker.finish(), err_chunker.finish()] {
-        if !rest.is_empty() {
-            on_output(&rest);
-        }
+    let rest = chunker.finish();
+    if !rest.is_empty() {
+        on_output(&rest);
     }
     Ok(ExecOutput {
         end,

@@ -16,6 +16,13 @@ use std::sync::Mutex;
 
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 static LIVE_CHILDREN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+static SPAWN_LOCK: Mutex<()> = Mutex::new(());
+
+/// Held while spawning and registering a child, and while sweeping orphans:
+/// a child between `fork` and [`register_child`] is never swept.
+pub fn spawn_lock() -> std::sync::MutexGuard<'static, ()> {
+    SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One process as seen in `/proc/<pid>/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +214,7 @@ fn is_registered(pid: u32) -> bool {
 /// orphans adopted as subreaper. Repeats until none are left (their own
 /// children get adopted as they die), bounded to a few rounds.
 pub fn reap_adopted_orphans() -> usize {
+    let _lock = spawn_lock();
     let me = std::process::id();
     let mut reaped = 0;
     for _round in 0..8 {

@@ -272,7 +272,11 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
     tool_ctx.cancel.cancel();
     // A dropped body may have left function calls without outputs; the
     // history must stay valid for the next request.
-    close_dangling_calls(&mut state.history, history_start, &sink);
+    let from = history_start.min(state.history.len());
+    for output in missing_call_outputs(&state.history[from..]) {
+        sink.record(RolloutItem::ResponseItem(output.clone()));
+        state.history.push(output);
+    }
     let usage = run.turn_usage;
     let last = run.last_agent_message.take();
     state.total_usage.add(&usage);
@@ -365,11 +369,10 @@ async fn finish(
     }
 }
 
-/// Appends an "aborted" output for every function call of this turn that
-/// has none.
-fn close_dangling_calls(history: &mut Vec<ResponseItem>, from: usize, sink: &EventSink) {
-    let turn_items = &history[from.min(history.len())..];
-    let answered: HashSet<&str> = turn_items
+/// Outputs (`aborted`) for every function call in `items` that has none, so
+/// that a history cut short by an interrupt or a crash stays valid.
+pub fn missing_call_outputs(items: &[ResponseItem]) -> Vec<ResponseItem> {
+    let answered: HashSet<&str> = items
         .iter()
         .filter_map(|i| match i {
             ResponseItem::FunctionCallOutput { call_id, .. }
@@ -377,7 +380,7 @@ fn close_dangling_calls(history: &mut Vec<ResponseItem>, from: usize, sink: &Eve
             _ => None,
         })
         .collect();
-    let outputs: Vec<ResponseItem> = turn_items
+    items
         .iter()
         .filter_map(|item| match item {
             ResponseItem::FunctionCall { call_id, .. } if !answered.contains(call_id.as_str()) => {
@@ -396,11 +399,7 @@ fn close_dangling_calls(history: &mut Vec<ResponseItem>, from: usize, sink: &Eve
             }
             _ => None,
         })
-        .collect();
-    for output in outputs {
-        sink.record(RolloutItem::ResponseItem(output.clone()));
-        history.push(output);
-    }
+        .collect()
 }
 
 fn user_response_item(input: &[UserInput]) -> Result<ResponseItem, String> {
@@ -644,7 +643,7 @@ impl TurnRun<'_> {
                         .retry_after()
                         .map(|d| d.min(MAX_STREAM_RETRY_DELAY))
                         .unwrap_or_else(|| backoff(attempt));
-                    tracing::warn!("model stream failed ({e}); retry {attempt}/{max} in {delay:?}");
+                    tracing::info!("model stream failed ({e}); retry {attempt}/{max} in {delay:?}");
                     self.shared
                         .sink
                         .emit(Event::StreamRetry {
