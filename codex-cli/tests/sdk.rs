@@ -1,5 +1,5 @@
 //! The official TypeScript SDK (`@openai/codex-sdk`) drives our binary via
-//! `codexPathOverride` and receives the turn's items.
+//! `codexPathOverride`, receives the turn's items, and resumes the thread.
 //!
 //! Needs `node` and `npm ci --omit=optional` in `tests/sdk` (the README's
 //! test command does both). Without them the test reports a skip, unless
@@ -51,6 +51,7 @@ async fn typescript_sdk_runs_a_turn_with_a_command() {
     let mock = MockModelServer::start(vec![
         sse::exec_command("call_echo_1", "echo hello"),
         sse::message("The command printed: hello"),
+        sse::message("Still here."),
     ])
     .await;
     let home = TestHome::new();
@@ -60,6 +61,7 @@ async fn typescript_sdk_runs_a_turn_with_a_command() {
         .args(["--codex", CODEX, "--cwd"])
         .arg(home.workspace())
         .args(["--prompt", "Run echo hello and tell me what it printed."])
+        .args(["--resume-prompt", "Are you still there?"])
         .current_dir(sdk_dir())
         .env("CODEX_HOME", home.codex_home())
         .env("HOME", home.home())
@@ -83,6 +85,7 @@ async fn typescript_sdk_runs_a_turn_with_a_command() {
         .collect();
     let types: Vec<&str> = lines
         .iter()
+        .filter(|l| l["turn"] == 1)
         .filter_map(|l| l["event"]["type"].as_str())
         .collect();
     assert_eq!(
@@ -98,9 +101,10 @@ async fn typescript_sdk_runs_a_turn_with_a_command() {
         ]
     );
     let summary = &lines.last().unwrap()["summary"];
-    assert_eq!(summary["ok"], true);
-    assert_eq!(summary["thread_id"], lines[0]["event"]["thread_id"]);
-    let items = summary["items"].as_array().unwrap();
+    let first = &summary["first"];
+    assert_eq!(first["ok"], true);
+    assert_eq!(first["thread_id"], lines[0]["event"]["thread_id"]);
+    let items = first["items"].as_array().unwrap();
     let cmd = items
         .iter()
         .find(|i| i["type"] == "command_execution")

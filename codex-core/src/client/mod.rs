@@ -258,7 +258,7 @@ impl HttpModelClient {
             })?
             .map_err(|e| ModelError::Transport {
                 url: url.clone(),
-                message: error_chain(&e),
+                message: describe_transport(&e),
             })?;
         let status = resp.status();
         if !status.is_success() {
@@ -307,19 +307,22 @@ fn classify_http_error(status: u16, body: String, retry_after: Option<Duration>)
     }
 }
 
-/// The full error chain of a reqwest error ("connection refused" hides in sources).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
-        }
-        src = s.source();
+/// A short description of a transport failure: its kind and root cause
+/// ("connection failed: Connection refused (os error 111)").
+fn describe_transport(e: &reqwest::Error) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
     }
-    msg
+    let cause = root.to_string();
+    let cause = cause.strip_prefix("tcp connect error: ").unwrap_or(&cause);
+    if e.is_connect() {
+        format!("connection failed: {cause}")
+    } else if e.is_timeout() {
+        format!("timed out: {cause}")
+    } else {
+        cause.to_string()
+    }
 }
 
 impl Service<ModelRequest> for HttpModelClient {
