@@ -4,12 +4,16 @@
 //! declines).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::FileUpdateChange;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApprovalRequest {
     Command {
         turn_id: String,
@@ -27,7 +31,8 @@ pub enum ApprovalRequest {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReviewDecision {
     Approved,
     /// Approved, and the same request is approved for the rest of the thread.
@@ -57,5 +62,63 @@ pub struct DeclineAll;
 impl ApprovalHandler for DeclineAll {
     fn decide(&self, _request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
         Box::pin(async { ReviewDecision::Denied })
+    }
+}
+
+/// Declines any request not answered within `timeout`.
+pub struct WithDeadline {
+    inner: Arc<dyn ApprovalHandler>,
+    timeout: Duration,
+}
+
+impl WithDeadline {
+    pub fn new(inner: Arc<dyn ApprovalHandler>, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+impl ApprovalHandler for WithDeadline {
+    fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
+        let fut = self.inner.decide(request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(d) => d,
+                Err(_) => {
+                    tracing::warn!(
+                        "approval request unanswered after {}s; declined",
+                        timeout.as_secs()
+                    );
+                    ReviewDecision::Denied
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Never;
+    impl ApprovalHandler for Never {
+        fn decide(&self, _r: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unanswered_requests_are_declined() {
+        let h = WithDeadline::new(Arc::new(Never), Duration::from_secs(5));
+        let d = h
+            .decide(ApprovalRequest::Command {
+                turn_id: "t".into(),
+                call_id: "c".into(),
+                argv: vec![],
+                cwd: PathBuf::from("/"),
+                reason: None,
+            })
+            .await;
+        assert_eq!(d, ReviewDecision::Denied);
     }
 }

@@ -50,6 +50,10 @@ pub struct ThreadOptions {
     /// Replaces the HTTP model stack (tests, embedders with their own client).
     pub model_service: Option<ModelService>,
     pub event_capacity: usize,
+    /// Id of a new thread (default: a fresh UUIDv7).
+    pub thread_id: Option<String>,
+    /// How tool commands are grouped (see [`crate::exec::Isolation`]).
+    pub command_isolation: crate::exec::Isolation,
 }
 
 impl ThreadOptions {
@@ -62,6 +66,8 @@ impl ThreadOptions {
             ephemeral: false,
             model_service: None,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            thread_id: None,
+            command_isolation: crate::exec::Isolation::OwnSession,
         }
     }
 }
@@ -87,7 +93,10 @@ impl Thread {
         config: Config,
         opts: ThreadOptions,
     ) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = opts
+            .thread_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let config = Arc::new(config);
         let base = context::base_instructions(&config);
         let model = build_model(&config, &opts)?;
@@ -95,10 +104,6 @@ impl Thread {
             (None, None)
         } else {
             let path = rollout_path(&config.sessions_dir(), &id, chrono::Local::now());
-            let mut w = RolloutWriter::create(&path).map_err(|source| ThreadError::Rollout {
-                path: path.clone(),
-                source,
-            })?;
             let meta = SessionMeta {
                 id: id.clone(),
                 session_id: Some(id.clone()),
@@ -112,12 +117,8 @@ impl Thread {
                 base_instructions: Some(BaseInstructions { text: base.clone() }),
                 git: None,
             };
-            w.append(RolloutItem::SessionMeta(meta))
-                .and_then(|()| w.sync())
-                .map_err(|source| ThreadError::Rollout {
-                    path: path.clone(),
-                    source,
-                })?;
+            // The file appears with the first turn.
+            let w = RolloutWriter::deferred(&path, Some(RolloutItem::SessionMeta(meta)));
             (Some(w), Some(path))
         };
         Ok(Self::assemble(
@@ -204,13 +205,17 @@ impl Thread {
         history: Vec<ResponseItem>,
     ) -> (Thread, mpsc::Receiver<Event>) {
         let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
+        let approval_timeout = config.approval_timeout;
         let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
         let shared = Arc::new(ThreadShared {
             id,
-            config,
+            config: Mutex::new(config),
             model: Mutex::new(model),
             sandbox: opts.sandbox,
-            approvals: opts.approvals,
+            approvals: Arc::new(crate::approval::WithDeadline::new(
+                opts.approvals,
+                approval_timeout,
+            )),
             sink,
             state: tokio::sync::Mutex::new(ThreadState {
                 history,
@@ -219,6 +224,7 @@ impl Thread {
             session_approvals: Arc::new(Mutex::new(HashSet::new())),
             base_instructions: base,
             warned_unknown_model: std::sync::atomic::AtomicBool::new(false),
+            command_isolation: opts.command_isolation,
         });
         (
             Thread {
@@ -233,8 +239,9 @@ impl Thread {
         &self.shared.id
     }
 
-    pub fn config(&self) -> &Config {
-        &self.shared.config
+    /// The thread's current settings.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.current_config()
     }
 
     /// The session file, unless the thread is ephemeral.

@@ -7,3 +7,5 @@
 
 pub mod exec_events;
 pub mod framing;
+pub mod jsonrpc;
+pub mod launcher;

@@ -281,6 +281,7 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
             input,
             output_schema,
             cancel,
+            ..Default::default()
         })
         .await;
     ctrl_c.abort();

@@ -189,7 +189,9 @@ pub struct HttpModelClient {
 }
 
 struct ClientInner {
-    http: reqwest::Client,
+    /// Built on first use: loading TLS roots costs milliseconds and memory
+    /// that a thread which never calls the model should not pay.
+    http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     provider: ModelProviderInfo,
     credentials: Credentials,
     identity: ClientIdentity,
@@ -201,16 +203,9 @@ impl HttpModelClient {
         credentials: Credentials,
         identity: ClientIdentity,
     ) -> Result<Self, ModelError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|e| ModelError::Transport {
-                url: provider.base_url().to_string(),
-                message: e.to_string(),
-            })?;
         Ok(Self {
             inner: Arc::new(ClientInner {
-                http,
+                http: std::sync::OnceLock::new(),
                 provider,
                 credentials,
                 identity,
@@ -225,8 +220,20 @@ impl HttpModelClient {
             WireApi::Responses => responses::build_body(&req)?,
             WireApi::Chat => chat::build_body(&req)?,
         };
-        let mut builder = inner
+        let http = inner
             .http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|message| ModelError::Transport {
+                url: url.clone(),
+                message: message.clone(),
+            })?;
+        let mut builder = http
             .post(&url)
             .header(http::header::ACCEPT, "text/event-stream")
             .header(http::header::USER_AGENT, &inner.identity.user_agent)

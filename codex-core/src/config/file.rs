@@ -46,6 +46,9 @@ pub struct ConfigToml {
     pub turn_timeout_ms: Option<u64>,
     /// Deadline for one tool command, in milliseconds.
     pub exec_timeout_ms: Option<u64>,
+    /// How long an approval request waits for an answer before it is
+    /// declined, in milliseconds.
+    pub approval_timeout_ms: Option<u64>,
 
     // Upstream keys accepted but not acted on (yet).
     pub shell_environment_policy: Unused,

@@ -25,6 +25,7 @@ pub const DEFAULT_PROJECT_DOC_MAX_BYTES: usize = 32 * 1024;
 pub const DEFAULT_TURN_TIMEOUT_MS: u64 = 60 * 60 * 1000;
 pub const DEFAULT_EXEC_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 pub const DEFAULT_TOOL_OUTPUT_TOKENS: u64 = 10_000;
+pub const DEFAULT_APPROVAL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -115,6 +116,7 @@ pub struct Config {
     pub project_doc_fallback_filenames: Vec<String>,
     pub turn_timeout: Duration,
     pub exec_timeout: Duration,
+    pub approval_timeout: Duration,
     pub tool_output_token_limit: u64,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
@@ -326,6 +328,11 @@ impl Config {
             exec_timeout: Duration::from_millis(
                 cfg.exec_timeout_ms
                     .unwrap_or(DEFAULT_EXEC_TIMEOUT_MS)
+                    .max(1),
+            ),
+            approval_timeout: Duration::from_millis(
+                cfg.approval_timeout_ms
+                    .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_MS)
                     .max(1),
             ),
             tool_output_token_limit: cfg

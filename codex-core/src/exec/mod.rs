@@ -27,12 +27,29 @@ pub const DEFAULT_CAPTURE_BYTES: usize = 1024 * 1024;
 /// After the command exits, how long we keep draining its pipes.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
+/// How a command's processes are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Each command leads a new session: its own process group (killed as a
+    /// whole) and no controlling terminal. For hosts that share their process
+    /// group with others: library embedders, the in-process CLI.
+    #[default]
+    OwnSession,
+    /// Commands stay in this process's group. For `codex-session` workers,
+    /// which lead their own session: the worker's group holds the worker and
+    /// everything it runs, so killing the group takes the whole tree. Per
+    /// command cleanup then walks the command's descendants (and relies on
+    /// the worker being a subreaper for orphans).
+    InheritGroup,
+}
+
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
     pub spec: CommandSpec,
     pub policy: SandboxPolicy,
     pub timeout: Duration,
     pub capture_bytes: usize,
+    pub isolation: Isolation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,25 +126,28 @@ pub async fn run(
         .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stderr(Stdio::from(std::os::fd::OwnedFd::from(theirs_err)))
         .kill_on_drop(true);
-    // A new session: the command leads its own process group (so the whole
-    // group can be killed) and has no controlling terminal (so a tool that
-    // opens /dev/tty to prompt fails at once instead of stopping forever).
-    // SAFETY: setsid is async-signal-safe and touches no memory; it runs in
-    // the forked child before exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    if req.isolation == Isolation::OwnSession {
+        // A new session: the command leads its own process group (so the
+        // whole group can be killed) and has no controlling terminal (so a
+        // tool that opens /dev/tty to prompt fails at once instead of
+        // stopping forever).
+        // SAFETY: setsid is async-signal-safe and touches no memory; it runs
+        // in the forked child before exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
     // Spawn and register under the spawn lock, so a concurrent orphan sweep
     // never mistakes this child for an adopted orphan.
     let (mut child, guard) = {
         let _lock = process::spawn_lock();
         let child = cmd.spawn().map_err(spawn_err)?;
-        let guard = TreeGuard::new(child.id());
+        let guard = TreeGuard::new(child.id(), req.isolation == Isolation::OwnSession);
         (child, guard)
     };
     // Our copies of the write ends must close, or the reader never sees EOF.
@@ -209,21 +229,24 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut
 /// descendants, adopted orphans) when done or dropped.
 struct TreeGuard {
     pid: Option<u32>,
+    /// The command leads its own process group.
+    group: bool,
 }
 
 impl TreeGuard {
-    fn new(pid: Option<u32>) -> Self {
+    fn new(pid: Option<u32>, group: bool) -> Self {
         if let Some(pid) = pid {
             process::register_child(pid);
         }
-        Self { pid }
+        Self { pid, group }
     }
 
     async fn kill_now(mut self, leader_reaped: bool) {
         if let Some(pid) = self.pid.take() {
             // /proc walking and reaping are blocking syscalls.
+            let group = self.group;
             let _ = tokio::task::spawn_blocking(move || {
-                process::kill_tree(pid, leader_reaped);
+                process::kill_tree(pid, leader_reaped, group);
                 process::unregister_child(pid);
             })
             .await;
@@ -235,7 +258,7 @@ impl Drop for TreeGuard {
     fn drop(&mut self) {
         // Dropped mid-run (the future was cancelled): the leader is unreaped.
         if let Some(pid) = self.pid.take() {
-            process::kill_tree(pid, false);
+            process::kill_tree(pid, false, self.group);
             process::unregister_child(pid);
         }
     }

@@ -123,15 +123,16 @@ pub fn signal_pid(pid: u32, signal: i32) {
     }
 }
 
-/// Kills the process group led by `leader` and every descendant of it,
-/// including descendants that moved to their own session or group.
+/// Kills `leader`, its process group (when it leads one: `leader_group`) and
+/// every descendant, including descendants that moved to their own session
+/// or group.
 ///
 /// While the leader is unreaped its pid cannot be reused, so its descendants
 /// are walked, stopped (so none re-parents mid-walk) and killed. Once the
 /// leader has been reaped (`leader_reaped`), only its group is signalled
 /// (a group id stays reserved while members exist); children that escaped
 /// the group are found by the orphan sweep when this process is a subreaper.
-pub fn kill_tree(leader: u32, leader_reaped: bool) {
+pub fn kill_tree(leader: u32, leader_reaped: bool, leader_group: bool) {
     let mut all: Vec<ProcInfo> = Vec::new();
     if !leader_reaped {
         // Two passes catch children forked between the walk and the stop.
@@ -144,13 +145,16 @@ pub fn kill_tree(leader: u32, leader_reaped: bool) {
             }
         }
     }
-    signal_group(leader, libc::SIGKILL);
+    if leader_group {
+        signal_group(leader, libc::SIGKILL);
+    }
     if !leader_reaped {
         signal_pid(leader, libc::SIGKILL);
     }
     let own = own_pgid();
     for p in &all {
-        if p.pgid != leader && p.pgid != own {
+        // Groups that descendants created themselves (never our own).
+        if p.pgid == p.pid && p.pgid != own {
             signal_group(p.pgid, libc::SIGKILL);
         }
         signal_pid(p.pid, libc::SIGKILL);

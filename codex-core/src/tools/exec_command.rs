@@ -173,6 +173,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         policy,
         timeout: ctx.exec_timeout,
         capture_bytes: exec::DEFAULT_CAPTURE_BYTES,
+        isolation: ctx.command_isolation,
     };
 
     // Output deltas are best-effort (bounded channel, dropped when full); the

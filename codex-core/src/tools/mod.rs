@@ -34,6 +34,7 @@ pub struct ToolContext {
     pub sandbox: Arc<dyn Sandbox>,
     pub approvals: Arc<dyn ApprovalHandler>,
     pub exec_timeout: Duration,
+    pub command_isolation: crate::exec::Isolation,
     pub output_token_limit: u64,
     pub events: EventSink,
     pub cancel: CancellationToken,

@@ -46,6 +46,52 @@ pub struct TurnRequest {
     pub output_schema: Option<Value>,
     /// Cancel to interrupt the turn.
     pub cancel: CancellationToken,
+    /// Id for the turn (default: a fresh UUIDv7), so a caller can name the
+    /// turn before it starts.
+    pub turn_id: Option<String>,
+    /// Settings changed from this turn on.
+    pub overrides: TurnOverrides,
+}
+
+/// Per-turn settings (`turn/start` params); they stick for later turns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TurnOverrides {
+    pub cwd: Option<std::path::PathBuf>,
+    pub approval_policy: Option<crate::config::AskForApproval>,
+    pub sandbox_policy: Option<crate::config::SandboxPolicy>,
+    pub model: Option<String>,
+    pub effort: Option<crate::config::ReasoningEffort>,
+    pub summary: Option<crate::config::ReasoningSummary>,
+}
+
+impl TurnOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == TurnOverrides::default()
+    }
+
+    /// `config` with these overrides applied.
+    pub fn apply(&self, config: &Config) -> Config {
+        let mut c = config.clone();
+        if let Some(cwd) = &self.cwd {
+            c.cwd = cwd.clone();
+        }
+        if let Some(a) = self.approval_policy {
+            c.approval_policy = a;
+        }
+        if let Some(p) = &self.sandbox_policy {
+            c.sandbox_policy = p.clone();
+        }
+        if let Some(m) = &self.model {
+            c.model = m.clone();
+        }
+        if let Some(e) = self.effort {
+            c.model_reasoning_effort = Some(e);
+        }
+        if let Some(s) = self.summary {
+            c.model_reasoning_summary = s;
+        }
+        c
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +119,8 @@ pub struct ThreadState {
 /// What every turn of one thread shares.
 pub struct ThreadShared {
     pub id: String,
-    pub config: Arc<Config>,
+    /// The thread's settings; turn overrides replace it.
+    pub config: Mutex<Arc<Config>>,
     pub model: Mutex<ModelService>,
     pub sandbox: Arc<dyn Sandbox>,
     pub approvals: Arc<dyn ApprovalHandler>,
@@ -82,6 +129,23 @@ pub struct ThreadShared {
     pub session_approvals: Arc<Mutex<HashSet<String>>>,
     pub base_instructions: String,
     pub warned_unknown_model: std::sync::atomic::AtomicBool,
+    pub command_isolation: crate::exec::Isolation,
+}
+
+impl ThreadShared {
+    pub fn current_config(&self) -> Arc<Config> {
+        match self.config.lock() {
+            Ok(c) => c.clone(),
+            Err(e) => e.into_inner().clone(),
+        }
+    }
+
+    fn set_config(&self, config: Arc<Config>) {
+        match self.config.lock() {
+            Ok(mut c) => *c = config,
+            Err(e) => *e.into_inner() = config,
+        }
+    }
 }
 
 /// The turn loop as a tower service. Turns of one thread run one at a time:
@@ -125,10 +189,20 @@ struct Sample {
 
 pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcome {
     let mut state = shared.state.lock().await;
-    let turn_id = uuid::Uuid::now_v7().to_string();
+    let turn_id = req
+        .turn_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let started = Instant::now();
     let started_at = chrono::Utc::now().timestamp();
-    let cfg = shared.config.clone();
+    let cfg = shared.current_config();
+    let cfg = if req.overrides.is_empty() {
+        cfg
+    } else {
+        let updated = Arc::new(req.overrides.apply(&cfg));
+        shared.set_config(updated.clone());
+        updated
+    };
     let sink = shared.sink.clone();
     let window = effective_context_window(&cfg.model, cfg.model_context_window);
 
@@ -218,6 +292,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         sandbox: shared.sandbox.clone(),
         approvals: shared.approvals.clone(),
         exec_timeout: cfg.exec_timeout,
+        command_isolation: shared.command_isolation,
         output_token_limit: cfg.tool_output_token_limit,
         events: sink.clone(),
         cancel: req.cancel.child_token(),

@@ -1,0 +1,271 @@
+//! The one worker launcher: every worker process (`codex-session`,
+//! `codex-broker`, `codex-memory`) is started here, by the daemon, by
+//! `codex exec` and by the C ABI alike.
+//!
+//! A worker gets:
+//! - its **link**, one end of a socketpair, as file descriptor 3
+//!   (`CODEX_LINK_FD=3`); EOF on the link means the other side is gone;
+//! - its **own session and process group** (`setsid`): it has no controlling
+//!   terminal, and killing its group takes everything it started that did not
+//!   leave the group;
+//! - **parent-death handling**: `PR_SET_PDEATHSIG(SIGKILL)`, armed from a
+//!   dedicated launcher thread that lives as long as the process (the signal
+//!   fires when the *thread* that forked dies, so spawning from a short-lived
+//!   runtime thread would be wrong), plus a check that the parent did not
+//!   already die before the signal was armed;
+//! - its **role in `ps`**: `argv[0]` is the role name, and the worker sets its
+//!   thread name (`comm`) to it at start.
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::sync::oneshot;
+
+/// File descriptor number of the link in a worker.
+pub const LINK_FD: i32 = 3;
+/// Environment variable telling a worker where its link is.
+pub const LINK_FD_ENV: &str = "CODEX_LINK_FD";
+
+/// What a worker process is for; its name in `ps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Session,
+    Broker,
+    Memory,
+}
+
+impl Role {
+    pub fn process_name(self) -> &'static str {
+        match self {
+            Role::Session => "codex-session",
+            Role::Broker => "codex-broker",
+            Role::Memory => "codex-memory",
+        }
+    }
+
+    /// The role named by an `argv[0]` (its file name), if any.
+    pub fn from_argv0(argv0: &str) -> Option<Role> {
+        let name = std::path::Path::new(argv0).file_name()?.to_str()?;
+        [Role::Session, Role::Broker, Role::Memory]
+            .into_iter()
+            .find(|r| r.process_name() == name)
+    }
+}
+
+/// How to start a worker.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub role: Role,
+    /// The executable (normally our own binary).
+    pub exe: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl LaunchSpec {
+    /// A worker running this same binary under `role`.
+    pub fn current_exe(role: Role) -> std::io::Result<Self> {
+        Ok(Self {
+            role,
+            exe: std::env::current_exe()?,
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+        })
+    }
+}
+
+/// A started worker.
+#[derive(Debug)]
+pub struct Launched {
+    pub pid: u32,
+    /// Owned by the caller, who must reap it (`wait`).
+    pub child: tokio::process::Child,
+    pub link: tokio::net::UnixStream,
+}
+
+impl Launched {
+    /// Kills the worker's whole process group.
+    pub fn kill_group(&self) {
+        kill_group(self.pid);
+    }
+}
+
+/// Sends SIGKILL to the process group `pgid` (a worker's pid).
+pub fn kill_group(pgid: u32) {
+    if pgid > 1 {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pgid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+type Job = (LaunchSpec, oneshot::Sender<std::io::Result<Launched>>);
+
+/// Spawns workers from one long-lived thread (see the module docs).
+#[derive(Clone)]
+pub struct Launcher {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Launcher {
+    /// Starts the launcher thread; workers are reaped by `runtime`'s process
+    /// driver.
+    pub fn new(runtime: tokio::runtime::Handle) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("codex-launcher".into())
+            .spawn(move || {
+                let _guard = runtime.enter();
+                while let Ok((spec, reply)) = rx.recv() {
+                    let _ = reply.send(spawn(spec));
+                }
+            })?;
+        Ok(Self { jobs: tx })
+    }
+
+    /// Starts a worker and returns it with its link.
+    pub async fn launch(&self, spec: LaunchSpec) -> std::io::Result<Launched> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send((spec, reply))
+            .map_err(|_| std::io::Error::other("launcher thread is gone"))?;
+        rx.await
+            .map_err(|_| std::io::Error::other("launcher thread is gone"))?
+    }
+}
+
+fn spawn(spec: LaunchSpec) -> std::io::Result<Launched> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let theirs: OwnedFd = theirs.into();
+    let theirs_fd = theirs.as_raw_fd();
+    let parent = std::process::id() as libc::pid_t;
+    let mut cmd = tokio::process::Command::new(&spec.exe);
+    {
+        use std::os::unix::process::CommandExt as _;
+        let std_cmd = cmd.as_std_mut();
+        std_cmd.arg0(spec.role.process_name());
+    }
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env(LINK_FD_ENV, LINK_FD.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(false);
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    // SAFETY: everything below runs in the forked child before exec and only
+    // calls async-signal-safe functions (setsid, prctl, getppid, dup2, fcntl,
+    // _exit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before the signal was armed.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = parent;
+            if theirs_fd == LINK_FD {
+                let flags = libc::fcntl(LINK_FD, libc::F_GETFD);
+                if flags == -1
+                    || libc::fcntl(LINK_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) == -1
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(theirs_fd, LINK_FD) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(theirs);
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("worker exited at once"))?;
+    ours.set_nonblocking(true)?;
+    Ok(Launched {
+        pid,
+        child,
+        link: tokio::net::UnixStream::from_std(ours)?,
+    })
+}
+
+/// In a worker: takes the link handed over by the launcher.
+pub fn take_link() -> std::io::Result<UnixStream> {
+    let fd: i32 = std::env::var(LINK_FD_ENV)
+        .map_err(|_| {
+            std::io::Error::other(format!(
+                "{LINK_FD_ENV} is not set: not started by the launcher"
+            ))
+        })?
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("{LINK_FD_ENV} is not a file descriptor")))?;
+    // SAFETY: fcntl(F_GETFD) only inspects the descriptor table.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(std::io::Error::other(format!(
+            "link descriptor {fd} is not open"
+        )));
+    }
+    std::env::remove_var(LINK_FD_ENV);
+    // SAFETY: the launcher passed us this descriptor and nothing else in this
+    // process owns it; it is taken once (the variable is removed above).
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    // Keep the link out of everything this worker spawns.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags != -1 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+    Ok(stream)
+}
+
+/// Sets this process's name as shown by `ps -e`/`top` (`comm`).
+pub fn set_process_name(name: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut buf = [0u8; 16];
+        let n = name.len().min(15);
+        buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+        // bytes from `buf`, which outlives the call.
+        unsafe {
+            libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = name;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_from_argv0() {
+        assert_eq!(
+            Role::from_argv0("/usr/bin/codex-session"),
+            Some(Role::Session)
+        );
+        assert_eq!(Role::from_argv0("codex-broker"), Some(Role::Broker));
+        assert_eq!(Role::from_argv0("codex"), None);
+    }
+}
