@@ -26,6 +26,20 @@ enum Command {
 }
 
 fn main() {
+    // One binary, several roles: a worker is this binary started under its
+    // role's name by the launcher.
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if let Some(role) = codex_ipc::launcher::Role::from_argv0(&argv0) {
+        logging::init("warn");
+        let code = match role {
+            codex_ipc::launcher::Role::Session => codex_daemon::worker::main(),
+            other => {
+                eprintln!("{}: this role is not implemented yet", other.process_name());
+                2
+            }
+        };
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Exec(args)) => exec::main(args),

@@ -179,6 +179,11 @@ impl Thread {
         let mut history = loaded.history.clone();
         let missing = crate::turn::missing_call_outputs(&history);
         history.extend(missing);
+        let total_usage = loaded
+            .last_token_usage
+            .as_ref()
+            .map(|u| u.total)
+            .unwrap_or_default();
         let rollout_path = writer.is_some().then(|| path.to_path_buf());
         let (thread, rx) = Self::assemble(
             loaded.meta.id.clone(),
@@ -190,6 +195,9 @@ impl Thread {
             rollout_path,
             history,
         );
+        if let Ok(mut st) = thread.shared.state.try_lock() {
+            st.total_usage = total_usage;
+        }
         Ok((thread, rx, loaded))
     }
 
@@ -260,6 +268,20 @@ impl Thread {
             Ok(o) => o,
             Err(never) => match never {},
         }
+    }
+
+    /// The unknown-model warning, the first time it is asked for (later
+    /// turns, and the turn loop itself, then stay quiet about it).
+    pub fn take_model_warning(&self) -> Option<String> {
+        let model = self.config().model.clone();
+        if crate::models::find_model(&model).is_some() {
+            return None;
+        }
+        let already = self
+            .shared
+            .warned_unknown_model
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        (!already).then(|| crate::models::unknown_model_warning(&model))
     }
 
     /// A copy of the model-visible history.

@@ -9,3 +9,4 @@ pub mod exec_events;
 pub mod framing;
 pub mod jsonrpc;
 pub mod launcher;
+pub mod link;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use codex_core::protocol::{
     CommandStatus, Event, FileChangeKind, PatchStatus, StepStatus, ThreadItem, TodoListItem,
 };
-use codex_core::Thread;
+use codex_ipc::link::ThreadReady;
 use tokio::sync::mpsc;
 
 const SPINNER: &[&str] = &["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -20,20 +20,19 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn from_thread(thread: &Thread) -> Self {
-        let c = thread.config();
+    pub fn from_ready(r: &ThreadReady) -> Self {
         let mut lines = vec![
-            format!("codex exec · session {}", thread.id()),
+            format!("codex exec · session {}", r.thread_id),
             format!(
                 "model {} ({}) · sandbox {} · approval {}",
-                c.model,
-                c.model_provider_id,
-                c.sandbox_policy.mode(),
-                c.approval_policy
+                r.model,
+                r.model_provider,
+                r.sandbox_policy.mode(),
+                r.approval_policy
             ),
-            format!("workdir {}", c.cwd.display()),
+            format!("workdir {}", r.cwd.display()),
         ];
-        if let Some(p) = thread.rollout_path() {
+        if let Some(p) = &r.rollout_path {
             lines.push(format!("session file {}", p.display()));
         }
         Self { lines }

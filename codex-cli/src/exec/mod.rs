@@ -8,20 +8,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
+use codex_core::approval::ReviewDecision;
 use codex_core::config::{
     AskForApproval, CliOverride, Config, ConfigOverrides, LoadOptions, SandboxMode,
     LMSTUDIO_PROVIDER_ID, OLLAMA_PROVIDER_ID,
 };
 use codex_core::protocol::{Event, UserInput};
 use codex_core::rollout::{find_thread_file, latest_thread_file};
-use codex_core::CancellationToken;
-use codex_core::{Thread, ThreadOptions, TurnRequest, TurnStatus};
 use codex_ipc::exec_events::ExecEventMapper;
+use codex_ipc::launcher::{LaunchSpec, Launcher, Role};
+use codex_ipc::link::{ThreadInit, WorkerMessage, WorkerThread};
 
 /// Env var the TypeScript SDK sets to name itself as the originator.
 const ORIGINATOR_ENV: &str = "CODEX_INTERNAL_ORIGINATOR_OVERRIDE";
 /// Largest prompt read from stdin.
 const MAX_STDIN_PROMPT: u64 = 16 * 1024 * 1024;
+/// How long a new session worker may take to become ready.
+const WORKER_START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a session worker may take to exit after the turn.
+const WORKER_EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Args, Debug)]
 #[command(
@@ -166,10 +171,6 @@ pub fn main(args: ExecArgs) -> i32 {
 }
 
 async fn run(args: ExecArgs) -> anyhow::Result<i32> {
-    // Orphans of tool commands re-parent to us so they can be reaped.
-    if let Err(e) = codex_core::process::become_subreaper() {
-        tracing::warn!("cannot become child subreaper: {e}");
-    }
     let opts = args.opts.clone();
     let json = opts.json || opts.experimental_json;
 
@@ -221,13 +222,10 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "codex_exec".to_string());
-    let mut thread_opts = ThreadOptions::new(originator, "exec");
-    thread_opts.ephemeral = opts.ephemeral;
-
-    let (thread, events) = match resume {
+    let resume_path = match resume {
         Some(r) => {
             let sessions = config.sessions_dir();
-            let path = if r.last {
+            Some(if r.last {
                 let cwd = (!r.all).then_some(config.cwd.as_path());
                 latest_thread_file(&sessions, cwd)
                     .with_context(|| "no previous session found to resume (try --all)")?
@@ -238,67 +236,139 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
                     .context("give a session id or --last")?;
                 find_thread_file(&sessions, id)
                     .with_context(|| format!("no saved session found with id {id}"))?
-            };
-            let (thread, rx, loaded) = Thread::resume(config, &path, thread_opts)?;
-            if loaded.skipped_lines > 0 {
-                tracing::warn!(
-                    "{}: skipped {} unreadable line(s) (a torn write?)",
-                    path.display(),
-                    loaded.skipped_lines
-                );
-            }
-            (thread, rx)
+            })
         }
-        None => Thread::start(config, thread_opts)?,
+        None => None,
     };
+    let (cli_overrides, overrides) = config_inputs(&opts)?;
+    let init = ThreadInit {
+        codex_home: config.codex_home.clone(),
+        cwd: Some(config.cwd.clone()),
+        config_overrides: cli_overrides
+            .iter()
+            .map(|o| {
+                Ok((
+                    o.path.join("."),
+                    serde_json::to_value(&o.value).context("config override")?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        model: overrides.model.clone(),
+        model_provider: overrides.model_provider.clone(),
+        approval_policy: overrides.approval_policy,
+        default_approval_policy: overrides.default_approval_policy,
+        sandbox_mode: overrides.sandbox_mode,
+        base_instructions: None,
+        developer_instructions: None,
+        originator,
+        source: "exec".into(),
+        ephemeral: opts.ephemeral,
+        thread_id: None,
+        resume_path,
+        additional_writable_roots: overrides
+            .additional_writable_roots
+            .iter()
+            .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+            .collect(),
+    };
+
+    // The thread runs in a `codex-session` worker, as under the daemon.
+    let launcher = Launcher::new(tokio::runtime::Handle::current())?;
+    let spec = LaunchSpec::current_exe(Role::Session)?;
+    let (worker, mut messages) =
+        WorkerThread::launch(&launcher, spec, init, WORKER_START_DEADLINE).await?;
 
     let color = match opts.color {
         ColorArg::Always => true,
         ColorArg::Never => false,
         ColorArg::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::channel::<Event>(1024);
     let renderer = if json {
-        tokio::spawn(render_json(thread.id().to_string(), events))
+        tokio::spawn(render_json(worker.ready.thread_id.clone(), ev_rx))
     } else {
-        let header = human::Header::from_thread(&thread);
-        tokio::spawn(human::render(header, events, color))
+        let header = human::Header::from_ready(&worker.ready);
+        tokio::spawn(human::render(header, ev_rx, color))
     };
 
-    let cancel = CancellationToken::new();
-    let ctrl_c = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
+    // One listener for the whole turn: a signal between two polls is not lost.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let turn_id = uuid::Uuid::now_v7().to_string();
+    worker
+        .start_turn(turn_id.clone(), input, output_schema, Default::default())
+        .await?;
+    let mut interrupts = 0u32;
+    let mut outcome: Option<Event> = None;
+    loop {
+        tokio::select! {
+            msg = messages.recv() => match msg {
+                Some(WorkerMessage::Event(ev)) => {
+                    let terminal = ev.is_terminal();
+                    if terminal {
+                        outcome = Some(ev.clone());
+                    }
+                    let _ = ev_tx.send(ev).await;
+                    if terminal {
+                        break;
+                    }
+                }
+                // `exec` cannot ask anyone.
+                Some(WorkerMessage::Approval { approval_id, .. }) => {
+                    let _ = worker.decide(approval_id, ReviewDecision::Denied).await;
+                }
+                Some(WorkerMessage::TurnAccepted { .. }) => {}
+                Some(WorkerMessage::TurnRejected { message, .. }) => {
+                    drop(ev_tx);
+                    let _ = renderer.await;
+                    bail!("the session refused the turn: {message}");
+                }
+                Some(WorkerMessage::Exited { .. }) | None => break,
+            },
+            Some(()) = sigint.recv() => {
+                interrupts += 1;
+                if interrupts > 1 {
+                    worker.kill();
                     std::process::exit(130);
                 }
+                let _ = worker.interrupt(Some(turn_id.clone())).await;
             }
-        })
-    };
-    let outcome = thread
-        .run_turn(TurnRequest {
-            input,
-            output_schema,
-            cancel,
-            ..Default::default()
-        })
-        .await;
-    ctrl_c.abort();
-    drop(thread);
+        }
+    }
+    // Let the worker record everything and exit; then make sure it did.
+    worker.shutdown().await;
+    let exited = tokio::time::timeout(WORKER_EXIT_DEADLINE, async {
+        while let Some(m) = messages.recv().await {
+            if matches!(m, WorkerMessage::Exited { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
+    if exited.is_err() {
+        worker.kill();
+    }
+    drop(ev_tx);
     let _ = renderer.await;
 
+    let (code, last) = match &outcome {
+        Some(Event::TurnCompleted {
+            last_agent_message, ..
+        }) => (0, last_agent_message.clone()),
+        Some(Event::TurnFailed { .. }) => (1, None),
+        Some(Event::TurnAborted { .. }) => (130, None),
+        _ => {
+            eprintln!("Error: the session worker exited before the turn ended");
+            (1, None)
+        }
+    };
     if let Some(path) = &opts.output_last_message {
-        write_last_message(path, outcome.last_agent_message.as_deref().unwrap_or(""))?;
+        write_last_message(path, last.as_deref().unwrap_or(""))?;
     }
-    Ok(match outcome.status {
-        TurnStatus::Completed => 0,
-        TurnStatus::Failed(_) => 1,
-        TurnStatus::Aborted(_) => 130,
-    })
+    Ok(code)
 }
 
-fn load_config(opts: &ExecOptions) -> anyhow::Result<Config> {
+/// The `-c` overrides and typed overrides the flags ask for.
+fn config_inputs(opts: &ExecOptions) -> anyhow::Result<(Vec<CliOverride>, ConfigOverrides)> {
     let cli_overrides = opts
         .config
         .iter()
@@ -335,6 +405,13 @@ fn load_config(opts: &ExecOptions) -> anyhow::Result<Config> {
     // Nobody can answer an approval prompt in exec mode: unless configured
     // otherwise, never ask.
     overrides.default_approval_policy = Some(AskForApproval::Never);
+    Ok((cli_overrides, overrides))
+}
+
+/// Loads (and so validates) the configuration here, before any worker
+/// starts, so a bad config fails fast with the file and key.
+fn load_config(opts: &ExecOptions) -> anyhow::Result<Config> {
+    let (cli_overrides, overrides) = config_inputs(opts)?;
     Ok(Config::load(LoadOptions {
         codex_home: None,
         cli_overrides,

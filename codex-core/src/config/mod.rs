@@ -78,6 +78,7 @@ pub struct ConfigOverrides {
     pub sandbox_mode: Option<SandboxMode>,
     pub cwd: Option<PathBuf>,
     pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
     pub additional_writable_roots: Vec<PathBuf>,
     /// Skip `config.toml` entirely (`--ignore-user-config`).
     pub ignore_user_config: bool,
@@ -308,9 +309,11 @@ impl Config {
             model_verbosity: profile.model_verbosity.or(cfg.model_verbosity),
             model_context_window: profile.model_context_window.or(cfg.model_context_window),
             base_instructions,
-            developer_instructions: profile
+            developer_instructions: opts
+                .overrides
                 .developer_instructions
                 .clone()
+                .or(profile.developer_instructions.clone())
                 .or(cfg.developer_instructions.clone()),
             user_instructions,
             project_doc_max_bytes: cfg

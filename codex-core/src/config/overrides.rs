@@ -37,6 +37,27 @@ impl CliOverride {
         })
     }
 
+    /// An override from a dotted key and a JSON value (app-server `config`
+    /// params). `null` is not representable in TOML and is refused.
+    pub fn from_json(key: &str, value: &serde_json::Value) -> Result<Self, ConfigError> {
+        let raw = format!("{key}={value}");
+        let value = json_to_toml(value).ok_or_else(|| ConfigError::Override {
+            arg: raw.clone(),
+            reason: "null (or a non-finite number) has no TOML form".into(),
+        })?;
+        if key.trim().is_empty() {
+            return Err(ConfigError::Override {
+                arg: raw,
+                reason: "empty key".into(),
+            });
+        }
+        Ok(Self {
+            path: key.split('.').map(|s| s.trim().to_string()).collect(),
+            value,
+            raw,
+        })
+    }
+
     /// Writes the value into `table`, creating (or replacing) intermediate tables.
     pub fn apply(&self, table: &mut toml::Table) {
         let Some((last, parents)) = self.path.split_last() else {
@@ -59,6 +80,25 @@ impl CliOverride {
     }
 }
 
+fn json_to_toml(v: &serde_json::Value) -> Option<toml::Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        J::Null => return None,
+        J::Bool(b) => toml::Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64().filter(|f| f.is_finite())?),
+        },
+        J::String(s) => toml::Value::String(s.clone()),
+        J::Array(a) => toml::Value::Array(a.iter().map(json_to_toml).collect::<Option<_>>()?),
+        J::Object(m) => toml::Value::Table(
+            m.iter()
+                .filter_map(|(k, v)| json_to_toml(v).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +116,18 @@ mod tests {
         assert_eq!(o.value, toml::Value::Boolean(true));
         assert!(CliOverride::parse("novalue").is_err());
         assert!(CliOverride::parse("=1").is_err());
+    }
+
+    #[test]
+    fn from_json_values() {
+        let o = CliOverride::from_json(
+            "sandbox_workspace_write.network_access",
+            &serde_json::json!(true),
+        )
+        .unwrap();
+        assert_eq!(o.path, vec!["sandbox_workspace_write", "network_access"]);
+        assert_eq!(o.value, toml::Value::Boolean(true));
+        assert!(CliOverride::from_json("model", &serde_json::Value::Null).is_err());
     }
 
     #[test]

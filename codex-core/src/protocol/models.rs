@@ -177,10 +177,10 @@ impl<'de> Deserialize<'de> for FunctionCallOutputPayload {
 
 /// Token usage of one model response (or a sum of them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TokenUsage {
     pub input_tokens: u64,
     pub cached_input_tokens: u64,
-    #[serde(default)]
     pub cache_write_input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_output_tokens: u64,

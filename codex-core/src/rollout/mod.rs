@@ -15,7 +15,7 @@ mod writer;
 
 pub use line::*;
 pub use list::{find_thread_file, latest_thread_file, list_threads, ThreadSummary};
-pub use reader::{read_rollout, LoadedRollout, ReadError};
+pub use reader::{read_rollout, LoadedRollout, ReadError, RecordedUsage};
 pub use writer::RolloutWriter;
 
 pub const SESSIONS_SUBDIR: &str = "sessions";

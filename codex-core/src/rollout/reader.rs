@@ -20,6 +20,15 @@ pub enum ReadError {
     NoMeta(PathBuf),
 }
 
+/// A `token_count` record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedUsage {
+    pub turn_id: Option<String>,
+    pub last: crate::protocol::TokenUsage,
+    pub total: crate::protocol::TokenUsage,
+    pub model_context_window: Option<u64>,
+}
+
 /// Everything a resume needs from a rollout.
 #[derive(Debug, Clone)]
 pub struct LoadedRollout {
@@ -34,6 +43,8 @@ pub struct LoadedRollout {
     /// A turn that started but has neither `task_complete` nor `turn_aborted`
     /// (the process died mid-turn).
     pub unfinished_turn_id: Option<String>,
+    /// The last recorded token accounting.
+    pub last_token_usage: Option<RecordedUsage>,
     /// Lines that could not be parsed (a torn last line counts here).
     pub skipped_lines: usize,
     /// Number of lines, to continue the ordinal sequence.
@@ -56,6 +67,8 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
     let mut history: Vec<ResponseItem> = Vec::new();
     let mut last_turn_context = None;
     let mut open_turn: Option<String> = None;
+    let mut current_turn: Option<String> = None;
+    let mut last_token_usage = None;
     let mut skipped = 0;
     let mut line_count = 0;
     for line in text.split('\n') {
@@ -120,7 +133,27 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
                     .map(str::to_string);
                 match ev_type {
                     "task_started" | "turn_started" => {
-                        open_turn = Some(turn_id.unwrap_or_default());
+                        open_turn = Some(turn_id.clone().unwrap_or_default());
+                        current_turn = turn_id;
+                    }
+                    "token_count" => {
+                        let usage = |k: &str| {
+                            payload
+                                .pointer(&format!("/info/{k}"))
+                                .and_then(|u| serde_json::from_value(u.clone()).ok())
+                        };
+                        if let (Some(last), Some(total)) =
+                            (usage("last_token_usage"), usage("total_token_usage"))
+                        {
+                            last_token_usage = Some(RecordedUsage {
+                                turn_id: current_turn.clone(),
+                                last,
+                                total,
+                                model_context_window: payload
+                                    .pointer("/info/model_context_window")
+                                    .and_then(Value::as_u64),
+                            });
+                        }
                     }
                     "task_complete" | "turn_complete" | "turn_aborted" => open_turn = None,
                     _ => {}
@@ -140,6 +173,7 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
         history,
         last_turn_context,
         unfinished_turn_id: open_turn,
+        last_token_usage,
         skipped_lines: skipped,
         line_count,
     })

@@ -54,7 +54,8 @@ pub struct TurnRequest {
 }
 
 /// Per-turn settings (`turn/start` params); they stick for later turns.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TurnOverrides {
     pub cwd: Option<std::path::PathBuf>,
     pub approval_policy: Option<crate::config::AskForApproval>,
@@ -94,14 +95,15 @@ impl TurnOverrides {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum TurnStatus {
     Completed,
-    Failed(TurnError),
-    Aborted(AbortReason),
+    Failed { error: TurnError },
+    Aborted { reason: AbortReason },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TurnOutcome {
     pub turn_id: String,
     pub status: TurnStatus,
@@ -260,7 +262,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
                 &sink,
                 &turn_id,
                 started,
-                TurnStatus::Failed(error),
+                TurnStatus::Failed { error },
                 None,
                 TokenUsage::default(),
             )
@@ -311,7 +313,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
                 &sink,
                 &turn_id,
                 started,
-                TurnStatus::Failed(error),
+                TurnStatus::Failed { error },
                 None,
                 TokenUsage::default(),
             )
@@ -368,8 +370,8 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
     }
     let status = match result {
         Ok(()) => TurnStatus::Completed,
-        Err(TurnEnd::Failed(e)) => TurnStatus::Failed(e),
-        Err(TurnEnd::Aborted(r)) => TurnStatus::Aborted(r),
+        Err(TurnEnd::Failed(e)) => TurnStatus::Failed { error: e },
+        Err(TurnEnd::Aborted(r)) => TurnStatus::Aborted { reason: r },
     };
     finish(&sink, &turn_id, started, status, last, usage).await
 }
@@ -393,7 +395,7 @@ async fn finish(
             "completed_at": completed_at,
             "duration_ms": duration_ms,
         })),
-        TurnStatus::Failed(e) => {
+        TurnStatus::Failed { error: e } => {
             sink.record_event(json!({"type": "error", "message": e.message}));
             sink.record_event(json!({
                 "type": "task_complete",
@@ -403,7 +405,7 @@ async fn finish(
                 "duration_ms": duration_ms,
             }));
         }
-        TurnStatus::Aborted(_) => sink.record_event(json!({
+        TurnStatus::Aborted { .. } => sink.record_event(json!({
             "type": "turn_aborted",
             "turn_id": turn_id,
             "reason": "interrupted",
@@ -413,10 +415,12 @@ async fn finish(
     }
     if let Err(e) = sink.sync().await {
         let message = format!("could not save the session file: {e}");
-        status = TurnStatus::Failed(TurnError {
-            kind: TurnErrorKind::Other,
-            message,
-        });
+        status = TurnStatus::Failed {
+            error: TurnError {
+                kind: TurnErrorKind::Other,
+                message,
+            },
+        };
     }
     let event = match &status {
         TurnStatus::Completed => Event::TurnCompleted {
@@ -424,12 +428,12 @@ async fn finish(
             usage,
             last_agent_message: last_agent_message.clone(),
         },
-        TurnStatus::Failed(error) => Event::TurnFailed {
+        TurnStatus::Failed { error } => Event::TurnFailed {
             turn_id: turn_id.to_string(),
             error: error.clone(),
             usage,
         },
-        TurnStatus::Aborted(reason) => Event::TurnAborted {
+        TurnStatus::Aborted { reason } => Event::TurnAborted {
             turn_id: turn_id.to_string(),
             reason: *reason,
             usage,

@@ -1,0 +1,312 @@
+//! `codex-session`: the worker process that hosts one thread.
+//!
+//! Started by the [launcher](codex_ipc::launcher) with its link on fd 3. It
+//! leads its own session (no terminal), is the subreaper of everything its
+//! tools start, and runs the tool commands in its own process group, so the
+//! supervisor can take the whole tree down with one `killpg`. It exits when
+//! told to, or when the link closes (the supervisor is gone).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use codex_core::approval::{ApprovalHandler, ApprovalRequest, ReviewDecision};
+use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
+use codex_core::exec::Isolation;
+use codex_core::protocol::Event;
+use codex_core::{CancellationToken, Thread, ThreadOptions, TurnRequest};
+use codex_ipc::launcher::{set_process_name, take_link, Role};
+use codex_ipc::link::{pump_frames, write_frames, FromWorker, ThreadInit, ThreadReady, ToWorker};
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a worker waits for its `Init`.
+const INIT_DEADLINE: Duration = Duration::from_secs(30);
+/// How long `Shutdown` waits for a running turn to record its end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Entry point of the `codex-session` role. Returns the exit code.
+pub fn main() -> i32 {
+    set_process_name(Role::Session.process_name());
+    // Before any thread exists: taking the link edits the environment.
+    let link = match take_link() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("codex-session: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = codex_core::process::become_subreaper() {
+        tracing::warn!("codex-session: cannot become subreaper: {e}");
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("codex-session: cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run(link))
+}
+
+/// Forwards approval requests to the supervisor and waits for its decision.
+struct LinkApprovals {
+    out: mpsc::Sender<FromWorker>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<ReviewDecision>>>,
+    next: AtomicU64,
+}
+
+impl LinkApprovals {
+    fn resolve(&self, id: u64, decision: ReviewDecision) {
+        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        match tx {
+            Some(tx) => {
+                let _ = tx.send(decision);
+            }
+            None => tracing::debug!("approval {id} already resolved; decision ignored"),
+        }
+    }
+
+    /// Declines everything still waiting (the supervisor went away).
+    fn decline_all(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            for (_, tx) in p.drain() {
+                let _ = tx.send(ReviewDecision::Denied);
+            }
+        }
+    }
+}
+
+impl ApprovalHandler for LinkApprovals {
+    fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        let out = self.out.clone();
+        Box::pin(async move {
+            if out
+                .send(FromWorker::ApprovalRequest {
+                    approval_id: id,
+                    request,
+                })
+                .await
+                .is_err()
+            {
+                return ReviewDecision::Denied;
+            }
+            rx.await.unwrap_or(ReviewDecision::Denied)
+        })
+    }
+}
+
+fn load_config(init: &ThreadInit) -> Result<Config, String> {
+    let cli_overrides = init
+        .config_overrides
+        .iter()
+        .map(|(k, v)| CliOverride::from_json(k, v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    Config::load(LoadOptions {
+        codex_home: Some(init.codex_home.clone()),
+        cli_overrides,
+        overrides: ConfigOverrides {
+            model: init.model.clone(),
+            model_provider: init.model_provider.clone(),
+            approval_policy: init.approval_policy,
+            default_approval_policy: init.default_approval_policy,
+            sandbox_mode: init.sandbox_mode,
+            cwd: init.cwd.clone(),
+            base_instructions: init.base_instructions.clone(),
+            developer_instructions: init.developer_instructions.clone(),
+            additional_writable_roots: init.additional_writable_roots.clone(),
+            ..Default::default()
+        },
+    })
+    .map_err(|e| e.to_string())
+}
+
+type Opened = (Thread, mpsc::Receiver<Event>, ThreadReady);
+
+fn open_thread(init: &ThreadInit, approvals: Arc<LinkApprovals>) -> Result<Opened, String> {
+    let config = load_config(init)?;
+    let warnings = config.warnings.clone();
+    let mut opts = ThreadOptions::new(init.originator.clone(), init.source.clone());
+    opts.approvals = approvals;
+    opts.ephemeral = init.ephemeral;
+    opts.thread_id = init.thread_id.clone();
+    opts.command_isolation = Isolation::InheritGroup;
+    let (thread, events, last_usage) = match &init.resume_path {
+        Some(path) => {
+            let (t, rx, loaded) = Thread::resume(config, path, opts).map_err(|e| e.to_string())?;
+            (t, rx, loaded.last_token_usage)
+        }
+        None => {
+            let (t, rx) = Thread::start(config, opts).map_err(|e| e.to_string())?;
+            (t, rx, None)
+        }
+    };
+    let c = thread.config();
+    let ready = ThreadReady {
+        thread_id: thread.id().to_string(),
+        rollout_path: thread.rollout_path().map(|p| p.to_path_buf()),
+        cwd: c.cwd.clone(),
+        model: c.model.clone(),
+        model_provider: c.model_provider_id.clone(),
+        approval_policy: c.approval_policy,
+        sandbox_policy: c.sandbox_policy.clone(),
+        reasoning_effort: c.model_reasoning_effort,
+        developer_instructions: c.developer_instructions.clone(),
+        warnings,
+        last_usage,
+    };
+    Ok((thread, events, ready))
+}
+
+async fn run(link: std::os::unix::net::UnixStream) -> i32 {
+    let stream = match link
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(link))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("codex-session: bad link: {e}");
+            return 2;
+        }
+    };
+    let (read_half, write_half) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::channel::<FromWorker>(1024);
+    let writer = tokio::spawn(write_frames(write_half, out_rx));
+    let (in_tx, mut in_rx) = mpsc::channel::<ToWorker>(256);
+    tokio::spawn(pump_frames(read_half, in_tx, "codex-session"));
+
+    let init = match tokio::time::timeout(INIT_DEADLINE, in_rx.recv()).await {
+        Ok(Some(ToWorker::Init(init))) => *init,
+        _ => {
+            eprintln!("codex-session: no Init from the supervisor");
+            return 2;
+        }
+    };
+    let approvals = Arc::new(LinkApprovals {
+        out: out_tx.clone(),
+        pending: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(0),
+    });
+    let (thread, mut events, ready) = match open_thread(&init, approvals.clone()) {
+        Ok(t) => t,
+        Err(message) => {
+            let _ = out_tx.send(FromWorker::InitFailed { message }).await;
+            drop(out_tx);
+            drop(approvals);
+            let _ = writer.await;
+            return 1;
+        }
+    };
+    let _ = out_tx.send(FromWorker::Ready(Box::new(ready))).await;
+
+    let forward = {
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if out
+                    .send(FromWorker::Event {
+                        event: Box::new(event),
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut active: Option<(String, CancellationToken, tokio::task::JoinHandle<()>)> = None;
+    loop {
+        if active.as_ref().is_some_and(|(_, _, h)| h.is_finished()) {
+            active = None;
+        }
+        let Some(msg) = in_rx.recv().await else {
+            // The supervisor is gone: stop working for nobody.
+            if let Some((_, cancel, handle)) = active.take() {
+                cancel.cancel();
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
+            }
+            break;
+        };
+        match msg {
+            ToWorker::TurnStart {
+                turn_id,
+                input,
+                output_schema,
+                overrides,
+            } => {
+                if active.as_ref().is_some_and(|(_, _, h)| !h.is_finished()) {
+                    let _ = out_tx
+                        .send(FromWorker::TurnRejected {
+                            turn_id,
+                            message: "a turn is already running on this thread".into(),
+                        })
+                        .await;
+                    continue;
+                }
+                if let Some(message) = thread.take_model_warning() {
+                    let _ = out_tx
+                        .send(FromWorker::Event {
+                            event: Box::new(Event::Warning { message }),
+                        })
+                        .await;
+                }
+                let _ = out_tx
+                    .send(FromWorker::TurnAccepted {
+                        turn_id: turn_id.clone(),
+                    })
+                    .await;
+                let cancel = CancellationToken::new();
+                let t = thread.clone();
+                let req = TurnRequest {
+                    input,
+                    output_schema,
+                    cancel: cancel.clone(),
+                    turn_id: Some(turn_id.clone()),
+                    overrides,
+                };
+                let handle = tokio::spawn(async move {
+                    t.run_turn(req).await;
+                });
+                active = Some((turn_id, cancel, handle));
+            }
+            ToWorker::TurnInterrupt { turn_id } => {
+                if let Some((id, cancel, _)) = &active {
+                    if turn_id.as_deref().is_none_or(|t| t == id) {
+                        cancel.cancel();
+                    }
+                }
+            }
+            ToWorker::ApprovalDecision {
+                approval_id,
+                decision,
+            } => approvals.resolve(approval_id, decision),
+            ToWorker::Shutdown => {
+                if let Some((_, cancel, handle)) = active.take() {
+                    cancel.cancel();
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
+                }
+                break;
+            }
+            ToWorker::Init(_) => tracing::warn!("codex-session: ignoring a second Init"),
+        }
+    }
+    approvals.decline_all();
+    drop(thread);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, forward).await;
+    drop(approvals);
+    drop(out_tx);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, writer).await;
+    0
+}

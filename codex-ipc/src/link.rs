@@ -1,0 +1,377 @@
+//! The supervisor ↔ worker link: newline-delimited JSON messages over the
+//! socketpair the [launcher](crate::launcher) hands to a worker, and
+//! [`WorkerThread`], the client that makes a thread hosted in a
+//! `codex-session` worker look local.
+//!
+//! One thread per worker. The first message is [`ToWorker::Init`]; the worker
+//! answers [`FromWorker::Ready`] (or [`FromWorker::InitFailed`]) and from then
+//! on streams [`FromWorker::Event`]s. EOF on the link means the other side is
+//! gone: a worker exits, a supervisor treats the thread as unloaded.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use codex_core::approval::{ApprovalRequest, ReviewDecision};
+use codex_core::config::{AskForApproval, ReasoningEffort, SandboxMode, SandboxPolicy};
+use codex_core::protocol::{Event, UserInput};
+use codex_core::rollout::RecordedUsage;
+use codex_core::turn::TurnOverrides;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::framing::{read_frame, Frame};
+use crate::launcher::{kill_group, LaunchSpec, Launcher};
+
+/// Largest message on a link (a completed command item carries up to 1 MiB
+/// of output, JSON-escaped).
+pub const MAX_LINK_FRAME: usize = 64 * 1024 * 1024;
+/// Bound of the queue of messages to a worker.
+const TO_WORKER_CAPACITY: usize = 256;
+/// Bound of the queue of messages from a worker.
+const FROM_WORKER_CAPACITY: usize = 1024;
+
+/// How a worker should host its thread.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ThreadInit {
+    pub codex_home: PathBuf,
+    pub cwd: Option<PathBuf>,
+    /// Config overrides as dotted key → JSON value (`-c`, app-server `config`).
+    #[serde(default)]
+    pub config_overrides: Vec<(String, Value)>,
+    pub model: Option<String>,
+    pub model_provider: Option<String>,
+    pub approval_policy: Option<AskForApproval>,
+    /// Used when nothing configures an approval policy.
+    pub default_approval_policy: Option<AskForApproval>,
+    pub sandbox_mode: Option<SandboxMode>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+    /// `originator` header and session-file field.
+    pub originator: String,
+    /// `source` recorded in the session file.
+    pub source: String,
+    pub ephemeral: bool,
+    /// Id of a new thread.
+    pub thread_id: Option<String>,
+    /// Resume this session file instead of starting a thread.
+    pub resume_path: Option<PathBuf>,
+    /// Extra writable roots (`--add-dir`).
+    #[serde(default)]
+    pub additional_writable_roots: Vec<PathBuf>,
+}
+
+/// The worker's answer to `Init`: the thread as it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThreadReady {
+    pub thread_id: String,
+    pub rollout_path: Option<PathBuf>,
+    pub cwd: PathBuf,
+    pub model: String,
+    pub model_provider: String,
+    pub approval_policy: AskForApproval,
+    pub sandbox_policy: SandboxPolicy,
+    pub reasoning_effort: Option<ReasoningEffort>,
+    pub developer_instructions: Option<String>,
+    /// Config warnings (unknown keys, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Usage recorded by the last turn of a resumed thread.
+    #[serde(default)]
+    pub last_usage: Option<RecordedUsage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    Init(Box<ThreadInit>),
+    TurnStart {
+        turn_id: String,
+        input: Vec<UserInput>,
+        #[serde(default)]
+        output_schema: Option<Value>,
+        #[serde(default)]
+        overrides: TurnOverrides,
+    },
+    /// Interrupts the running turn (if any, and if it is `turn_id`).
+    TurnInterrupt {
+        turn_id: Option<String>,
+    },
+    ApprovalDecision {
+        approval_id: u64,
+        decision: ReviewDecision,
+    },
+    /// Ends the running turn (interrupted) and exits.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    Ready(Box<ThreadReady>),
+    InitFailed {
+        message: String,
+    },
+    TurnAccepted {
+        turn_id: String,
+    },
+    TurnRejected {
+        turn_id: String,
+        message: String,
+    },
+    Event {
+        event: Box<Event>,
+    },
+    ApprovalRequest {
+        approval_id: u64,
+        request: ApprovalRequest,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot start worker: {0}")]
+    Launch(std::io::Error),
+    #[error("worker exited before it was ready")]
+    WorkerGone,
+    #[error("worker did not become ready within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    InitFailed(String),
+    #[error("worker link closed")]
+    Closed,
+}
+
+/// Encodes one message as a line.
+pub fn encode<T: Serialize>(msg: &T) -> std::io::Result<Vec<u8>> {
+    let mut v = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    v.push(b'\n');
+    Ok(v)
+}
+
+/// Reads messages of type `T` from `reader` into `tx` until EOF, a closed
+/// receiver, or an unreadable stream. Oversized or undecodable frames are
+/// logged and skipped.
+pub async fn pump_frames<R, T>(reader: R, tx: mpsc::Sender<T>, what: &'static str)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    T: for<'de> Deserialize<'de>,
+{
+    let mut reader = BufReader::new(reader);
+    loop {
+        match read_frame(&mut reader, MAX_LINK_FRAME).await {
+            Ok(Some(Frame::Line(line))) => {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<T>(&line) {
+                    Ok(msg) => {
+                        if tx.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!("{what}: undecodable link message: {e}"),
+                }
+            }
+            Ok(Some(Frame::TooLarge(n))) => {
+                tracing::warn!("{what}: link message of {n} bytes dropped (over the cap)")
+            }
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Writes messages from `rx` to `writer` until the channel closes or a write
+/// fails.
+pub async fn write_frames<W, T>(mut writer: W, mut rx: mpsc::Receiver<T>)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+    T: Serialize,
+{
+    while let Some(msg) = rx.recv().await {
+        let Ok(bytes) = encode(&msg) else { continue };
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// What a worker sends after `Ready`, plus its end.
+#[derive(Debug)]
+pub enum WorkerMessage {
+    Event(Event),
+    Approval {
+        approval_id: u64,
+        request: ApprovalRequest,
+    },
+    TurnAccepted {
+        turn_id: String,
+    },
+    TurnRejected {
+        turn_id: String,
+        message: String,
+    },
+    /// The link closed: the worker is gone (its process group has been
+    /// killed and the process reaped).
+    Exited {
+        status: Option<i32>,
+    },
+}
+
+/// A thread hosted in a `codex-session` worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerThread {
+    pub pid: u32,
+    pub ready: ThreadReady,
+    tx: mpsc::Sender<ToWorker>,
+}
+
+impl WorkerThread {
+    /// Starts a worker, initializes its thread and waits (up to `deadline`)
+    /// until it is ready. The receiver yields everything the worker sends
+    /// afterwards and ends with [`WorkerMessage::Exited`].
+    pub async fn launch(
+        launcher: &Launcher,
+        spec: LaunchSpec,
+        init: ThreadInit,
+        deadline: Duration,
+    ) -> Result<(WorkerThread, mpsc::Receiver<WorkerMessage>), LinkError> {
+        let launched = launcher.launch(spec).await.map_err(LinkError::Launch)?;
+        let pid = launched.pid;
+        let mut child = launched.child;
+        let (read_half, write_half) = launched.link.into_split();
+        let (to_tx, to_rx) = mpsc::channel::<ToWorker>(TO_WORKER_CAPACITY);
+        tokio::spawn(write_frames(write_half, to_rx));
+        let (raw_tx, mut raw_rx) = mpsc::channel::<FromWorker>(FROM_WORKER_CAPACITY);
+        tokio::spawn(pump_frames(read_half, raw_tx, "worker"));
+
+        let _ = to_tx.send(ToWorker::Init(Box::new(init))).await;
+        let ready = match tokio::time::timeout(deadline, raw_rx.recv()).await {
+            Ok(Some(FromWorker::Ready(r))) => *r,
+            Ok(Some(FromWorker::InitFailed { message })) => {
+                kill_group(pid);
+                let _ = child.wait().await;
+                return Err(LinkError::InitFailed(message));
+            }
+            Ok(Some(_)) | Ok(None) => {
+                kill_group(pid);
+                let _ = child.wait().await;
+                return Err(LinkError::WorkerGone);
+            }
+            Err(_) => {
+                kill_group(pid);
+                let _ = child.wait().await;
+                return Err(LinkError::Timeout(deadline));
+            }
+        };
+
+        let (out_tx, out_rx) = mpsc::channel::<WorkerMessage>(FROM_WORKER_CAPACITY);
+        tokio::spawn(async move {
+            while let Some(msg) = raw_rx.recv().await {
+                let m = match msg {
+                    FromWorker::Event { event } => WorkerMessage::Event(*event),
+                    FromWorker::ApprovalRequest {
+                        approval_id,
+                        request,
+                    } => WorkerMessage::Approval {
+                        approval_id,
+                        request,
+                    },
+                    FromWorker::TurnAccepted { turn_id } => WorkerMessage::TurnAccepted { turn_id },
+                    FromWorker::TurnRejected { turn_id, message } => {
+                        WorkerMessage::TurnRejected { turn_id, message }
+                    }
+                    FromWorker::Ready(_) | FromWorker::InitFailed { .. } => continue,
+                };
+                if out_tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+            // EOF: whatever the worker left in its group goes with it.
+            kill_group(pid);
+            let status = child.wait().await.ok().and_then(|s| s.code());
+            let _ = out_tx.send(WorkerMessage::Exited { status }).await;
+        });
+        Ok((
+            WorkerThread {
+                pid,
+                ready,
+                tx: to_tx,
+            },
+            out_rx,
+        ))
+    }
+
+    pub async fn send(&self, msg: ToWorker) -> Result<(), LinkError> {
+        self.tx.send(msg).await.map_err(|_| LinkError::Closed)
+    }
+
+    pub async fn start_turn(
+        &self,
+        turn_id: String,
+        input: Vec<UserInput>,
+        output_schema: Option<Value>,
+        overrides: TurnOverrides,
+    ) -> Result<(), LinkError> {
+        self.send(ToWorker::TurnStart {
+            turn_id,
+            input,
+            output_schema,
+            overrides,
+        })
+        .await
+    }
+
+    pub async fn interrupt(&self, turn_id: Option<String>) -> Result<(), LinkError> {
+        self.send(ToWorker::TurnInterrupt { turn_id }).await
+    }
+
+    pub async fn decide(
+        &self,
+        approval_id: u64,
+        decision: ReviewDecision,
+    ) -> Result<(), LinkError> {
+        self.send(ToWorker::ApprovalDecision {
+            approval_id,
+            decision,
+        })
+        .await
+    }
+
+    /// Asks the worker to end its turn and exit.
+    pub async fn shutdown(&self) {
+        let _ = self.send(ToWorker::Shutdown).await;
+    }
+
+    /// Kills the worker's process group at once.
+    pub fn kill(&self) {
+        kill_group(self.pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let m = ToWorker::TurnStart {
+            turn_id: "t".into(),
+            input: vec![UserInput::Text { text: "hi".into() }],
+            output_schema: None,
+            overrides: TurnOverrides::default(),
+        };
+        let line = encode(&m).unwrap();
+        let back: ToWorker = serde_json::from_slice(&line).unwrap();
+        assert!(matches!(back, ToWorker::TurnStart { .. }));
+        let e = FromWorker::Event {
+            event: Box::new(Event::Warning {
+                message: "w".into(),
+            }),
+        };
+        let back: FromWorker = serde_json::from_slice(&encode(&e).unwrap()).unwrap();
+        assert!(matches!(back, FromWorker::Event { .. }));
+    }
+}
