@@ -1,6 +1,7 @@
 //! The `codex` command. A thin binary: it parses flags and wires library
 //! pieces together; behaviour lives in `codex-core` and `codex-ipc`.
 
+mod app_server;
 mod exec;
 mod logging;
 
@@ -23,6 +24,9 @@ enum Command {
     /// Run Codex non-interactively: one turn from a prompt, then exit.
     #[command(visible_alias = "e")]
     Exec(exec::ExecArgs),
+    /// Serve the app-server protocol (JSON-RPC over stdio or a unix socket)
+    /// as `codexd`, with one `codex-session` worker per thread.
+    AppServer(app_server::AppServerArgs),
 }
 
 fn main() {
@@ -40,9 +44,30 @@ fn main() {
         };
         std::process::exit(code);
     }
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == app_server::DAEMON_NAME)
+    {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        #[command(name = "codexd", version, about = "The Codex supervisor daemon")]
+        struct Daemon {
+            #[command(flatten)]
+            args: app_server::AppServerArgs,
+        }
+        std::process::exit(app_server::main(Daemon::parse().args));
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Exec(args)) => exec::main(args),
+        Some(Command::AppServer(_)) => {
+            // Re-exec as `codexd` with the same arguments.
+            let raw: Vec<std::ffi::OsString> = std::env::args_os()
+                .skip_while(|a| a != "app-server")
+                .skip(1)
+                .collect();
+            app_server::exec_as_daemon(raw)
+        }
         None => {
             eprintln!("codex: no command given. Try `codex exec \"<prompt>\"` or `codex --help`.");
             2

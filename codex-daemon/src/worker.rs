@@ -54,8 +54,10 @@ pub fn main() -> i32 {
 }
 
 /// Forwards approval requests to the supervisor and waits for its decision.
+/// Requests travel through the event forwarder, after every event emitted
+/// before them (the item an approval is about is announced first).
 struct LinkApprovals {
-    out: mpsc::Sender<FromWorker>,
+    out: mpsc::Sender<(u64, ApprovalRequest)>,
     pending: Mutex<HashMap<u64, oneshot::Sender<ReviewDecision>>>,
     next: AtomicU64,
 }
@@ -90,14 +92,7 @@ impl ApprovalHandler for LinkApprovals {
         }
         let out = self.out.clone();
         Box::pin(async move {
-            if out
-                .send(FromWorker::ApprovalRequest {
-                    approval_id: id,
-                    request,
-                })
-                .await
-                .is_err()
-            {
+            if out.send((id, request)).await.is_err() {
                 return ReviewDecision::Denied;
             }
             rx.await.unwrap_or(ReviewDecision::Denied)
@@ -192,8 +187,9 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             return 2;
         }
     };
+    let (approval_tx, mut approval_rx) = mpsc::channel::<(u64, ApprovalRequest)>(64);
     let approvals = Arc::new(LinkApprovals {
-        out: out_tx.clone(),
+        out: approval_tx,
         pending: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
     });
@@ -212,15 +208,29 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     let forward = {
         let out = out_tx.clone();
         tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if out
-                    .send(FromWorker::Event {
-                        event: Box::new(event),
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
+            let send_event = |event| FromWorker::Event {
+                event: Box::new(event),
+            };
+            loop {
+                tokio::select! {
+                    biased;
+                    ev = events.recv() => match ev {
+                        Some(ev) => {
+                            if out.send(send_event(ev)).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    Some((approval_id, request)) = approval_rx.recv() => {
+                        // Everything emitted before the request goes first.
+                        while let Ok(ev) = events.try_recv() {
+                            let _ = out.send(send_event(ev)).await;
+                        }
+                        let _ = out
+                            .send(FromWorker::ApprovalRequest { approval_id, request })
+                            .await;
+                    }
                 }
             }
         })

@@ -5,6 +5,7 @@
 //! ([`framing`]). The app-server protocol, transports and the worker launcher
 //! join them here; this is the only crate that knows wire shapes.
 
+pub mod app_server;
 pub mod exec_events;
 pub mod framing;
 pub mod jsonrpc;

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub use file::{ConfigProfile, ConfigToml};
 pub use overrides::CliOverride;
 pub use provider::*;
+/// A parsed TOML table (`config.toml` and overrides applied to it).
+pub use toml::Table as TomlTable;
 pub use types::*;
 
 pub const CONFIG_FILE_NAME: &str = "config.toml";

@@ -11,11 +11,15 @@
 mod line;
 mod list;
 mod reader;
+mod turns;
 mod writer;
 
 pub use line::*;
 pub use list::{find_thread_file, latest_thread_file, list_threads, ThreadSummary};
 pub use reader::{read_rollout, LoadedRollout, ReadError, RecordedUsage};
+pub use turns::{
+    parse_turn_item, preview, recorded_turns, RecordedItem, RecordedTurn, RecordedTurnStatus,
+};
 pub use writer::RolloutWriter;
 
 pub const SESSIONS_SUBDIR: &str = "sessions";

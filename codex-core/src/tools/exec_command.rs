@@ -25,6 +25,10 @@ use crate::util::{approx_token_count, short_hex_id, truncate_middle};
 
 /// Largest output budget a call may ask for.
 const MAX_OUTPUT_TOKENS_CEILING: u64 = 100_000;
+/// Output of a command that runs longer than this is streamed as deltas.
+const STREAM_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+/// At most one output delta per this interval.
+const STREAM_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Deserialize)]
 struct ExecArgs {
@@ -176,18 +180,32 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         isolation: ctx.command_isolation,
     };
 
-    // Output deltas are best-effort (bounded channel, dropped when full); the
-    // completed item carries the full (capped) output.
+    // Output deltas are batched: nothing for a command that finishes within
+    // STREAM_AFTER (the completed item carries its output), then at most one
+    // delta per STREAM_EVERY. Best effort: the channel is bounded and drops
+    // when full; the completed item always has the full (capped) output.
     let (dtx, mut drx) = mpsc::channel::<String>(64);
     let forward = async {
-        while let Some(delta) = drx.recv().await {
-            ctx.events
-                .emit(Event::CommandOutputDelta {
-                    turn_id: ctx.turn_id.clone(),
-                    item_id: call.call_id.clone(),
-                    delta,
-                })
-                .await;
+        let started = tokio::time::Instant::now();
+        let mut pending = String::new();
+        let mut streaming = false;
+        let mut tick = tokio::time::interval_at(started + STREAM_AFTER, STREAM_EVERY);
+        loop {
+            tokio::select! {
+                d = drx.recv() => match d {
+                    Some(d) => pending.push_str(&d),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    streaming = true;
+                    if !pending.is_empty() {
+                        emit_delta(ctx, &call.call_id, std::mem::take(&mut pending)).await;
+                    }
+                }
+            }
+        }
+        if streaming && !pending.is_empty() {
+            emit_delta(ctx, &call.call_id, pending).await;
         }
     };
     let run = async {
@@ -280,6 +298,16 @@ fn default_shell() -> String {
         }
     }
     "sh".to_string()
+}
+
+async fn emit_delta(ctx: &ToolContext, item_id: &str, delta: String) {
+    ctx.events
+        .emit(Event::CommandOutputDelta {
+            turn_id: ctx.turn_id.clone(),
+            item_id: item_id.to_string(),
+            delta,
+        })
+        .await;
 }
 
 async fn emit_started(ctx: &ToolContext, item: &CommandExecutionItem) {

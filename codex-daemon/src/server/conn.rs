@@ -1,0 +1,242 @@
+//! One client connection: a bounded ingress queue in front of sequential
+//! request processing (a full queue sheds requests with `-32001`), and a
+//! bounded egress queue (a client that stops reading is disconnected rather
+//! than allowed to stall the threads it subscribes to).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use codex_core::CancellationToken;
+use codex_ipc::framing::{read_frame, Frame};
+use codex_ipc::jsonrpc::{self, Incoming, RequestId, RpcError};
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::Server;
+
+/// Largest accepted message from a client.
+pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Requests waiting to be processed per connection; beyond it: `-32001`.
+pub const INGRESS_CAPACITY: usize = 128;
+/// Lines waiting to be written per connection; beyond it the client is
+/// considered stuck and disconnected.
+pub const EGRESS_CAPACITY: usize = 8192;
+
+/// A server request waiting for this client's answer.
+#[derive(Debug, Clone)]
+pub struct PendingServerRequest {
+    pub thread_id: String,
+    pub approval_id: u64,
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    initialized: bool,
+    client_name: Option<String>,
+    client_version: Option<String>,
+    opt_out: HashSet<String>,
+    next_request_id: i64,
+    pending: HashMap<i64, PendingServerRequest>,
+}
+
+pub struct Conn {
+    pub id: u64,
+    out: mpsc::Sender<String>,
+    pub closed: CancellationToken,
+    state: Mutex<ConnState>,
+    /// Set once the client sent `initialized` (and got the side notices).
+    announced: AtomicBool,
+}
+
+impl Conn {
+    fn state(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send_line(&self, line: String) {
+        match self.out.try_send(line) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    "connection {}: client is not reading ({} messages queued); disconnecting it",
+                    self.id,
+                    EGRESS_CAPACITY
+                );
+                self.closed.cancel();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    pub fn respond(&self, id: &RequestId, result: Value) {
+        self.send_line(jsonrpc::encode_response(id, result));
+    }
+
+    pub fn error(&self, id: &RequestId, err: &RpcError) {
+        self.send_line(jsonrpc::encode_error(id, err));
+    }
+
+    pub fn notify(&self, method: &str, params: Value) {
+        if self.state().opt_out.contains(method) {
+            return;
+        }
+        self.send_line(jsonrpc::encode_notification(
+            method,
+            params,
+            jsonrpc::now_ms(),
+        ));
+    }
+
+    /// Sends a server→client request; returns its id.
+    pub fn request(&self, method: &str, params: Value, pending: PendingServerRequest) -> i64 {
+        let id = {
+            let mut st = self.state();
+            let id = st.next_request_id;
+            st.next_request_id += 1;
+            st.pending.insert(id, pending);
+            id
+        };
+        self.send_line(jsonrpc::encode_request(&RequestId::Int(id), method, params));
+        id
+    }
+
+    pub fn take_pending(&self, id: i64) -> Option<PendingServerRequest> {
+        self.state().pending.remove(&id)
+    }
+
+    pub fn forget_pending(&self, thread_id: &str, approval_id: u64) {
+        self.state()
+            .pending
+            .retain(|_, p| !(p.thread_id == thread_id && p.approval_id == approval_id));
+    }
+
+    pub fn client_name(&self) -> Option<String> {
+        self.state().client_name.clone()
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.state().initialized
+    }
+
+    /// Records `initialize`; false if it already happened.
+    pub fn initialize(&self, name: String, version: String, opt_out: Vec<String>) -> bool {
+        let mut st = self.state();
+        if st.initialized {
+            return false;
+        }
+        st.initialized = true;
+        st.client_name = Some(name);
+        st.client_version = Some(version);
+        st.opt_out = opt_out.into_iter().collect();
+        true
+    }
+
+    pub fn client_version(&self) -> Option<String> {
+        self.state().client_version.clone()
+    }
+
+    pub fn mark_announced(&self) -> bool {
+        !self.announced.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// Serves one connection until the client goes away (or is disconnected).
+pub async fn serve<R, W>(server: Arc<Server>, reader: R, writer: W)
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out_tx, out_rx) = mpsc::channel::<String>(EGRESS_CAPACITY);
+    let conn = Arc::new(Conn {
+        id: server.next_conn_id(),
+        out: out_tx,
+        closed: CancellationToken::new(),
+        state: Mutex::new(ConnState::default()),
+        announced: AtomicBool::new(false),
+    });
+    server.register_conn(conn.clone());
+    let writer_task = tokio::spawn(write_lines(writer, out_rx, conn.closed.clone()));
+
+    let (in_tx, mut in_rx) = mpsc::channel::<Incoming>(INGRESS_CAPACITY);
+    let processor = {
+        let server = server.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = in_rx.recv().await {
+                server.handle_message(&conn, msg).await;
+            }
+        })
+    };
+
+    let mut reader = reader;
+    loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut reader, MAX_FRAME_BYTES) => f,
+            _ = conn.closed.cancelled() => break,
+        };
+        let line = match frame {
+            Ok(Some(Frame::Line(l))) => l,
+            Ok(Some(Frame::TooLarge(n))) => {
+                tracing::warn!("connection {}: dropped a {n}-byte message (over the {MAX_FRAME_BYTES}-byte cap)", conn.id);
+                continue;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let msg = match jsonrpc::decode(&line) {
+            Ok(m) => m,
+            Err(e) => {
+                // Upstream's behaviour: log, no reply, keep the connection.
+                tracing::warn!("{e}");
+                continue;
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(Incoming::Request { id, method, .. })) =
+            in_tx.try_send(msg)
+        {
+            tracing::warn!("connection {}: shedding `{method}` (queue full)", conn.id);
+            conn.error(&id, &RpcError::overloaded());
+        }
+    }
+    drop(in_tx);
+    let _ = processor.await;
+    server.unregister_conn(conn.id);
+    // Let queued replies and notifications go out, then close.
+    drop(conn);
+    let _ = writer_task.await;
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<String>,
+    closed: CancellationToken,
+) {
+    loop {
+        let line = tokio::select! {
+            l = rx.recv() => l,
+            _ = closed.cancelled() => None,
+        };
+        let Some(line) = line else { break };
+        if writer.write_all(line.as_bytes()).await.is_err() {
+            closed.cancel();
+            break;
+        }
+        // Batch what is already queued before flushing.
+        while let Ok(more) = rx.try_recv() {
+            if writer.write_all(more.as_bytes()).await.is_err() {
+                closed.cancel();
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            closed.cancel();
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}

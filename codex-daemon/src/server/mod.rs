@@ -1,0 +1,297 @@
+//! `codexd`: the supervisor. It owns the transports, the connections and
+//! their subscriptions, and one `codex-session` worker per loaded thread. It
+//! never runs a model turn or a tool: requests about a thread are routed to
+//! its worker over the link, and the worker's events are mapped to app-server
+//! notifications and fanned out to every subscribed connection, in order.
+
+mod catalog;
+mod conn;
+mod handlers;
+mod thread;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
+use codex_ipc::jsonrpc::{Incoming, RequestId, RpcError};
+use codex_ipc::launcher::Launcher;
+use serde_json::Value;
+
+pub use catalog::Catalog;
+pub use conn::Conn;
+pub use thread::LoadedThread;
+
+/// How long a new worker may take to become ready.
+pub const WORKER_START_DEADLINE: Duration = Duration::from_secs(30);
+/// How long shutdown waits for workers to exit before killing them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] codex_core::config::ConfigError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How the daemon was started.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub codex_home: PathBuf,
+    /// `-c key=value` overrides given to the daemon (apply to every thread).
+    pub config_overrides: Vec<CliOverride>,
+    /// The executable workers run (normally this binary).
+    pub worker_exe: PathBuf,
+    /// Default working directory of new threads.
+    pub cwd: PathBuf,
+}
+
+pub struct Server {
+    opts: ServerOptions,
+    launcher: Launcher,
+    threads: Mutex<HashMap<String, Arc<LoadedThread>>>,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_conn: AtomicU64,
+    catalog: Catalog,
+    installation_id: String,
+    server_name: String,
+}
+
+impl Server {
+    /// Loads (and so validates) the configuration and prepares the launcher.
+    pub fn new(opts: ServerOptions) -> Result<Arc<Server>, ServerError> {
+        // Loaded to fail fast on a bad config; threads load their own.
+        let config = Config::load(LoadOptions {
+            codex_home: Some(opts.codex_home.clone()),
+            cli_overrides: opts.config_overrides.clone(),
+            overrides: ConfigOverrides {
+                cwd: Some(opts.cwd.clone()),
+                ..Default::default()
+            },
+        })?;
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+        let launcher = Launcher::new(tokio::runtime::Handle::current())?;
+        Ok(Arc::new(Server {
+            installation_id: installation_id(&opts.codex_home),
+            server_name: hostname(),
+            catalog: Catalog::new(opts.codex_home.clone()),
+            opts,
+            launcher,
+            threads: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn codex_home(&self) -> &std::path::Path {
+        &self.opts.codex_home
+    }
+
+    fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn register_conn(&self, conn: Arc<Conn>) {
+        if let Ok(mut c) = self.conns.lock() {
+            c.insert(conn.id, conn);
+        }
+    }
+
+    /// A client went away: it stops being a subscriber; its threads (and
+    /// their running turns) carry on.
+    fn unregister_conn(&self, id: u64) {
+        let removed = self.conns.lock().ok().and_then(|mut c| c.remove(&id));
+        if removed.is_none() {
+            return;
+        }
+        for t in self.loaded_threads() {
+            t.unsubscribe(self, id);
+        }
+    }
+
+    pub(crate) fn conn(&self, id: u64) -> Option<Arc<Conn>> {
+        self.conns.lock().ok()?.get(&id).cloned()
+    }
+
+    pub(crate) fn thread(&self, id: &str) -> Option<Arc<LoadedThread>> {
+        self.threads.lock().ok()?.get(id).cloned()
+    }
+
+    pub(crate) fn loaded_threads(&self) -> Vec<Arc<LoadedThread>> {
+        self.threads
+            .lock()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn insert_thread(&self, t: Arc<LoadedThread>) {
+        if let Ok(mut m) = self.threads.lock() {
+            m.insert(t.id.clone(), t);
+        }
+    }
+
+    pub(crate) fn remove_thread(&self, id: &str) -> Option<Arc<LoadedThread>> {
+        self.threads.lock().ok()?.remove(id)
+    }
+
+    /// Number of loaded threads (worker processes).
+    pub fn loaded_count(&self) -> usize {
+        self.threads.lock().map(|t| t.len()).unwrap_or(0)
+    }
+
+    async fn handle_message(self: &Arc<Self>, conn: &Arc<Conn>, msg: Incoming) {
+        match msg {
+            Incoming::Request { id, method, params } => {
+                if method != "initialize" && !conn.is_initialized() {
+                    conn.error(&id, &RpcError::invalid_request("Not initialized"));
+                    return;
+                }
+                match self.dispatch(conn, &id, &method, params).await {
+                    Reply::Now(Ok(result)) => conn.respond(&id, result),
+                    Reply::Now(Err(e)) => conn.error(&id, &e),
+                    Reply::NowThen(result, then) => {
+                        conn.respond(&id, result);
+                        for (method, params) in then {
+                            conn.notify(method, params);
+                        }
+                    }
+                    Reply::Deferred => {}
+                }
+            }
+            Incoming::Notification { method, .. } => {
+                if method == "initialized" && conn.is_initialized() && conn.mark_announced() {
+                    conn.notify(
+                        "remoteControl/status/changed",
+                        serde_json::json!({
+                            "status": "disabled",
+                            "installationId": self.installation_id,
+                            "serverName": self.server_name,
+                            "environmentId": null,
+                        }),
+                    );
+                }
+                // Other client notifications are ignored, as upstream does.
+            }
+            Incoming::Response { id, result } => self.client_answered(conn, id, Ok(result)).await,
+            Incoming::Error { id, error } => self.client_answered(conn, id, Err(error)).await,
+        }
+    }
+
+    /// A client's answer to one of our requests (an approval).
+    async fn client_answered(
+        &self,
+        conn: &Arc<Conn>,
+        id: RequestId,
+        answer: Result<Value, RpcError>,
+    ) {
+        let RequestId::Int(n) = id else {
+            tracing::debug!("answer to unknown request id {id}");
+            return;
+        };
+        let Some(pending) = conn.take_pending(n) else {
+            // Late or duplicate answers are ignored harmlessly.
+            tracing::debug!("answer to request {n} that is no longer pending");
+            return;
+        };
+        if let Some(t) = self.thread(&pending.thread_id) {
+            t.resolve_approval(self, pending.approval_id, n, answer)
+                .await;
+        }
+    }
+
+    /// Shuts every worker down (gracefully, then by force).
+    pub async fn shutdown(&self) {
+        let threads = self.loaded_threads();
+        for t in &threads {
+            t.worker.shutdown().await;
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for t in &threads {
+            if tokio::time::timeout_at(deadline, t.exited()).await.is_err() {
+                t.worker.kill();
+            }
+        }
+    }
+
+    /// Serves one client on stdin/stdout until stdin closes, then shuts
+    /// down.
+    pub async fn serve_stdio(self: &Arc<Self>) {
+        let reader = tokio::io::BufReader::new(tokio::io::stdin());
+        conn::serve(self.clone(), reader, tokio::io::stdout()).await;
+        self.shutdown().await;
+    }
+
+    /// Serves any number of clients on a unix socket at `path` (created 0600
+    /// in a 0700 directory); only the daemon's own user may connect.
+    pub async fn serve_unix(self: &Arc<Self>, path: &std::path::Path) -> std::io::Result<()> {
+        let listener = crate::transport::bind_unix(path)?;
+        let me = crate::transport::effective_uid();
+        tracing::info!("codexd listening on unix://{}", path.display());
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match stream.peer_cred() {
+                Ok(cred) if cred.uid() == me => {}
+                Ok(cred) => {
+                    tracing::warn!(
+                        "refused a connection from uid {} (only uid {me} may connect)",
+                        cred.uid()
+                    );
+                    drop(stream);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("refused a connection: cannot read peer credentials: {e}");
+                    continue;
+                }
+            }
+            let (r, w) = stream.into_split();
+            let server = self.clone();
+            tokio::spawn(async move {
+                conn::serve(server, tokio::io::BufReader::new(r), w).await;
+            });
+        }
+    }
+}
+
+/// A request's answer: now, now followed by notifications, or later (sent
+/// by whoever completes it).
+pub(crate) enum Reply {
+    Now(Result<Value, RpcError>),
+    NowThen(Value, Vec<handlers::Note>),
+    Deferred,
+}
+
+fn installation_id(codex_home: &std::path::Path) -> String {
+    let path = codex_home.join("installation_id");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return s;
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let _ = std::fs::create_dir_all(codex_home);
+    let _ = std::fs::write(&path, &id);
+    id
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,498 @@
+//! A loaded thread: its worker, its subscribers, and the task that turns the
+//! worker's messages into notifications, responses and approval requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use codex_core::approval::{ApprovalRequest, ReviewDecision};
+use codex_core::protocol::{Event, UserInput};
+use codex_ipc::app_server::events::{Notification, ThreadEventMapper};
+use codex_ipc::app_server::objects::ThreadStatusView;
+use codex_ipc::jsonrpc::{RequestId, RpcError};
+use codex_ipc::link::{ThreadReady, WorkerMessage, WorkerThread};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::conn::PendingServerRequest;
+use super::Server;
+
+/// Facts about a thread fixed when it was loaded.
+#[derive(Debug, Clone)]
+pub struct ThreadMeta {
+    pub source: String,
+    pub originator: String,
+    pub created_at: i64,
+    pub ephemeral: bool,
+}
+
+/// An approval the worker is waiting for.
+struct ApprovalRoute {
+    request: ApprovalRequest,
+    /// Connection and request id it was sent as, once routed.
+    sent: Option<(u64, i64)>,
+}
+
+struct Runtime {
+    ready: ThreadReady,
+    subscribers: Vec<u64>,
+    mapper: ThreadEventMapper,
+    /// turn id → (connection, request id) of a `turn/start` awaiting its turn.
+    pending_turns: HashMap<String, (u64, RequestId)>,
+    approvals: HashMap<u64, ApprovalRoute>,
+    preview: Option<String>,
+}
+
+pub struct LoadedThread {
+    pub id: String,
+    pub worker: WorkerThread,
+    pub meta: ThreadMeta,
+    rt: Mutex<Runtime>,
+    exited_rx: watch::Receiver<bool>,
+}
+
+impl LoadedThread {
+    /// Registers a ready worker and starts pumping its messages.
+    pub fn start(
+        server: &Arc<Server>,
+        worker: WorkerThread,
+        messages: mpsc::Receiver<WorkerMessage>,
+        meta: ThreadMeta,
+        preview: Option<String>,
+    ) -> Arc<LoadedThread> {
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let id = worker.ready.thread_id.clone();
+        let t = Arc::new(LoadedThread {
+            rt: Mutex::new(Runtime {
+                ready: worker.ready.clone(),
+                subscribers: Vec::new(),
+                mapper: ThreadEventMapper::new(id.clone()),
+                pending_turns: HashMap::new(),
+                approvals: HashMap::new(),
+                preview,
+            }),
+            id,
+            worker,
+            meta,
+            exited_rx,
+        });
+        server.insert_thread(t.clone());
+        tokio::spawn(pump(Arc::downgrade(server), t.clone(), messages, exited_tx));
+        t
+    }
+
+    fn rt(&self) -> std::sync::MutexGuard<'_, Runtime> {
+        self.rt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn ready(&self) -> ThreadReady {
+        self.rt().ready.clone()
+    }
+
+    pub fn preview(&self) -> Option<String> {
+        self.rt().preview.clone()
+    }
+
+    pub fn set_preview_if_empty(&self, input: &[UserInput]) {
+        let mut rt = self.rt();
+        if rt.preview.is_none() {
+            rt.preview = input.iter().find_map(|i| match i {
+                UserInput::Text { text } => Some(text.clone()),
+                _ => None,
+            });
+        }
+    }
+
+    pub fn status(&self) -> ThreadStatusView {
+        status_of(&self.rt())
+    }
+
+    pub fn active_turn_id(&self) -> Option<String> {
+        self.rt().mapper.active_turn_id().map(str::to_string)
+    }
+
+    /// A turn is running or about to.
+    pub fn is_busy(&self) -> bool {
+        let rt = self.rt();
+        rt.mapper.active_turn_id().is_some() || !rt.pending_turns.is_empty()
+    }
+
+    /// The last `thread/tokenUsage/updated` params of this process.
+    pub fn last_usage(&self) -> Option<(String, Value)> {
+        self.rt().mapper.last_usage.clone()
+    }
+
+    pub fn subscribe(&self, server: &Server, conn: u64) {
+        {
+            let mut rt = self.rt();
+            if !rt.subscribers.contains(&conn) {
+                rt.subscribers.push(conn);
+            }
+        }
+        // Approvals nobody could be asked about go to the newcomer.
+        self.route_unsent(server);
+    }
+
+    /// Returns whether the connection was subscribed.
+    pub fn unsubscribe(&self, server: &Server, conn: u64) -> bool {
+        let was = {
+            let mut rt = self.rt();
+            let was = rt.subscribers.contains(&conn);
+            rt.subscribers.retain(|c| *c != conn);
+            for route in rt.approvals.values_mut() {
+                if route.sent.is_some_and(|(c, _)| c == conn) {
+                    route.sent = None;
+                }
+            }
+            was
+        };
+        self.route_unsent(server);
+        was
+    }
+
+    pub fn is_subscriber(&self, conn: u64) -> bool {
+        self.rt().subscribers.contains(&conn)
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.rt().subscribers.len()
+    }
+
+    pub fn expect_turn(&self, turn_id: &str, conn: u64, request: RequestId) {
+        self.rt()
+            .pending_turns
+            .insert(turn_id.to_string(), (conn, request));
+    }
+
+    pub fn cancel_expected_turn(&self, turn_id: &str) {
+        self.rt().pending_turns.remove(turn_id);
+    }
+
+    /// Waits until the worker has exited.
+    pub async fn exited(&self) {
+        let mut rx = self.exited_rx.clone();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
+    fn broadcast(&self, server: &Server, notes: &[Notification]) {
+        let subs = self.rt().subscribers.clone();
+        for sub in subs {
+            if let Some(conn) = server.conn(sub) {
+                for n in notes {
+                    conn.notify(n.method, n.params.clone());
+                }
+            }
+        }
+    }
+
+    fn status_note(&self) -> Notification {
+        Notification {
+            method: "thread/status/changed",
+            params: json!({"threadId": self.id, "status": self.status().to_json()}),
+        }
+    }
+
+    fn on_approval(&self, server: &Server, approval_id: u64, request: ApprovalRequest) {
+        self.rt().approvals.insert(
+            approval_id,
+            ApprovalRoute {
+                request,
+                sent: None,
+            },
+        );
+        self.broadcast(server, &[self.status_note()]);
+        self.route_unsent(server);
+    }
+
+    /// Sends every approval not yet sent to a live subscriber, to the first
+    /// live subscriber.
+    fn route_unsent(&self, server: &Server) {
+        let (unsent, target) = {
+            let rt = self.rt();
+            let unsent: Vec<(u64, ApprovalRequest)> = rt
+                .approvals
+                .iter()
+                .filter(|(_, r)| r.sent.is_none())
+                .map(|(id, r)| (*id, r.request.clone()))
+                .collect();
+            let target = rt.subscribers.iter().find_map(|c| server.conn(*c));
+            (unsent, target)
+        };
+        let Some(conn) = target else {
+            if !unsent.is_empty() {
+                tracing::warn!(
+                    "thread {}: {} approval(s) waiting for a subscriber",
+                    self.id,
+                    unsent.len()
+                );
+            }
+            return;
+        };
+        for (approval_id, request) in unsent {
+            let (method, params) = approval_request(&self.id, &request);
+            let rid = conn.request(
+                method,
+                params,
+                PendingServerRequest {
+                    thread_id: self.id.clone(),
+                    approval_id,
+                },
+            );
+            if let Some(route) = self.rt().approvals.get_mut(&approval_id) {
+                route.sent = Some((conn.id, rid));
+            }
+        }
+    }
+
+    /// A client answered approval `approval_id` (sent as request `rid`).
+    pub async fn resolve_approval(
+        &self,
+        server: &Server,
+        approval_id: u64,
+        rid: i64,
+        answer: Result<Value, RpcError>,
+    ) {
+        let route = self.rt().approvals.remove(&approval_id);
+        if route.is_none() {
+            return;
+        }
+        let decision = match &answer {
+            Ok(result) => parse_decision(result.get("decision").unwrap_or(&Value::Null)),
+            Err(_) => ReviewDecision::Denied,
+        };
+        let _ = self.worker.decide(approval_id, decision).await;
+        self.broadcast(
+            server,
+            &[
+                Notification {
+                    method: "serverRequest/resolved",
+                    params: json!({"threadId": self.id, "requestId": rid}),
+                },
+                self.status_note(),
+            ],
+        );
+    }
+
+    fn on_event(&self, server: &Server, event: Event) {
+        let notes = self.rt().mapper.map(&event);
+        if !notes.is_empty() {
+            self.broadcast(server, &notes);
+        }
+    }
+
+    fn on_turn_accepted(&self, server: &Server, turn_id: &str) {
+        let waiting = self.rt().pending_turns.remove(turn_id);
+        if let Some((conn, id)) = waiting {
+            if let Some(c) = server.conn(conn) {
+                c.respond(
+                    &id,
+                    json!({"turn": ThreadEventMapper::pending_turn(turn_id)}),
+                );
+            }
+        }
+    }
+
+    fn on_turn_rejected(&self, server: &Server, turn_id: &str, message: &str) {
+        let waiting = self.rt().pending_turns.remove(turn_id);
+        if let Some((conn, id)) = waiting {
+            if let Some(c) = server.conn(conn) {
+                c.error(&id, &RpcError::invalid_request(message));
+            }
+        }
+    }
+
+    /// The worker is gone: everything waiting on it is resolved, subscribers
+    /// learn the thread is no longer loaded.
+    fn on_exit(&self, server: &Server) {
+        let (approvals, turns) = {
+            let mut rt = self.rt();
+            (
+                std::mem::take(&mut rt.approvals),
+                std::mem::take(&mut rt.pending_turns),
+            )
+        };
+        for (approval_id, route) in approvals {
+            if let Some((conn, rid)) = route.sent {
+                if let Some(c) = server.conn(conn) {
+                    c.forget_pending(&self.id, approval_id);
+                }
+                self.broadcast(
+                    server,
+                    &[Notification {
+                        method: "serverRequest/resolved",
+                        params: json!({"threadId": self.id, "requestId": rid}),
+                    }],
+                );
+            }
+        }
+        for (_, (conn, id)) in turns {
+            if let Some(c) = server.conn(conn) {
+                c.error(
+                    &id,
+                    &RpcError::invalid_request(format!("thread {} stopped", self.id)),
+                );
+            }
+        }
+        // A turn that was running ends here as far as clients can tell.
+        let mut notes = Vec::new();
+        if let Some(turn_id) = self.active_turn_id() {
+            notes.extend(self.rt().mapper.map(&Event::TurnAborted {
+                turn_id,
+                reason: codex_core::protocol::AbortReason::Interrupted,
+                usage: Default::default(),
+            }));
+        }
+        notes.push(Notification {
+            method: "thread/status/changed",
+            params: json!({"threadId": self.id, "status": ThreadStatusView::NotLoaded.to_json()}),
+        });
+        notes.push(Notification {
+            method: "thread/closed",
+            params: json!({"threadId": self.id}),
+        });
+        self.broadcast(server, &notes);
+    }
+}
+
+fn status_of(rt: &Runtime) -> ThreadStatusView {
+    if rt.mapper.active_turn_id().is_some() || !rt.pending_turns.is_empty() {
+        ThreadStatusView::Active {
+            waiting_on_approval: !rt.approvals.is_empty(),
+        }
+    } else {
+        ThreadStatusView::Idle
+    }
+}
+
+async fn pump(
+    server: Weak<Server>,
+    thread: Arc<LoadedThread>,
+    mut messages: mpsc::Receiver<WorkerMessage>,
+    exited: watch::Sender<bool>,
+) {
+    while let Some(msg) = messages.recv().await {
+        let Some(server) = server.upgrade() else {
+            break;
+        };
+        match msg {
+            WorkerMessage::Event(ev) => thread.on_event(&server, ev),
+            WorkerMessage::Approval {
+                approval_id,
+                request,
+            } => thread.on_approval(&server, approval_id, request),
+            WorkerMessage::TurnAccepted { turn_id } => thread.on_turn_accepted(&server, &turn_id),
+            WorkerMessage::TurnRejected { turn_id, message } => {
+                thread.on_turn_rejected(&server, &turn_id, &message)
+            }
+            WorkerMessage::Exited { status } => {
+                tracing::info!("thread {}: worker exited ({status:?})", thread.id);
+                // Unload before telling anyone, so a resume respawns.
+                let still_ours = server
+                    .thread(&thread.id)
+                    .is_some_and(|t| Arc::ptr_eq(&t, &thread));
+                if still_ours {
+                    server.remove_thread(&thread.id);
+                }
+                thread.on_exit(&server);
+                break;
+            }
+        }
+    }
+    let _ = exited.send(true);
+}
+
+/// The server request (method, params) for an approval.
+fn approval_request(thread_id: &str, request: &ApprovalRequest) -> (&'static str, Value) {
+    let now = codex_ipc::jsonrpc::now_ms();
+    match request {
+        ApprovalRequest::Command {
+            turn_id,
+            call_id,
+            argv,
+            cwd,
+            reason,
+        } => {
+            let script = if argv.len() == 3 && (argv[1] == "-lc" || argv[1] == "-c") {
+                argv[2].clone()
+            } else {
+                codex_core::util::shell_join(argv)
+            };
+            (
+                "item/commandExecution/requestApproval",
+                json!({
+                    "threadId": thread_id,
+                    "turnId": turn_id,
+                    "itemId": call_id,
+                    "startedAtMs": now,
+                    "command": codex_core::util::shell_join(argv),
+                    "cwd": cwd,
+                    "commandActions": [{"type": "unknown", "command": script}],
+                    "reason": reason,
+                    "kind": "command",
+                    "environmentId": "local",
+                    "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
+                }),
+            )
+        }
+        ApprovalRequest::Patch {
+            turn_id,
+            call_id,
+            reason,
+            ..
+        } => (
+            "item/fileChange/requestApproval",
+            json!({
+                "threadId": thread_id,
+                "turnId": turn_id,
+                "itemId": call_id,
+                "startedAtMs": now,
+                "reason": reason,
+                "grantRoot": null,
+            }),
+        ),
+    }
+}
+
+/// Maps a client's decision (v2 or legacy v1 spelling) to a review decision.
+pub fn parse_decision(v: &Value) -> ReviewDecision {
+    match v {
+        Value::String(s) => match s.as_str() {
+            "accept" | "approved" => ReviewDecision::Approved,
+            "acceptForSession" | "approved_for_session" => ReviewDecision::ApprovedForSession,
+            "cancel" | "abort" => ReviewDecision::Abort,
+            _ => ReviewDecision::Denied,
+        },
+        Value::Object(m) if m.contains_key("acceptWithExecpolicyAmendment") => {
+            ReviewDecision::Approved
+        }
+        Value::Object(m) if m.contains_key("applyNetworkPolicyAmendment") => {
+            ReviewDecision::Approved
+        }
+        Value::Object(m) if m.contains_key("approved_execpolicy_amendment") => {
+            ReviewDecision::Approved
+        }
+        _ => ReviewDecision::Denied,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        assert_eq!(parse_decision(&json!("accept")), ReviewDecision::Approved);
+        assert_eq!(
+            parse_decision(&json!("acceptForSession")),
+            ReviewDecision::ApprovedForSession
+        );
+        assert_eq!(parse_decision(&json!("decline")), ReviewDecision::Denied);
+        assert_eq!(parse_decision(&json!("cancel")), ReviewDecision::Abort);
+        assert_eq!(
+            parse_decision(
+                &json!({"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["ls"]}})
+            ),
+            ReviewDecision::Approved
+        );
+        assert_eq!(parse_decision(&json!(null)), ReviewDecision::Denied);
+    }
+}

@@ -1,0 +1,206 @@
+//! The client→server methods we serve and their params (camelCase, as on
+//! the wire). Unknown fields are ignored; a missing required field is an
+//! `Invalid request: missing field ...` error, upstream's wording.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::jsonrpc::RpcError;
+
+/// Every request method this server answers.
+pub const METHODS: &[&str] = &[
+    "initialize",
+    "thread/start",
+    "thread/resume",
+    "thread/read",
+    "thread/list",
+    "thread/loaded/list",
+    "thread/archive",
+    "thread/unarchive",
+    "thread/name/set",
+    "thread/unsubscribe",
+    "turn/start",
+    "turn/interrupt",
+    "model/list",
+    "config/read",
+];
+
+/// `-32600 Invalid request: unknown variant ...` (upstream's answer to an
+/// unknown method).
+pub fn unknown_method(method: &str) -> RpcError {
+    let expected = METHODS
+        .iter()
+        .map(|m| format!("`{m}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    RpcError::invalid_request(format!(
+        "Invalid request: unknown variant `{method}`, expected one of {expected}"
+    ))
+}
+
+/// Decodes params; absent params count as `{}`.
+pub fn parse<T: DeserializeOwned>(params: &Value) -> Result<T, RpcError> {
+    let v = if params.is_null() {
+        Value::Object(Map::new())
+    } else {
+        params.clone()
+    };
+    serde_json::from_value(v)
+        .map_err(|e| RpcError::invalid_request(format!("Invalid request: {e}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeParams {
+    pub client_info: ClientInfo,
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientInfo {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    #[serde(default)]
+    pub experimental_api: bool,
+    #[serde(default)]
+    pub opt_out_notification_methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadStartParams {
+    pub model: Option<String>,
+    pub model_provider: Option<String>,
+    pub cwd: Option<String>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+    pub approval_policy: Option<Value>,
+    /// `read-only` | `workspace-write` | `danger-full-access`
+    pub sandbox: Option<String>,
+    /// Config overrides (dotted keys → values).
+    pub config: Option<Map<String, Value>>,
+    pub ephemeral: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadResumeParams {
+    pub thread_id: String,
+    #[serde(default)]
+    pub exclude_turns: Option<bool>,
+    pub model: Option<String>,
+    pub model_provider: Option<String>,
+    pub cwd: Option<String>,
+    pub base_instructions: Option<String>,
+    pub developer_instructions: Option<String>,
+    pub approval_policy: Option<Value>,
+    pub sandbox: Option<String>,
+    pub config: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadReadParams {
+    pub thread_id: String,
+    #[serde(default)]
+    pub include_turns: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u64>,
+    pub sort_direction: Option<String>,
+    pub archived: Option<bool>,
+    pub cwd: Option<Value>,
+    pub model_providers: Option<Vec<String>>,
+    pub source_kinds: Option<Vec<String>>,
+    pub search_term: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadIdParams {
+    pub thread_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadSetNameParams {
+    pub thread_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnStartParams {
+    pub thread_id: String,
+    pub input: Vec<Value>,
+    pub model: Option<String>,
+    pub effort: Option<Value>,
+    pub summary: Option<Value>,
+    pub cwd: Option<String>,
+    pub approval_policy: Option<Value>,
+    pub sandbox_policy: Option<Value>,
+    pub output_schema: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnInterruptParams {
+    pub thread_id: String,
+    pub turn_id: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelListParams {
+    pub cursor: Option<String>,
+    pub limit: Option<u64>,
+    pub include_hidden: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigReadParams {
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub include_layers: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn errors_use_upstream_wording() {
+        let e = parse::<ThreadReadParams>(&json!({"bogus": true})).unwrap_err();
+        assert_eq!(e.code, -32600);
+        assert_eq!(e.message, "Invalid request: missing field `threadId`");
+        let e = unknown_method("no/suchMethod");
+        assert!(e.message.starts_with(
+            "Invalid request: unknown variant `no/suchMethod`, expected one of `initialize`, "
+        ));
+        let p: ThreadStartParams = parse(&Value::Null).unwrap();
+        assert!(p.model.is_none());
+    }
+}
