@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run Codex non-interactively: one turn from a prompt, then exit.
     #[command(visible_alias = "e")]
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// Serve the app-server protocol (JSON-RPC over stdio or a unix socket)
     /// as `codexd`, with one `codex-session` worker per thread.
     AppServer(app_server::AppServerArgs),
@@ -59,7 +59,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let code = match cli.command {
-        Some(Command::Exec(args)) => exec::main(args),
+        Some(Command::Exec(args)) => exec::main(*args),
         Some(Command::AppServer(_)) => {
             // Re-exec as `codexd` with the same arguments.
             let raw: Vec<std::ffi::OsString> = std::env::args_os()
