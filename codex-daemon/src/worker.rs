@@ -57,7 +57,7 @@ pub fn main() -> i32 {
 /// Requests travel through the event forwarder, after every event emitted
 /// before them (the item an approval is about is announced first).
 struct LinkApprovals {
-    out: mpsc::Sender<(u64, ApprovalRequest)>,
+    out: mpsc::Sender<ApprovalMsg>,
     pending: Mutex<HashMap<u64, oneshot::Sender<ReviewDecision>>>,
     next: AtomicU64,
 }
@@ -65,6 +65,7 @@ struct LinkApprovals {
 impl LinkApprovals {
     fn resolve(&self, id: u64, decision: ReviewDecision) {
         let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        // (If the waiter is gone, its CancelOnDrop already voided the request.)
         match tx {
             Some(tx) => {
                 let _ = tx.send(decision);
@@ -83,6 +84,28 @@ impl LinkApprovals {
     }
 }
 
+/// What the approval handler hands to the event forwarder.
+enum ApprovalMsg {
+    Request(u64, ApprovalRequest),
+    Cancelled(u64),
+}
+
+/// Tells the supervisor a request is void if the waiting future is dropped
+/// before an answer arrived (deadline, interrupted turn).
+struct CancelOnDrop {
+    id: u64,
+    out: mpsc::Sender<ApprovalMsg>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.out.try_send(ApprovalMsg::Cancelled(self.id));
+        }
+    }
+}
+
 impl ApprovalHandler for LinkApprovals {
     fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -92,10 +115,17 @@ impl ApprovalHandler for LinkApprovals {
         }
         let out = self.out.clone();
         Box::pin(async move {
-            if out.send((id, request)).await.is_err() {
+            if out.send(ApprovalMsg::Request(id, request)).await.is_err() {
                 return ReviewDecision::Denied;
             }
-            rx.await.unwrap_or(ReviewDecision::Denied)
+            let mut guard = CancelOnDrop {
+                id,
+                out,
+                armed: true,
+            };
+            let decision = rx.await.unwrap_or(ReviewDecision::Denied);
+            guard.armed = false;
+            decision
         })
     }
 }
@@ -187,7 +217,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             return 2;
         }
     };
-    let (approval_tx, mut approval_rx) = mpsc::channel::<(u64, ApprovalRequest)>(64);
+    let (approval_tx, mut approval_rx) = mpsc::channel::<ApprovalMsg>(64);
     let approvals = Arc::new(LinkApprovals {
         out: approval_tx,
         pending: Mutex::new(HashMap::new()),
@@ -222,14 +252,20 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                         }
                         None => break,
                     },
-                    Some((approval_id, request)) = approval_rx.recv() => {
+                    Some(msg) = approval_rx.recv() => {
                         // Everything emitted before the request goes first.
                         while let Ok(ev) = events.try_recv() {
                             let _ = out.send(send_event(ev)).await;
                         }
-                        let _ = out
-                            .send(FromWorker::ApprovalRequest { approval_id, request })
-                            .await;
+                        let msg = match msg {
+                            ApprovalMsg::Request(approval_id, request) => {
+                                FromWorker::ApprovalRequest { approval_id, request }
+                            }
+                            ApprovalMsg::Cancelled(approval_id) => {
+                                FromWorker::ApprovalCancelled { approval_id }
+                            }
+                        };
+                        let _ = out.send(msg).await;
                     }
                 }
             }

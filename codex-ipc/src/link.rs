@@ -127,6 +127,11 @@ pub enum FromWorker {
         approval_id: u64,
         request: ApprovalRequest,
     },
+    /// The worker stopped waiting for an approval (its deadline passed, or
+    /// the turn ended); the request is void.
+    ApprovalCancelled {
+        approval_id: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +211,9 @@ pub enum WorkerMessage {
         approval_id: u64,
         request: ApprovalRequest,
     },
+    ApprovalCancelled {
+        approval_id: u64,
+    },
     TurnAccepted {
         turn_id: String,
     },
@@ -279,6 +287,9 @@ impl WorkerThread {
                         approval_id,
                         request,
                     },
+                    FromWorker::ApprovalCancelled { approval_id } => {
+                        WorkerMessage::ApprovalCancelled { approval_id }
+                    }
                     FromWorker::TurnAccepted { turn_id } => WorkerMessage::TurnAccepted { turn_id },
                     FromWorker::TurnRejected { turn_id, message } => {
                         WorkerMessage::TurnRejected { turn_id, message }

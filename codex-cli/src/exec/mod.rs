@@ -316,7 +316,7 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
                 Some(WorkerMessage::Approval { approval_id, .. }) => {
                     let _ = worker.decide(approval_id, ReviewDecision::Denied).await;
                 }
-                Some(WorkerMessage::TurnAccepted { .. }) => {}
+                Some(WorkerMessage::TurnAccepted { .. } | WorkerMessage::ApprovalCancelled { .. }) => {}
                 Some(WorkerMessage::TurnRejected { message, .. }) => {
                     drop(ev_tx);
                     let _ = renderer.await;

@@ -109,3 +109,5 @@ pub fn rollout_lines(path: &Path) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+pub mod app_server;

@@ -272,6 +272,27 @@ impl LoadedThread {
         );
     }
 
+    /// The worker stopped waiting (deadline, interrupt): the client's request
+    /// is resolved without its answer; a late answer is ignored.
+    fn on_approval_cancelled(&self, server: &Server, approval_id: u64) {
+        let route = self.rt().approvals.remove(&approval_id);
+        let Some(route) = route else {
+            return;
+        };
+        let mut notes = Vec::new();
+        if let Some((conn, rid)) = route.sent {
+            if let Some(c) = server.conn(conn) {
+                c.forget_pending(&self.id, approval_id);
+            }
+            notes.push(Notification {
+                method: "serverRequest/resolved",
+                params: json!({"threadId": self.id, "requestId": rid}),
+            });
+        }
+        notes.push(self.status_note());
+        self.broadcast(server, &notes);
+    }
+
     fn on_event(&self, server: &Server, event: Event) {
         let notes = self.rt().mapper.map(&event);
         if !notes.is_empty() {
@@ -379,6 +400,9 @@ async fn pump(
                 approval_id,
                 request,
             } => thread.on_approval(&server, approval_id, request),
+            WorkerMessage::ApprovalCancelled { approval_id } => {
+                thread.on_approval_cancelled(&server, approval_id)
+            }
             WorkerMessage::TurnAccepted { turn_id } => thread.on_turn_accepted(&server, &turn_id),
             WorkerMessage::TurnRejected { turn_id, message } => {
                 thread.on_turn_rejected(&server, &turn_id, &message)

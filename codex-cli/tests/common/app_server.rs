@@ -1,0 +1,274 @@
+//! A JSON-RPC client for `codex app-server` in tests: over the server's stdio
+//! or over its unix socket. Every wait has a deadline.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use codex_test_support::TestHome;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::CODEX;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+type Reader = Box<dyn tokio::io::AsyncBufRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+pub struct Client {
+    reader: Reader,
+    writer: Writer,
+    next_id: i64,
+    /// Messages read but not yet consumed.
+    backlog: VecDeque<Value>,
+    /// Every message received, in order.
+    pub seen: Vec<Value>,
+}
+
+impl Client {
+    pub fn new(reader: Reader, writer: Writer) -> Self {
+        Self {
+            reader,
+            writer,
+            next_id: 0,
+            backlog: VecDeque::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn connect_unix(path: &Path) -> Self {
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .expect("connect");
+        let (r, w) = stream.into_split();
+        Self::new(Box::new(BufReader::new(r)), Box::new(w))
+    }
+
+    pub async fn send_raw(&mut self, line: &str) {
+        self.writer.write_all(line.as_bytes()).await.unwrap();
+        self.writer.write_all(b"\n").await.unwrap();
+        self.writer.flush().await.unwrap();
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_raw(&v.to_string()).await;
+    }
+
+    /// Sends a request; returns its id.
+    pub async fn request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"id": id, "method": method, "params": params}))
+            .await;
+        id
+    }
+
+    pub async fn notify(&mut self, method: &str) {
+        self.send(json!({"method": method})).await;
+    }
+
+    /// The next message from the server (`None` at EOF or after `wait`).
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(v) = self.backlog.pop_front() {
+            return Some(v);
+        }
+        let mut line = String::new();
+        match tokio::time::timeout(wait, self.reader.read_line(&mut line)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => None,
+            Ok(Ok(_)) => {
+                let v: Value = serde_json::from_str(line.trim())
+                    .unwrap_or_else(|e| panic!("server sent non-JSON {line:?}: {e}"));
+                assert!(v.get("jsonrpc").is_none(), "no jsonrpc field: {v}");
+                self.seen.push(v.clone());
+                Some(v)
+            }
+        }
+    }
+
+    /// The next response or error (notifications are skipped).
+    pub async fn next_reply(&mut self) -> Value {
+        loop {
+            let v = self.next().await;
+            if v.get("method").is_none() {
+                return v;
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Value {
+        self.next_within(WAIT)
+            .await
+            .expect("no message from the server within the deadline")
+    }
+
+    /// Reads until `pred` matches; other messages stay in the backlog.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut skipped = VecDeque::new();
+        // Look at the backlog first.
+        while let Some(v) = self.backlog.pop_front() {
+            if pred(&v) {
+                self.backlog = skipped.into_iter().chain(self.backlog.drain(..)).collect();
+                return v;
+            }
+            skipped.push_back(v);
+        }
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut line = String::new();
+            let r = tokio::time::timeout(left, self.reader.read_line(&mut line)).await;
+            match r {
+                Ok(Ok(n)) if n > 0 => {
+                    let v: Value = serde_json::from_str(line.trim()).unwrap();
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        self.backlog = skipped;
+                        return v;
+                    }
+                    skipped.push_back(v);
+                }
+                _ => panic!("waiting for {what}: not seen; got: {skipped:#?}"),
+            }
+        }
+    }
+
+    /// Waits for the response to request `id` (result or error).
+    pub async fn response(&mut self, id: i64) -> Value {
+        self.wait_for(&format!("response {id}"), |v| {
+            v.get("method").is_none() && v["id"] == id
+        })
+        .await
+    }
+
+    /// Sends a request and returns its `result` (panics on an error reply).
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request(method, params).await;
+        let r = self.response(id).await;
+        assert!(r.get("error").is_none(), "{method} failed: {r}");
+        r["result"].clone()
+    }
+
+    pub async fn notification(&mut self, method: &str) -> Value {
+        self.wait_for(method, |v| v["method"] == method && v.get("id").is_none())
+            .await
+    }
+
+    pub async fn initialize(&mut self, name: &str) {
+        self.call(
+            "initialize",
+            json!({"clientInfo": {"name": name, "title": "test", "version": "0.1.0"}}),
+        )
+        .await;
+        self.notify("initialized").await;
+    }
+
+    pub async fn start_thread(&mut self, params: Value) -> String {
+        let r = self.call("thread/start", params).await;
+        r["thread"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// `turn/start` with a text prompt; returns the turn id.
+    pub async fn start_turn(&mut self, thread_id: &str, text: &str) -> String {
+        let r = self
+            .call(
+                "turn/start",
+                json!({"threadId": thread_id, "input": [{"type": "text", "text": text}]}),
+            )
+            .await;
+        r["turn"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits for `turn/completed` of `thread_id`.
+    pub async fn turn_completed(&mut self, thread_id: &str) -> Value {
+        let tid = thread_id.to_string();
+        self.wait_for("turn/completed", move |v| {
+            v["method"] == "turn/completed" && v["params"]["threadId"] == tid.as_str()
+        })
+        .await
+    }
+
+    /// Every notification seen so far with this method.
+    pub fn seen_method(&self, method: &str) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter(|v| v["method"] == method)
+            .cloned()
+            .collect()
+    }
+}
+
+/// `codex app-server` on stdio.
+pub struct StdioServer {
+    pub child: tokio::process::Child,
+    pub client: Client,
+}
+
+impl StdioServer {
+    pub async fn start(home: &TestHome, extra_args: &[&str]) -> Self {
+        let mut cmd = tokio::process::Command::new(CODEX);
+        cmd.arg("app-server")
+            .args(extra_args)
+            .current_dir(home.workspace())
+            .env("CODEX_HOME", home.codex_home())
+            .env("HOME", home.home())
+            .env("MOCK_API_KEY", "sk-mock-test")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn app-server");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let client = Client::new(Box::new(BufReader::new(stdout)), Box::new(stdin));
+        Self { child, client }
+    }
+}
+
+/// `codex app-server --listen unix://PATH` (a daemon for many clients).
+pub struct SocketServer {
+    pub child: tokio::process::Child,
+    pub socket: PathBuf,
+}
+
+impl SocketServer {
+    pub async fn start(home: &TestHome) -> Self {
+        let socket = home.root().join("run").join("codexd.sock");
+        let mut cmd = tokio::process::Command::new(CODEX);
+        cmd.arg("app-server")
+            .arg("--listen")
+            .arg(format!("unix://{}", socket.display()))
+            .current_dir(home.workspace())
+            .env("CODEX_HOME", home.codex_home())
+            .env("HOME", home.home())
+            .env("MOCK_API_KEY", "sk-mock-test")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("spawn codexd");
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "socket never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { child, socket }
+    }
+
+    pub async fn client(&self, name: &str) -> Client {
+        let mut c = Client::connect_unix(&self.socket).await;
+        c.initialize(name).await;
+        c
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+}
