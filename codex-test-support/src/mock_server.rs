@@ -142,6 +142,9 @@ impl MockModelServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // SSE is many small writes: without NODELAY, Nagle plus the
+                // client's delayed ACK add ~40 ms stalls.
+                let _ = stream.set_nodelay(true);
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));

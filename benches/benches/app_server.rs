@@ -1,0 +1,269 @@
+//! Whole-system figures of `codex app-server`, for ours and (with
+//! `CODEX_UPSTREAM=/path/to/upstream/codex`) upstream's, side by side:
+//!
+//! - time from spawn to the `initialize` reply of a fresh process;
+//! - `thread/start` latency over 100 threads on one connection (p50/p99,
+//!   including our worker spawn);
+//! - one plain turn (`turn/start` → `turn/completed`) against a zero-latency
+//!   mock model;
+//! - memory: PSS summed over the process tree after `initialize` and with the
+//!   100 threads loaded, and the RSS of the supervisor alone.
+//!
+//! `cargo bench -p codex-benches --bench app_server` (after
+//! `cargo build --release -p codex-cli`; `scripts/bench` does both). Under
+//! `cargo test` it runs a small smoke version.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use codex_test_support::{sse, MockModelServer, TestHome};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Rpc {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    next_id: i64,
+}
+
+impl Rpc {
+    fn spawn(cmd: &[String], home: &TestHome) -> Rpc {
+        let mut c = tokio::process::Command::new(&cmd[0]);
+        c.args(&cmd[1..])
+            .current_dir(home.workspace())
+            .env("CODEX_HOME", home.codex_home())
+            .env("HOME", home.home())
+            .env("MOCK_API_KEY", "sk-bench")
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = c.spawn().expect("spawn app-server");
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Rpc {
+            child,
+            stdin,
+            lines,
+            next_id: 0,
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        let mut s = v.to_string();
+        s.push('\n');
+        self.stdin.write_all(s.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"id": id, "method": method, "params": params})).await;
+        id
+    }
+
+    /// Reads until `pred`; answers any server request with an error.
+    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let line = tokio::time::timeout(DEADLINE, self.lines.next_line())
+                .await
+                .expect("app-server stalled")
+                .unwrap()
+                .expect("app-server closed stdout");
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request(method, params).await;
+        let r = self
+            .until(|v| v.get("method").is_none() && v["id"] == id)
+            .await;
+        assert!(r.get("error").is_none(), "{method}: {r}");
+        r["result"].clone()
+    }
+
+    async fn initialize(&mut self) {
+        self.call(
+            "initialize",
+            json!({"clientInfo": {"name": "bench", "version": "0.1.0"}}),
+        )
+        .await;
+        self.send(json!({"method": "initialized"})).await;
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+}
+
+/// (PSS of the whole tree, RSS of the root), in KiB.
+fn memory(pid: u32) -> (u64, u64) {
+    let field = |pid: u32, file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(key))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut pss = field(pid, "smaps_rollup", "Pss:");
+    for d in codex_core::process::descendants(pid) {
+        pss += field(d.pid, "smaps_rollup", "Pss:");
+    }
+    (pss, field(pid, "status", "VmRSS:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+struct Figures {
+    init: Duration,
+    start_p50: Duration,
+    start_p99: Duration,
+    turn: Duration,
+    pss_init_kib: u64,
+    pss_loaded_kib: u64,
+    root_rss_kib: u64,
+}
+
+async fn measure(cmd: &[String], inits: usize, threads: usize, turns: usize) -> Figures {
+    let mock = MockModelServer::start(vec![]).await;
+    for _ in 0..turns + 2 {
+        mock.push(sse::message("Hello from the mock model."));
+    }
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+
+    let mut init_times = Vec::new();
+    for _ in 0..inits {
+        let t = Instant::now();
+        let mut rpc = Rpc::spawn(cmd, &home);
+        rpc.initialize().await;
+        init_times.push(t.elapsed());
+        drop(rpc);
+    }
+    init_times.sort();
+
+    let mut rpc = Rpc::spawn(cmd, &home);
+    rpc.initialize().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (pss_init_kib, _) = memory(rpc.pid());
+
+    let mut start_times = Vec::new();
+    let mut first_thread = None;
+    for _ in 0..threads {
+        let t = Instant::now();
+        let r = rpc.call("thread/start", json!({})).await;
+        start_times.push(t.elapsed());
+        first_thread.get_or_insert(r["thread"]["id"].as_str().unwrap().to_string());
+    }
+    start_times.sort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (pss_loaded_kib, root_rss_kib) = memory(rpc.pid());
+
+    let tid = first_thread.unwrap();
+    let mut turn_times = Vec::new();
+    for _ in 0..turns {
+        let t = Instant::now();
+        rpc.call(
+            "turn/start",
+            json!({"threadId": tid, "input": [{"type": "text", "text": "Say hello."}]}),
+        )
+        .await;
+        let tid2 = tid.clone();
+        rpc.until(move |v| v["method"] == "turn/completed" && v["params"]["threadId"] == tid2.as_str())
+            .await;
+        turn_times.push(t.elapsed());
+    }
+    turn_times.sort();
+    drop(rpc);
+    Figures {
+        init: percentile(&init_times, 0.5),
+        start_p50: percentile(&start_times, 0.5),
+        start_p99: percentile(&start_times, 0.99),
+        turn: percentile(&turn_times, 0.5),
+        pss_init_kib,
+        pss_loaded_kib,
+        root_rss_kib,
+    }
+}
+
+fn our_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CODEX_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    // target/<profile>/deps/app_server-xxxx → target/<profile>/codex
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let candidate = profile_dir.join("codex");
+    candidate.exists().then_some(candidate)
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (inits, threads, turns) = if bench { (10, 100, 20) } else { (1, 3, 1) };
+    let Some(ours) = our_binary() else {
+        println!("app_server bench: build the binary first (cargo build --release -p codex-cli) or set CODEX_BIN");
+        return;
+    };
+    let mut targets = vec![("ours".to_string(), vec![ours.display().to_string(), "app-server".into()])];
+    if let Ok(up) = std::env::var("CODEX_UPSTREAM") {
+        targets.push(("upstream".to_string(), vec![up, "app-server".into()]));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results: Vec<(String, Figures)> = targets
+        .iter()
+        .map(|(name, cmd)| (name.clone(), rt.block_on(measure(cmd, inits, threads, turns))))
+        .collect();
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    let rows: Vec<(String, Box<dyn Fn(&Figures) -> String>)> = vec![
+        ("initialize reply (fresh process, p50)".into(), Box::new(move |f| ms(f.init))),
+        (format!("thread/start p50 ({threads} threads)"), Box::new(move |f| ms(f.start_p50))),
+        (format!("thread/start p99 ({threads} threads)"), Box::new(move |f| ms(f.start_p99))),
+        ("plain turn, turn/start → turn/completed (p50)".into(), Box::new(move |f| ms(f.turn))),
+        ("tree PSS after initialize".into(), Box::new(move |f| mib(f.pss_init_kib))),
+        (format!("tree PSS with {threads} threads loaded"), Box::new(move |f| mib(f.pss_loaded_kib))),
+        ("supervisor RSS (with threads loaded)".into(), Box::new(move |f| mib(f.root_rss_kib))),
+    ];
+    print!("| {:<48} |", "figure");
+    for (name, _) in &results {
+        print!(" {name:>12} |");
+    }
+    println!();
+    print!("|{}|", "-".repeat(50));
+    for _ in &results {
+        print!("{}|", "-".repeat(14));
+    }
+    println!();
+    for (label, f) in rows {
+        print!("| {label:<48} |");
+        for (_, fig) in &results {
+            print!(" {:>12} |", f(fig));
+        }
+        println!();
+    }
+}
