@@ -65,7 +65,8 @@ impl Rpc {
     async fn request(&mut self, method: &str, params: Value) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(json!({"id": id, "method": method, "params": params})).await;
+        self.send(json!({"id": id, "method": method, "params": params}))
+            .await;
         id
     }
 
@@ -191,8 +192,10 @@ async fn measure(cmd: &[String], inits: usize, threads: usize, turns: usize) -> 
         )
         .await;
         let tid2 = tid.clone();
-        rpc.until(move |v| v["method"] == "turn/completed" && v["params"]["threadId"] == tid2.as_str())
-            .await;
+        rpc.until(move |v| {
+            v["method"] == "turn/completed" && v["params"]["threadId"] == tid2.as_str()
+        })
+        .await;
         turn_times.push(t.elapsed());
     }
     turn_times.sort();
@@ -226,7 +229,10 @@ fn main() {
         println!("app_server bench: build the binary first (cargo build --release -p codex-cli) or set CODEX_BIN");
         return;
     };
-    let mut targets = vec![("ours".to_string(), vec![ours.display().to_string(), "app-server".into()])];
+    let mut targets = vec![(
+        "ours".to_string(),
+        vec![ours.display().to_string(), "app-server".into()],
+    )];
     if let Ok(up) = std::env::var("CODEX_UPSTREAM") {
         targets.push(("upstream".to_string(), vec![up, "app-server".into()]));
     }
@@ -236,18 +242,44 @@ fn main() {
         .expect("runtime");
     let results: Vec<(String, Figures)> = targets
         .iter()
-        .map(|(name, cmd)| (name.clone(), rt.block_on(measure(cmd, inits, threads, turns))))
+        .map(|(name, cmd)| {
+            (
+                name.clone(),
+                rt.block_on(measure(cmd, inits, threads, turns)),
+            )
+        })
         .collect();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
     let rows: Vec<(String, Box<dyn Fn(&Figures) -> String>)> = vec![
-        ("initialize reply (fresh process, p50)".into(), Box::new(move |f| ms(f.init))),
-        (format!("thread/start p50 ({threads} threads)"), Box::new(move |f| ms(f.start_p50))),
-        (format!("thread/start p99 ({threads} threads)"), Box::new(move |f| ms(f.start_p99))),
-        ("plain turn, turn/start → turn/completed (p50)".into(), Box::new(move |f| ms(f.turn))),
-        ("tree PSS after initialize".into(), Box::new(move |f| mib(f.pss_init_kib))),
-        (format!("tree PSS with {threads} threads loaded"), Box::new(move |f| mib(f.pss_loaded_kib))),
-        ("supervisor RSS (with threads loaded)".into(), Box::new(move |f| mib(f.root_rss_kib))),
+        (
+            "initialize reply (fresh process, p50)".into(),
+            Box::new(move |f| ms(f.init)),
+        ),
+        (
+            format!("thread/start p50 ({threads} threads)"),
+            Box::new(move |f| ms(f.start_p50)),
+        ),
+        (
+            format!("thread/start p99 ({threads} threads)"),
+            Box::new(move |f| ms(f.start_p99)),
+        ),
+        (
+            "plain turn, turn/start → turn/completed (p50)".into(),
+            Box::new(move |f| ms(f.turn)),
+        ),
+        (
+            "tree PSS after initialize".into(),
+            Box::new(move |f| mib(f.pss_init_kib)),
+        ),
+        (
+            format!("tree PSS with {threads} threads loaded"),
+            Box::new(move |f| mib(f.pss_loaded_kib)),
+        ),
+        (
+            "supervisor RSS (with threads loaded)".into(),
+            Box::new(move |f| mib(f.root_rss_kib)),
+        ),
     ];
     print!("| {:<48} |", "figure");
     for (name, _) in &results {
