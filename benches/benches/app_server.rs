@@ -251,7 +251,8 @@ fn main() {
         .collect();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
-    let rows: Vec<(String, Box<dyn Fn(&Figures) -> String>)> = vec![
+    type Column = Box<dyn Fn(&Figures) -> String>;
+    let rows: Vec<(String, Column)> = vec![
         (
             "initialize reply (fresh process, p50)".into(),
             Box::new(move |f| ms(f.init)),
