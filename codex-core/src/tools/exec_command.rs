@@ -167,11 +167,11 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         emit_started(ctx, &item).await;
     }
 
-    let request = ExecRequest {
+    let mut request = ExecRequest {
         spec: CommandSpec {
             program: argv[0].clone(),
             args: argv[1..].to_vec(),
-            cwd: workdir,
+            cwd: workdir.clone(),
             env: exec::env::command_env(std::env::vars()),
         },
         policy,
@@ -179,46 +179,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         capture_bytes: exec::DEFAULT_CAPTURE_BYTES,
         isolation: ctx.command_isolation,
     };
-
-    // Output deltas are batched: nothing for a command that finishes within
-    // STREAM_AFTER (the completed item carries its output), then at most one
-    // delta per STREAM_EVERY. Best effort: the channel is bounded and drops
-    // when full; the completed item always has the full (capped) output.
-    let (dtx, mut drx) = mpsc::channel::<String>(64);
-    let forward = async {
-        let started = tokio::time::Instant::now();
-        let mut pending = String::new();
-        let mut streaming = false;
-        let mut tick = tokio::time::interval_at(started + STREAM_AFTER, STREAM_EVERY);
-        loop {
-            tokio::select! {
-                d = drx.recv() => match d {
-                    Some(d) => pending.push_str(&d),
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    streaming = true;
-                    if !pending.is_empty() {
-                        emit_delta(ctx, &call.call_id, std::mem::take(&mut pending)).await;
-                    }
-                }
-            }
-        }
-        if streaming && !pending.is_empty() {
-            emit_delta(ctx, &call.call_id, pending).await;
-        }
-    };
-    let run = async {
-        let r = exec::run(request, ctx.sandbox.as_ref(), ctx.cancel.clone(), |s| {
-            let _ = dtx.try_send(s.to_string());
-        })
-        .await;
-        drop(dtx);
-        r
-    };
-    let (result, ()) = futures_util::future::join(run, forward).await;
-
-    let output = match result {
+    let mut output = match run_streaming(ctx, &call.call_id, request.clone()).await {
         Ok(o) => o,
         Err(e) => {
             item.status = CommandStatus::Failed;
@@ -227,6 +188,47 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             return ToolOutput::error(format!("exec_command failed: {e}"));
         }
     };
+    // `on-failure`: a command the sandbox stopped may run again outside it,
+    // if the user agrees.
+    if ctx.approval_policy == AskForApproval::OnFailure
+        && output.exit_code() != 0
+        && matches!(output.end, ExecEnd::Exited(_) | ExecEnd::Signaled(_))
+        && request.policy != SandboxPolicy::DangerFullAccess
+        && ctx.sandbox.enforces(&request.policy)
+        && looks_like_sandbox_denial(&output.aggregated)
+    {
+        let decision = ctx
+            .approvals
+            .decide(ApprovalRequest::Command {
+                turn_id: ctx.turn_id.clone(),
+                call_id: call.call_id.clone(),
+                argv: argv.clone(),
+                cwd: workdir.clone(),
+                reason: Some(format!(
+                    "the command failed in the {} sandbox; run it again without the sandbox?",
+                    request.policy.mode()
+                )),
+            })
+            .await;
+        if decision.is_approved() {
+            request.policy = SandboxPolicy::DangerFullAccess;
+            match run_streaming(ctx, &call.call_id, request).await {
+                Ok(o) => output = o,
+                Err(e) => {
+                    item.status = CommandStatus::Failed;
+                    item.aggregated_output = e.to_string();
+                    emit_completed(ctx, &item).await;
+                    return ToolOutput::error(format!("exec_command failed: {e}"));
+                }
+            }
+        } else if decision == ReviewDecision::Abort {
+            item.status = CommandStatus::Declined;
+            emit_completed(ctx, &item).await;
+            let mut out = ToolOutput::error("exec command rejected by user");
+            out.abort_turn = true;
+            return out;
+        }
+    }
     let code = output.exit_code();
     item.exit_code = Some(code);
     item.duration_ms = Some(output.duration.as_millis() as u64);
@@ -265,6 +267,63 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         success: code == 0,
         abort_turn: false,
     }
+}
+
+/// Runs the command, streaming its output as batched deltas: nothing for a
+/// command that finishes within STREAM_AFTER (the completed item carries its
+/// output), then at most one delta per STREAM_EVERY. Best effort: the channel
+/// is bounded and drops when full.
+async fn run_streaming(
+    ctx: &ToolContext,
+    call_id: &str,
+    request: ExecRequest,
+) -> Result<exec::ExecOutput, exec::ExecError> {
+    let (dtx, mut drx) = mpsc::channel::<String>(64);
+    let forward = async {
+        let started = tokio::time::Instant::now();
+        let mut pending = String::new();
+        let mut streaming = false;
+        let mut tick = tokio::time::interval_at(started + STREAM_AFTER, STREAM_EVERY);
+        loop {
+            tokio::select! {
+                d = drx.recv() => match d {
+                    Some(d) => pending.push_str(&d),
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    streaming = true;
+                    if !pending.is_empty() {
+                        emit_delta(ctx, call_id, std::mem::take(&mut pending)).await;
+                    }
+                }
+            }
+        }
+        if streaming && !pending.is_empty() {
+            emit_delta(ctx, call_id, pending).await;
+        }
+    };
+    let run = async {
+        let r = exec::run(request, ctx.sandbox.as_ref(), ctx.cancel.clone(), |s| {
+            let _ = dtx.try_send(s.to_string());
+        })
+        .await;
+        drop(dtx);
+        r
+    };
+    let (result, ()) = futures_util::future::join(run, forward).await;
+    result
+}
+
+/// Output that suggests the sandbox, not the command, failed.
+fn looks_like_sandbox_denial(output: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "Permission denied",
+        "Operation not permitted",
+        "Read-only file system",
+        "sandbox",
+        "Network is unreachable",
+    ];
+    MARKERS.iter().any(|m| output.contains(m))
 }
 
 fn format_output(chunk_id: &str, wall_secs: f64, code: i32, text: &str, budget: u64) -> String {
