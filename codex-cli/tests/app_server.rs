@@ -275,16 +275,8 @@ async fn interrupt_mid_stream() {
         MockModelServer::start(vec![sse::stall_after_partial("This answer will never ")]).await;
     let home = TestHome::new();
     home.write_config(&mock.url(), "");
-    std::fs::write(
-        home.codex_home().join("config.toml"),
-        std::fs::read_to_string(home.codex_home().join("config.toml"))
-            .unwrap()
-            .replace(
-                "stream_idle_timeout_ms = 2000",
-                "stream_idle_timeout_ms = 600000",
-            ),
-    )
-    .unwrap();
+    // Only an interrupt (or the turn deadline) can end this turn.
+    home.set_stream_idle_timeout_ms(600_000);
     let mut s = StdioServer::start(&home, &[]).await;
     let c = &mut s.client;
     c.initialize("interrupter").await;

@@ -54,16 +54,8 @@ async fn sigint_during_a_stalled_stream_aborts_the_turn() {
     let home = TestHome::new();
     home.write_config(&mock.url(), "");
     // Long idle timeout: only the interrupt can end this turn.
-    std::fs::write(
-        home.codex_home().join("config.toml"),
-        std::fs::read_to_string(home.codex_home().join("config.toml"))
-            .unwrap()
-            .replace(
-                "stream_idle_timeout_ms = 2000",
-                "stream_idle_timeout_ms = 600000",
-            ),
-    )
-    .unwrap();
+    // Only an interrupt (or the turn deadline) can end this turn.
+    home.set_stream_idle_timeout_ms(600_000);
     let (code, events) = run_and_interrupt(&home, |v| v["type"] == "turn.started").await;
     assert_eq!(code, Some(130), "{events:?}");
     let last = events.last().unwrap();
@@ -105,16 +97,8 @@ async fn turn_deadline_fails_the_turn() {
     let mock = MockModelServer::start(vec![sse::stall_after_partial("slow ")]).await;
     let home = TestHome::new();
     home.write_config(&mock.url(), "turn_timeout_ms = 1000");
-    std::fs::write(
-        home.codex_home().join("config.toml"),
-        std::fs::read_to_string(home.codex_home().join("config.toml"))
-            .unwrap()
-            .replace(
-                "stream_idle_timeout_ms = 2000",
-                "stream_idle_timeout_ms = 600000",
-            ),
-    )
-    .unwrap();
+    // Only an interrupt (or the turn deadline) can end this turn.
+    home.set_stream_idle_timeout_ms(600_000);
     let run = exec_json(&home, "go").await;
     assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
     let failed = run

@@ -74,6 +74,24 @@ stream_idle_timeout_ms = 2000
         std::fs::write(self.codex_home().join("config.toml"), text).unwrap();
     }
 
+    /// Changes the mock provider's `stream_idle_timeout_ms` (default 2000).
+    pub fn set_stream_idle_timeout_ms(&self, ms: u64) {
+        let path = self.codex_home().join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("stream_idle_timeout_ms") {
+                    format!("stream_idle_timeout_ms = {ms}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        out.push(String::new());
+        std::fs::write(&path, out.join("\n")).unwrap();
+    }
+
     /// Every rollout file under `sessions/`.
     pub fn rollouts(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
