@@ -194,7 +194,16 @@ fn spawn(spec: LaunchSpec) -> std::io::Result<Launched> {
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
+    // Registered under the spawn lock: an orphan sweep in this process never
+    // takes a worker for an adopted orphan.
+    let child = {
+        let _lock = codex_core::process::spawn_lock();
+        let child = cmd.spawn()?;
+        if let Some(pid) = child.id() {
+            codex_core::process::register_child(pid);
+        }
+        child
+    };
     drop(theirs);
     let pid = child
         .id()

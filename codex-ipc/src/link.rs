@@ -261,16 +261,19 @@ impl WorkerThread {
             Ok(Some(FromWorker::InitFailed { message })) => {
                 kill_group(pid);
                 let _ = child.wait().await;
+                codex_core::process::unregister_child(pid);
                 return Err(LinkError::InitFailed(message));
             }
             Ok(Some(_)) | Ok(None) => {
                 kill_group(pid);
                 let _ = child.wait().await;
+                codex_core::process::unregister_child(pid);
                 return Err(LinkError::WorkerGone);
             }
             Err(_) => {
                 kill_group(pid);
                 let _ = child.wait().await;
+                codex_core::process::unregister_child(pid);
                 return Err(LinkError::Timeout(deadline));
             }
         };
@@ -303,6 +306,7 @@ impl WorkerThread {
             // EOF: whatever the worker left in its group goes with it.
             kill_group(pid);
             let status = child.wait().await.ok().and_then(|s| s.code());
+            codex_core::process::unregister_child(pid);
             let _ = out_tx.send(WorkerMessage::Exited { status }).await;
         });
         Ok((
