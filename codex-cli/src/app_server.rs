@@ -12,10 +12,28 @@ pub const DAEMON_NAME: &str = "codexd";
 
 #[derive(Args, Debug, Clone)]
 pub struct AppServerArgs {
-    /// Where to listen: `stdio://` (default), `unix://PATH`, or `unix://`
-    /// for `$CODEX_HOME/codexd/codexd.sock`.
+    /// Where to listen: `stdio://` (default), `unix://PATH`, `unix://` for
+    /// `$CODEX_HOME/codexd/codexd.sock`, or `ws://IP:PORT` (WebSocket; needs
+    /// `--ws-auth capability-token`).
     #[arg(long, default_value = "stdio://")]
     pub listen: String,
+    /// Authentication of WebSocket clients: `capability-token` (the client
+    /// sends `Authorization: Bearer <token>`).
+    #[arg(long, value_name = "MODE")]
+    pub ws_auth: Option<String>,
+    /// Absolute path of the file holding the capability token.
+    #[arg(long, value_name = "PATH")]
+    pub ws_token_file: Option<String>,
+    /// Hex SHA-256 of the capability token (instead of the file).
+    #[arg(long, value_name = "HEX")]
+    pub ws_token_sha256: Option<String>,
+    /// Allow `ws://` on a non-loopback address.
+    #[arg(long)]
+    pub ws_allow_remote: bool,
+    /// A browser origin allowed to connect over WebSocket (repeatable);
+    /// requests with any other `Origin` header are refused.
+    #[arg(long, value_name = "ORIGIN")]
+    pub ws_allow_origin: Vec<String>,
     /// Override a config value for every thread: `-c key=value`.
     #[arg(short = 'c', long = "config", value_name = "key=value")]
     pub config: Vec<String>,
@@ -97,6 +115,25 @@ async fn run(args: AppServerArgs) -> i32 {
         codex_home: codex_home.clone(),
         config_overrides: overrides,
     };
+    // Check the WebSocket settings before anything starts.
+    let ws = if args.listen.starts_with("ws://") {
+        let flags = codex_daemon::ws::WsFlags {
+            auth: args.ws_auth.clone(),
+            token_file: args.ws_token_file.clone(),
+            token_sha256: args.ws_token_sha256.clone(),
+            allow_remote: args.ws_allow_remote,
+            allowed_origins: args.ws_allow_origin.clone(),
+        };
+        match codex_daemon::ws::WsConfig::new(&args.listen, &flags) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("codexd: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
     let server = match Server::new(opts) {
         Ok(s) => s,
         Err(e) => {
@@ -114,32 +151,56 @@ async fn run(args: AppServerArgs) -> i32 {
                 "" => codex_daemon::transport::default_socket_path(&codex_home),
                 p => PathBuf::from(p),
             };
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("codexd: {e}");
-                        return 1;
-                    }
-                };
-            let code = tokio::select! {
-                r = server.serve_unix(&path) => match r {
+            let code = until_signal(async {
+                match server.serve_unix(&path).await {
                     Ok(()) => 0,
                     Err(e) => {
                         eprintln!("codexd: cannot listen on {}: {e}", path.display());
                         1
                     }
-                },
-                _ = tokio::signal::ctrl_c() => 0,
-                _ = term.recv() => 0,
-            };
+                }
+            })
+            .await;
             server.shutdown().await;
             let _ = std::fs::remove_file(&path);
             code
         }
+        url if url.starts_with("ws://") => {
+            let Some(ws) = ws else { return 2 };
+            let code = until_signal(async {
+                match server.serve_ws(ws).await {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("codexd: {e}");
+                        1
+                    }
+                }
+            })
+            .await;
+            server.shutdown().await;
+            code
+        }
         other => {
-            eprintln!("codexd: unsupported --listen `{other}` (use stdio:// or unix://PATH)");
+            eprintln!(
+                "codexd: unsupported --listen `{other}` (use stdio://, unix://PATH or ws://IP:PORT)"
+            );
             2
         }
+    }
+}
+
+/// Runs `serve` until it returns or SIGINT/SIGTERM arrives (exit code 0).
+async fn until_signal(serve: impl std::future::Future<Output = i32>) -> i32 {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("codexd: {e}");
+            return 1;
+        }
+    };
+    tokio::select! {
+        code = serve => code,
+        _ = tokio::signal::ctrl_c() => 0,
+        _ = term.recv() => 0,
     }
 }

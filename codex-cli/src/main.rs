@@ -2,6 +2,7 @@
 //! pieces together; behaviour lives in `codex-core` and `codex-ipc`.
 
 mod app_server;
+mod daemon;
 mod exec;
 mod logging;
 
@@ -27,6 +28,8 @@ enum Command {
     /// Serve the app-server protocol (JSON-RPC over stdio or a unix socket)
     /// as `codexd`, with one `codex-session` worker per thread.
     AppServer(app_server::AppServerArgs),
+    /// Talk to a running codexd (`codex daemon status`).
+    Daemon(daemon::DaemonArgs),
 }
 
 fn main() {
@@ -68,6 +71,7 @@ fn main() {
                 .collect();
             app_server::exec_as_daemon(raw)
         }
+        Some(Command::Daemon(args)) => daemon::main(args),
         None => {
             eprintln!("codex: no command given. Try `codex exec \"<prompt>\"` or `codex --help`.");
             2

@@ -4,7 +4,14 @@
 //! - [`server`]: the supervisor: transports, routing, subscriptions, worker
 //!   lifecycle.
 //! - [`worker`]: `codex-session`, one process per loaded thread.
+//! - [`limits`], [`governor`], [`containment`]: resource policy: every
+//!   limit in one place, the per-worker pressure levels, and taking a
+//!   worker's whole process tree down.
 
+pub mod containment;
+pub mod governor;
+pub mod limits;
 pub mod server;
 pub mod transport;
 pub mod worker;
+pub mod ws;

@@ -272,12 +272,27 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         })
     };
 
+    // Heartbeats come from this loop, so a wedged engine (not only a stopped
+    // process) falls silent and the supervisor's watchdog notices.
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(
+        init.heartbeat_ms.unwrap_or(3_600_000).max(10),
+    ));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut active: Option<(String, CancellationToken, tokio::task::JoinHandle<()>)> = None;
     loop {
         if active.as_ref().is_some_and(|(_, _, h)| h.is_finished()) {
             active = None;
         }
-        let Some(msg) = in_rx.recv().await else {
+        let msg = tokio::select! {
+            m = in_rx.recv() => m,
+            _ = heartbeat.tick() => {
+                if init.heartbeat_ms.is_some() {
+                    let _ = out_tx.try_send(FromWorker::Heartbeat);
+                }
+                continue;
+            }
+        };
+        let Some(msg) = msg else {
             // The supervisor is gone: stop working for nobody.
             if let Some((_, cancel, handle)) = active.take() {
                 cancel.cancel();

@@ -55,6 +55,17 @@ impl Role {
     }
 }
 
+/// A resource limit applied to a worker (and inherited by all it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rlimit {
+    /// `RLIMIT_NOFILE`: open file descriptors.
+    OpenFiles,
+    /// `RLIMIT_NPROC`: processes of the user (not enforced for root).
+    Processes,
+    /// `RLIMIT_DATA`: data segment and private writable mappings, bytes.
+    Data,
+}
+
 /// How to start a worker.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
@@ -64,6 +75,11 @@ pub struct LaunchSpec {
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: Option<PathBuf>,
+    /// Limits only ever lowered (soft and hard), never raised.
+    pub rlimits: Vec<(Rlimit, u64)>,
+    /// A cgroup v2 `cgroup.procs` file the worker joins before it runs any
+    /// code of its own (so nothing it forks can start outside the cgroup).
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 impl LaunchSpec {
@@ -75,6 +91,8 @@ impl LaunchSpec {
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
+            rlimits: Vec::new(),
+            cgroup_procs: None,
         })
     }
 }
@@ -161,13 +179,48 @@ fn spawn(spec: LaunchSpec) -> std::io::Result<Launched> {
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    // Prepared before the fork: the child may not allocate.
+    let cgroup_procs = spec
+        .cgroup_procs
+        .as_ref()
+        .and_then(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok());
+    let rlimits = spec.rlimits.clone();
     // SAFETY: everything below runs in the forked child before exec and only
-    // calls async-signal-safe functions (setsid, prctl, getppid, dup2, fcntl,
-    // _exit); it allocates nothing.
+    // calls async-signal-safe functions (setsid, prctl, getppid, open, write,
+    // close, getrlimit, setrlimit, dup2, fcntl, _exit); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(path) = &cgroup_procs {
+                // "0" moves the writing process. On failure the worker runs
+                // outside the cgroup; the supervisor notices and sweeps
+                // its tree instead.
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                }
+            }
+            for (res, value) in &rlimits {
+                let mut cur = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                let res = match res {
+                    Rlimit::OpenFiles => libc::RLIMIT_NOFILE,
+                    Rlimit::Processes => libc::RLIMIT_NPROC,
+                    Rlimit::Data => libc::RLIMIT_DATA,
+                };
+                if libc::getrlimit(res, &mut cur) == 0 {
+                    let hard = cur.rlim_max.min(*value as libc::rlim_t);
+                    let new = libc::rlimit {
+                        rlim_cur: cur.rlim_cur.min(hard),
+                        rlim_max: hard,
+                    };
+                    libc::setrlimit(res, &new);
+                }
             }
             #[cfg(target_os = "linux")]
             {

@@ -9,7 +9,9 @@
 //! gone: a worker exits, a supervisor treats the thread as unloaded.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use codex_core::approval::{ApprovalRequest, ReviewDecision};
 use codex_core::config::{AskForApproval, ReasoningEffort, SandboxMode, SandboxPolicy};
@@ -60,6 +62,10 @@ pub struct ThreadInit {
     /// Extra writable roots (`--add-dir`).
     #[serde(default)]
     pub additional_writable_roots: Vec<PathBuf>,
+    /// Send [`FromWorker::Heartbeat`] this often (ms) from the engine loop;
+    /// `None`: no heartbeats.
+    #[serde(default)]
+    pub heartbeat_ms: Option<u64>,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.
@@ -132,6 +138,8 @@ pub enum FromWorker {
     ApprovalCancelled {
         approval_id: u64,
     },
+    /// The worker's engine loop is alive.
+    Heartbeat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +154,8 @@ pub enum LinkError {
     InitFailed(String),
     #[error("worker link closed")]
     Closed,
+    #[error("the worker's queue is full")]
+    Full,
 }
 
 /// Encodes one message as a line.
@@ -228,12 +238,40 @@ pub enum WorkerMessage {
     },
 }
 
+/// When a worker was last heard from (any message counts).
+#[derive(Debug)]
+struct Liveness {
+    epoch: Instant,
+    /// Milliseconds after `epoch`.
+    last_ms: AtomicU64,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+}
+
 /// A thread hosted in a `codex-session` worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerThread {
     pub pid: u32,
     pub ready: ThreadReady,
     tx: mpsc::Sender<ToWorker>,
+    liveness: Arc<Liveness>,
 }
 
 impl WorkerThread {
@@ -278,9 +316,12 @@ impl WorkerThread {
             }
         };
 
+        let liveness = Arc::new(Liveness::new());
         let (out_tx, out_rx) = mpsc::channel::<WorkerMessage>(FROM_WORKER_CAPACITY);
+        let seen = liveness.clone();
         tokio::spawn(async move {
             while let Some(msg) = raw_rx.recv().await {
+                seen.touch();
                 let m = match msg {
                     FromWorker::Event { event } => WorkerMessage::Event(*event),
                     FromWorker::ApprovalRequest {
@@ -297,7 +338,9 @@ impl WorkerThread {
                     FromWorker::TurnRejected { turn_id, message } => {
                         WorkerMessage::TurnRejected { turn_id, message }
                     }
-                    FromWorker::Ready(_) | FromWorker::InitFailed { .. } => continue,
+                    FromWorker::Heartbeat
+                    | FromWorker::Ready(_)
+                    | FromWorker::InitFailed { .. } => continue,
                 };
                 if out_tx.send(m).await.is_err() {
                     break;
@@ -314,6 +357,7 @@ impl WorkerThread {
                 pid,
                 ready,
                 tx: to_tx,
+                liveness,
             },
             out_rx,
         ))
@@ -321,6 +365,25 @@ impl WorkerThread {
 
     pub async fn send(&self, msg: ToWorker) -> Result<(), LinkError> {
         self.tx.send(msg).await.map_err(|_| LinkError::Closed)
+    }
+
+    /// Queues a message without waiting: a worker that is not reading its
+    /// link must not stall the caller.
+    pub fn try_send(&self, msg: ToWorker) -> Result<(), LinkError> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => LinkError::Full,
+            mpsc::error::TrySendError::Closed(_) => LinkError::Closed,
+        })
+    }
+
+    /// Messages queued for the worker and not yet written to its link.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// How long since the worker last sent anything (a heartbeat included).
+    pub fn silent_for(&self) -> Duration {
+        self.liveness.silent_for()
     }
 
     pub async fn start_turn(

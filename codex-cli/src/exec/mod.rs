@@ -270,6 +270,8 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
             .iter()
             .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
             .collect(),
+        // exec waits on its one worker directly; no watchdog.
+        heartbeat_ms: None,
     };
 
     // The thread runs in a `codex-session` worker, as under the daemon.

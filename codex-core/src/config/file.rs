@@ -50,6 +50,9 @@ pub struct ConfigToml {
     /// declined, in milliseconds.
     pub approval_timeout_ms: Option<u64>,
 
+    /// Supervisor settings (`[codexd]`), interpreted by `codex-daemon`.
+    pub codexd: Option<toml::Table>,
+
     // Upstream keys accepted but not acted on (yet).
     pub shell_environment_policy: Unused,
     pub mcp_servers: Unused,

@@ -121,6 +121,8 @@ pub struct Config {
     pub exec_timeout: Duration,
     pub approval_timeout: Duration,
     pub tool_output_token_limit: u64,
+    /// The raw `[codexd]` table (supervisor settings).
+    pub codexd: toml::Table,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
 }
@@ -344,6 +346,7 @@ impl Config {
                 .tool_output_token_limit
                 .unwrap_or(DEFAULT_TOOL_OUTPUT_TOKENS)
                 .max(1),
+            codexd: cfg.codexd.clone().unwrap_or_default(),
             warnings,
         })
     }

@@ -34,6 +34,10 @@ pub struct ProcInfo {
     pub state: char,
     /// Start time in clock ticks since boot (distinguishes reused pids).
     pub start_time: u64,
+    /// User + system CPU time, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Resident set size, in pages.
+    pub rss_pages: u64,
     pub comm: String,
 }
 
@@ -51,14 +55,18 @@ pub fn parse_stat(text: &str) -> Option<ProcInfo> {
     let comm = text[open + 1..close].to_string();
     let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
     // rest[0] = state (field 3), rest[1] = ppid (4), rest[2] = pgrp (5),
-    // rest[3] = session (6), rest[19] = starttime (22).
+    // rest[3] = session (6), rest[11] = utime (14), rest[12] = stime (15),
+    // rest[19] = starttime (22), rest[21] = rss (24).
+    let num = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok());
     Some(ProcInfo {
         pid,
         state: rest.first()?.chars().next()?,
         ppid: rest.get(1)?.parse().ok()?,
         pgid: rest.get(2)?.parse().ok()?,
         sid: rest.get(3)?.parse().ok()?,
-        start_time: rest.get(19)?.parse().ok()?,
+        start_time: num(19)?,
+        cpu_ticks: num(11).unwrap_or(0) + num(12).unwrap_or(0),
+        rss_pages: num(21).unwrap_or(0),
         comm,
     })
 }
@@ -85,7 +93,30 @@ pub fn descendants(root: u32) -> Vec<ProcInfo> {
     descendants_in(&list_processes(), root)
 }
 
-fn descendants_in(all: &[ProcInfo], root: u32) -> Vec<ProcInfo> {
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if v > 0 {
+        v as u64
+    } else {
+        100
+    }
+}
+
+/// Bytes per memory page.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
+}
+
+/// Descendants of `root` within an already-read process table.
+pub fn descendants_in(all: &[ProcInfo], root: u32) -> Vec<ProcInfo> {
     let mut out = Vec::new();
     let mut frontier = vec![root];
     let mut seen = HashSet::from([root]);
@@ -120,6 +151,18 @@ pub fn signal_pid(pid: u32, signal: i32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe {
         libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// Sets the niceness of one process (errors, e.g. a process that is gone
+/// or a priority an unprivileged user may not raise back, are ignored).
+pub fn set_nice(pid: u32, nice: i32) {
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: setpriority has no memory-safety preconditions.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice);
     }
 }
 
@@ -269,8 +312,11 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_comm() {
-        let line = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        let line =
+            "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 0 0 0 0 7 3 0 0 20 0 1 0 98765 4096 250";
         let p = parse_stat(line).unwrap();
+        assert_eq!(p.cpu_ticks, 10);
+        assert_eq!(p.rss_pages, 250);
         assert_eq!(p.pid, 1234);
         assert_eq!(p.comm, "a (b) c");
         assert_eq!(p.ppid, 1);
@@ -293,6 +339,8 @@ mod tests {
             sid: pid,
             state: 'S',
             start_time: 0,
+            cpu_ticks: 0,
+            rss_pages: 0,
             comm: String::new(),
         };
         let all = vec![mk(10, 1), mk(11, 10), mk(12, 11), mk(13, 1)];

@@ -1,5 +1,7 @@
-//! Append-only rollout writer. Lines are buffered and written by
-//! [`RolloutWriter::append`]; [`RolloutWriter::sync`] flushes and fsyncs.
+//! Append-only rollout writer. Each line reaches the file (the kernel's page
+//! cache) as it is appended, so a worker killed with `kill -9` loses nothing
+//! it recorded; [`RolloutWriter::sync`] makes it durable against power loss
+//! (fsync, at turn boundaries).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -116,6 +118,7 @@ impl RolloutWriter {
             .as_mut()
             .ok_or_else(|| std::io::Error::other("rollout writer not open"))?;
         out.write_all(&bytes)?;
+        out.flush()?;
         self.ordinal += 1;
         Ok(())
     }

@@ -162,6 +162,15 @@ impl Catalog {
         if include_turns {
             if let Ok(loaded) = read_rollout(path) {
                 view.turns = turn_views(&recorded_turns(&loaded.items));
+                if matches!(status, ThreadStatusView::NotLoaded) {
+                    // Nobody runs this thread: a turn without a recorded end
+                    // died with its worker (or daemon).
+                    for t in &mut view.turns {
+                        if matches!(t.status, TurnStatusView::InProgress) {
+                            t.status = TurnStatusView::Interrupted;
+                        }
+                    }
+                }
             }
         }
         Some(view)

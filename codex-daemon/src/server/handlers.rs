@@ -13,14 +13,30 @@ use codex_ipc::app_server::objects::{
     user_input_from_json, ThreadStatusView, ThreadView,
 };
 use codex_ipc::jsonrpc::{RequestId, RpcError};
-use codex_ipc::launcher::{LaunchSpec, Role};
-use codex_ipc::link::{ThreadInit, ThreadReady, WorkerThread};
+use codex_ipc::launcher::{LaunchSpec, Rlimit, Role};
+use codex_ipc::link::{LinkError, ThreadInit, ThreadReady, ToWorker, WorkerThread};
 use serde_json::{json, Map, Value};
 
 use super::catalog::{view_of, ThreadSummary};
 use super::conn::Conn;
 use super::thread::{LoadedThread, ThreadMeta};
 use super::{Reply, Server, WORKER_START_DEADLINE};
+use crate::containment::Containment;
+use crate::governor::Pressure;
+
+/// How a thread loaded from its session file is to run (`thread/resume`
+/// params; all unset for a transparent reload).
+#[derive(Debug, Default)]
+struct ResumeSettings {
+    cwd: Option<String>,
+    config: Option<Map<String, Value>>,
+    model: Option<String>,
+    model_provider: Option<String>,
+    base_instructions: Option<String>,
+    developer_instructions: Option<String>,
+    approval_policy: Option<Value>,
+    sandbox: Option<String>,
+}
 
 /// A notification to send after a response.
 pub(crate) type Note = (&'static str, Value);
@@ -72,6 +88,7 @@ impl Server {
             "turn/interrupt" => self.turn_interrupt(&params).await,
             "model/list" => self.model_list(&params),
             "config/read" => self.config_read(&params),
+            super::status::METHOD => Ok(self.status_report()),
             other => Err(methods::unknown_method(other)),
         };
         Reply::Now(r)
@@ -109,24 +126,122 @@ impl Server {
     /// Starts a worker for a thread (new or resumed) and registers it.
     async fn load(
         self: &Arc<Self>,
-        init: ThreadInit,
+        mut init: ThreadInit,
         meta: ThreadMeta,
         preview: Option<String>,
     ) -> Result<Arc<LoadedThread>, RpcError> {
+        let limits = self.limits();
+        if self.loaded_count() >= limits.max_loaded_threads {
+            tracing::warn!(
+                "refusing to load a thread: {} workers running (max_loaded_threads)",
+                limits.max_loaded_threads
+            );
+            return Err(RpcError::overloaded());
+        }
         let mut spec = LaunchSpec {
             exe: self.opts.worker_exe.clone(),
             ..LaunchSpec::current_exe(Role::Session)
                 .map_err(|e| RpcError::internal(e.to_string()))?
         };
         spec.cwd = init.cwd.clone().filter(|c| c.is_dir());
-        let (worker, messages) =
-            WorkerThread::launch(&self.launcher, spec, init, WORKER_START_DEADLINE)
-                .await
-                .map_err(|e| RpcError::invalid_request(e.to_string()))?;
+        spec.rlimits = vec![
+            (Rlimit::OpenFiles, limits.max_open_files),
+            (Rlimit::Processes, limits.max_processes),
+            (Rlimit::Data, limits.max_data),
+        ];
+        let cgroup = self.cgroups.as_ref().and_then(|c| c.create());
+        spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_file());
+        init.heartbeat_ms = Some(limits.heartbeat_interval.as_millis() as u64);
+        let launched =
+            WorkerThread::launch(&self.launcher, spec, init, WORKER_START_DEADLINE).await;
+        let (worker, messages) = match launched {
+            Ok(w) => w,
+            Err(e) => {
+                if let Some(cg) = cgroup {
+                    cg.kill_and_remove(std::time::Duration::from_millis(200));
+                }
+                return Err(RpcError::invalid_request(e.to_string()));
+            }
+        };
         for w in &worker.ready.warnings {
             tracing::warn!("{w}");
         }
-        Ok(LoadedThread::start(self, worker, messages, meta, preview))
+        let containment = Containment::new(worker.pid, cgroup);
+        Ok(LoadedThread::start(
+            self,
+            worker,
+            messages,
+            containment,
+            meta,
+            preview,
+        ))
+    }
+
+    /// The loaded thread `id`, waiting out a worker that is being stopped
+    /// (it is then no longer loaded).
+    async fn live_thread(&self, id: &str) -> Option<Arc<LoadedThread>> {
+        let t = self.thread(id)?;
+        if !t.is_unloading() {
+            return Some(t);
+        }
+        // Bounded: `stop` kills a worker that does not exit in time.
+        let _ = tokio::time::timeout(super::SHUTDOWN_GRACE * 2, t.exited()).await;
+        self.thread(id).filter(|t| !t.is_unloading())
+    }
+
+    /// Loads a thread from its session file (a new worker resumes it).
+    async fn load_from_disk(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        thread_id: &str,
+        settings: ResumeSettings,
+    ) -> Result<Arc<LoadedThread>, RpcError> {
+        let (path, archived) = self.catalog.find(thread_id).ok_or_else(|| {
+            RpcError::invalid_request(format!("no rollout found for thread id {thread_id}"))
+        })?;
+        if archived {
+            return Err(RpcError::invalid_request(format!(
+                "thread {thread_id} is archived; unarchive it first"
+            )));
+        }
+        let summary = self.catalog.summary(&path, false);
+        let mut init = self.thread_init(conn, settings.cwd.as_deref(), settings.config.as_ref())?;
+        if init.cwd.as_ref() == Some(&self.opts.cwd) {
+            // Resume where the thread ran unless the client says otherwise.
+            if let Some(s) = &summary {
+                if s.meta.cwd.is_dir() {
+                    init.cwd = Some(s.meta.cwd.clone());
+                }
+            }
+        }
+        init.resume_path = Some(path.clone());
+        init.model = settings.model;
+        init.model_provider = settings.model_provider;
+        init.base_instructions = settings.base_instructions;
+        init.developer_instructions = settings.developer_instructions;
+        init.approval_policy = parse_approval(settings.approval_policy.as_ref())?;
+        init.sandbox_mode = parse_sandbox_mode(settings.sandbox.as_deref())?;
+        let meta = ThreadMeta {
+            source: summary
+                .as_ref()
+                .map(ThreadSummary::source)
+                .unwrap_or_else(|| "vscode".into()),
+            originator: init.originator.clone(),
+            created_at: summary.as_ref().map(|s| s.created_at).unwrap_or_else(now_s),
+            ephemeral: false,
+        };
+        // One loader at a time per thread: two workers must never append to
+        // the same session file.
+        let _guard = self.load_lock(thread_id).lock_owned().await;
+        if let Some(t) = self.live_thread(thread_id).await {
+            return Ok(t);
+        }
+        self.load(
+            init,
+            meta,
+            summary.map(|s| s.preview).filter(|p| !p.is_empty()),
+        )
+        .await
     }
 
     fn thread_init(
@@ -281,58 +396,20 @@ impl Server {
     ) -> Result<(Value, Vec<Note>), RpcError> {
         let p: ThreadResumeParams = methods::parse(params)?;
         let include_turns = !p.exclude_turns.unwrap_or(false);
-        let t = match self.thread(&p.thread_id) {
+        let t = match self.live_thread(&p.thread_id).await {
             Some(t) => t,
             None => {
-                let (path, archived) = self.catalog.find(&p.thread_id).ok_or_else(|| {
-                    RpcError::invalid_request(format!(
-                        "no rollout found for thread id {}",
-                        p.thread_id
-                    ))
-                })?;
-                if archived {
-                    return Err(RpcError::invalid_request(format!(
-                        "thread {} is archived; unarchive it first",
-                        p.thread_id
-                    )));
-                }
-                let summary = self.catalog.summary(&path, false);
-                let mut init = self.thread_init(conn, p.cwd.as_deref(), p.config.as_ref())?;
-                if init.cwd.as_ref() == Some(&self.opts.cwd) {
-                    // Resume where the thread ran unless the client says otherwise.
-                    if let Some(s) = &summary {
-                        if s.meta.cwd.is_dir() {
-                            init.cwd = Some(s.meta.cwd.clone());
-                        }
-                    }
-                }
-                init.resume_path = Some(path.clone());
-                init.model = p.model;
-                init.model_provider = p.model_provider;
-                init.base_instructions = p.base_instructions;
-                init.developer_instructions = p.developer_instructions;
-                init.approval_policy = parse_approval(p.approval_policy.as_ref())?;
-                init.sandbox_mode = parse_sandbox_mode(p.sandbox.as_deref())?;
-                let meta = ThreadMeta {
-                    source: summary
-                        .as_ref()
-                        .map(ThreadSummary::source)
-                        .unwrap_or_else(|| "vscode".into()),
-                    originator: init.originator.clone(),
-                    created_at: summary.as_ref().map(|s| s.created_at).unwrap_or_else(now_s),
-                    ephemeral: false,
+                let settings = ResumeSettings {
+                    cwd: p.cwd,
+                    config: p.config,
+                    model: p.model,
+                    model_provider: p.model_provider,
+                    base_instructions: p.base_instructions,
+                    developer_instructions: p.developer_instructions,
+                    approval_policy: p.approval_policy,
+                    sandbox: p.sandbox,
                 };
-                // Another request may have loaded it meanwhile.
-                if let Some(t) = self.thread(&p.thread_id) {
-                    t
-                } else {
-                    self.load(
-                        init,
-                        meta,
-                        summary.map(|s| s.preview).filter(|p| !p.is_empty()),
-                    )
-                    .await?
-                }
+                self.load_from_disk(conn, &p.thread_id, settings).await?
             }
         };
         t.subscribe(self, conn.id);
@@ -504,14 +581,7 @@ impl Server {
                     p.thread_id
                 )));
             }
-            t.worker.shutdown().await;
-            if tokio::time::timeout(super::SHUTDOWN_GRACE, t.exited())
-                .await
-                .is_err()
-            {
-                t.worker.kill();
-                t.exited().await;
-            }
+            t.stop().await;
         }
         let (path, archived) = self
             .catalog
@@ -636,8 +706,20 @@ impl Server {
             Ok(p) => p,
             Err(e) => return Reply::Now(Err(e)),
         };
-        let Some(t) = self.thread(&p.thread_id) else {
-            return Reply::Now(Err(not_loaded(&p.thread_id)));
+        let t = match self.live_thread(&p.thread_id).await {
+            Some(t) => t,
+            // Unloaded (idle, crashed, or from an earlier daemon): load it
+            // again transparently.
+            None => match self
+                .load_from_disk(conn, &p.thread_id, ResumeSettings::default())
+                .await
+            {
+                Ok(t) => t,
+                Err(_) if self.catalog.find(&p.thread_id).is_none() => {
+                    return Reply::Now(Err(not_loaded(&p.thread_id)))
+                }
+                Err(e) => return Reply::Now(Err(e)),
+            },
         };
         let input: Vec<UserInput> = match p.input.iter().map(user_input_from_json).collect() {
             Ok(i) => i,
@@ -656,6 +738,17 @@ impl Server {
             Ok(o) => o,
             Err(e) => return Reply::Now(Err(e)),
         };
+        // Backpressure before anything else: a worker over its hard limit or
+        // with a full queue takes no new turn (its running turn goes on).
+        if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
+            tracing::warn!(
+                "thread {}: turn/start shed (pressure {}, {} queued)",
+                t.id,
+                t.pressure().as_str(),
+                t.worker.queued()
+            );
+            return Reply::Now(Err(RpcError::overloaded()));
+        }
         if t.is_busy() {
             return Reply::Now(Err(RpcError::invalid_request(format!(
                 "thread {} already has a running turn",
@@ -667,15 +760,23 @@ impl Server {
         t.set_preview_if_empty(&input);
         let turn_id = uuid::Uuid::now_v7().to_string();
         t.expect_turn(&turn_id, conn.id, id.clone());
-        if let Err(e) = t
-            .worker
-            .start_turn(turn_id.clone(), input, p.output_schema, overrides)
-            .await
-        {
-            t.cancel_expected_turn(&turn_id);
-            return Reply::Now(Err(RpcError::invalid_request(e.to_string())));
+        let msg = ToWorker::TurnStart {
+            turn_id: turn_id.clone(),
+            input,
+            output_schema: p.output_schema,
+            overrides,
+        };
+        match t.worker.try_send(msg) {
+            Ok(()) => Reply::Deferred,
+            Err(LinkError::Full) => {
+                t.cancel_expected_turn(&turn_id);
+                Reply::Now(Err(RpcError::overloaded()))
+            }
+            Err(e) => {
+                t.cancel_expected_turn(&turn_id);
+                Reply::Now(Err(RpcError::invalid_request(e.to_string())))
+            }
         }
-        Reply::Deferred
     }
 
     async fn turn_interrupt(&self, params: &Value) -> Result<Value, RpcError> {
@@ -683,8 +784,12 @@ impl Server {
         let t = self
             .thread(&p.thread_id)
             .ok_or_else(|| not_loaded(&p.thread_id))?;
-        let _ = t.worker.interrupt(Some(p.turn_id)).await;
-        Ok(json!({}))
+        match t.worker.try_send(ToWorker::TurnInterrupt {
+            turn_id: Some(p.turn_id),
+        }) {
+            Err(LinkError::Full) => Err(RpcError::overloaded()),
+            _ => Ok(json!({})),
+        }
     }
 
     fn model_list(&self, params: &Value) -> Result<Value, RpcError> {

@@ -5,20 +5,25 @@
 //! notifications and fanned out to every subscribed connection, in order.
 
 mod catalog;
-mod conn;
+pub(crate) mod conn;
 mod handlers;
+mod monitor;
+mod status;
 mod thread;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
 use codex_ipc::jsonrpc::{Incoming, RequestId, RpcError};
 use codex_ipc::launcher::Launcher;
 use serde_json::Value;
+
+use crate::containment::Cgroups;
+use crate::limits::Limits;
 
 pub use catalog::Catalog;
 pub use conn::Conn;
@@ -58,6 +63,12 @@ pub struct Server {
     catalog: Catalog,
     installation_id: String,
     server_name: String,
+    limits: Limits,
+    /// One loader at a time per thread id (loading from a session file).
+    load_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per-worker cgroups, where a writable cgroup2 hierarchy exists.
+    cgroups: Option<Cgroups>,
+    started: Instant,
 }
 
 impl Server {
@@ -75,8 +86,12 @@ impl Server {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
+        let (limits, warnings) = Limits::from_config(&config.codexd);
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
         let launcher = Launcher::new(tokio::runtime::Handle::current())?;
-        Ok(Arc::new(Server {
+        let server = Arc::new(Server {
             installation_id: installation_id(&opts.codex_home),
             server_name: hostname(),
             catalog: Catalog::new(opts.codex_home.clone()),
@@ -85,7 +100,27 @@ impl Server {
             threads: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-        }))
+            limits,
+            load_locks: Mutex::new(HashMap::new()),
+            cgroups: Cgroups::detect(),
+            started: Instant::now(),
+        });
+        tokio::spawn(monitor::run(Arc::downgrade(&server)));
+        Ok(server)
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The lock serializing loads of thread `id`.
+    pub(crate) fn load_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut locks) = self.load_locks.lock() else {
+            return Arc::new(tokio::sync::Mutex::new(()));
+        };
+        // Forget locks nobody holds or waits on.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(id.to_string()).or_default().clone()
     }
 
     pub fn codex_home(&self) -> &std::path::Path {
@@ -204,17 +239,15 @@ impl Server {
         }
     }
 
-    /// Shuts every worker down (gracefully, then by force).
+    /// Shuts every worker down (gracefully, then by force), and with them
+    /// everything they started.
     pub async fn shutdown(&self) {
         let threads = self.loaded_threads();
-        for t in &threads {
-            t.worker.shutdown().await;
-        }
+        futures_util::future::join_all(threads.iter().map(|t| t.stop())).await;
+        // Wait (bounded) for the pumps to finish their sweeps.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for t in &threads {
-            if tokio::time::timeout_at(deadline, t.exited()).await.is_err() {
-                t.worker.kill();
-            }
+            let _ = tokio::time::timeout_at(deadline, t.exited()).await;
         }
     }
 

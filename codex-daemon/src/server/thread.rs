@@ -2,7 +2,9 @@
 //! worker's messages into notifications, responses and approval requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use codex_core::approval::{ApprovalRequest, ReviewDecision};
 use codex_core::protocol::{Event, UserInput};
@@ -15,6 +17,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::conn::PendingServerRequest;
 use super::Server;
+use crate::containment::Containment;
+use crate::governor::{Governor, Pressure, Transition};
 
 /// Facts about a thread fixed when it was loaded.
 #[derive(Debug, Clone)]
@@ -42,10 +46,26 @@ struct Runtime {
     preview: Option<String>,
 }
 
+/// Why a worker is being stopped by the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// Asked to exit (shutdown, archive, idle unload): nothing to report.
+    Requested,
+    /// Killed for cause (watchdog, memory cap): subscribers get an `error`.
+    Killed(String),
+}
+
 pub struct LoadedThread {
     pub id: String,
     pub worker: WorkerThread,
     pub meta: ThreadMeta,
+    /// Everything the worker started, and how to take it down.
+    pub containment: Arc<Containment>,
+    governor: Mutex<Governor>,
+    stop: Mutex<Option<StopReason>>,
+    /// Set when the thread became unwatched and idle.
+    idle_since: Mutex<Option<Instant>>,
+    unloading: AtomicBool,
     rt: Mutex<Runtime>,
     exited_rx: watch::Receiver<bool>,
 }
@@ -56,6 +76,7 @@ impl LoadedThread {
         server: &Arc<Server>,
         worker: WorkerThread,
         messages: mpsc::Receiver<WorkerMessage>,
+        containment: Containment,
         meta: ThreadMeta,
         preview: Option<String>,
     ) -> Arc<LoadedThread> {
@@ -73,6 +94,11 @@ impl LoadedThread {
             id,
             worker,
             meta,
+            containment: Arc::new(containment),
+            governor: Mutex::new(Governor::new()),
+            stop: Mutex::new(None),
+            idle_since: Mutex::new(None),
+            unloading: AtomicBool::new(false),
             exited_rx,
         });
         server.insert_thread(t.clone());
@@ -82,6 +108,112 @@ impl LoadedThread {
 
     fn rt(&self) -> std::sync::MutexGuard<'_, Runtime> {
         self.rt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn governor(&self) -> std::sync::MutexGuard<'_, Governor> {
+        self.governor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn pressure(&self) -> Pressure {
+        self.governor().level()
+    }
+
+    /// Kills the worker's tree for `reason` (reported to subscribers when
+    /// the worker is gone). The first reason given wins.
+    pub fn kill(&self, reason: String) {
+        {
+            let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+            if stop.is_none() {
+                tracing::warn!("thread {}: killing its worker: {reason}", self.id);
+                *stop = Some(StopReason::Killed(reason));
+            }
+        }
+        self.worker.kill();
+    }
+
+    /// Asks the worker to finish and exit; kills it if it does not in time.
+    pub async fn stop(&self) {
+        {
+            let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+            stop.get_or_insert(StopReason::Requested);
+        }
+        self.unloading.store(true, Ordering::Relaxed);
+        if self
+            .worker
+            .try_send(codex_ipc::link::ToWorker::Shutdown)
+            .is_err()
+        {
+            self.worker.kill();
+        }
+        if tokio::time::timeout(super::SHUTDOWN_GRACE, self.exited())
+            .await
+            .is_err()
+        {
+            self.worker.kill();
+            self.exited().await;
+        }
+    }
+
+    /// Being stopped: requests must wait for the exit, then load it anew.
+    pub fn is_unloading(&self) -> bool {
+        self.unloading.load(Ordering::Relaxed) || *self.exited_rx.borrow()
+    }
+
+    /// How long the thread has had no subscriber, no turn and no pending
+    /// approval (`None`: it is in use). Updates the bookkeeping.
+    pub fn idle_for(&self, now: Instant) -> Option<std::time::Duration> {
+        let in_use = {
+            let rt = self.rt();
+            !rt.subscribers.is_empty()
+                || rt.mapper.active_turn_id().is_some()
+                || !rt.pending_turns.is_empty()
+                || !rt.approvals.is_empty()
+        };
+        let mut since = self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        if in_use {
+            *since = None;
+            return None;
+        }
+        Some(now.duration_since(*since.get_or_insert(now)))
+    }
+
+    /// Acts on a change of pressure level found by the governor.
+    pub fn on_pressure(&self, server: &Server, tr: &Transition) {
+        match tr.to {
+            Pressure::Terminal => self.kill(format!("it was killed by codexd: {}", tr.reason)),
+            Pressure::Soft | Pressure::Hard if tr.to > tr.from => {
+                tracing::warn!(
+                    "thread {}: pressure {} ({})",
+                    self.id,
+                    tr.to.as_str(),
+                    tr.reason
+                );
+                let message = if tr.to == Pressure::Soft {
+                    format!(
+                        "This thread's worker is over its soft resource limit ({}); it now runs at lower priority.",
+                        tr.reason
+                    )
+                } else {
+                    format!(
+                        "This thread's worker is over its hard resource limit ({}); new turns are refused until it is back under the limit.",
+                        tr.reason
+                    )
+                };
+                self.broadcast(
+                    server,
+                    &[Notification {
+                        method: "warning",
+                        params: json!({"threadId": self.id, "message": message}),
+                    }],
+                );
+            }
+            _ => tracing::info!(
+                "thread {}: pressure {} ({})",
+                self.id,
+                tr.to.as_str(),
+                tr.reason
+            ),
+        }
     }
 
     pub fn ready(&self) -> ThreadReady {
@@ -259,7 +391,18 @@ impl LoadedThread {
             Ok(result) => parse_decision(result.get("decision").unwrap_or(&Value::Null)),
             Err(_) => ReviewDecision::Denied,
         };
-        let _ = self.worker.decide(approval_id, decision).await;
+        if let Err(e) = self
+            .worker
+            .try_send(codex_ipc::link::ToWorker::ApprovalDecision {
+                approval_id,
+                decision,
+            })
+        {
+            tracing::warn!(
+                "thread {}: approval {approval_id} not delivered: {e}",
+                self.id
+            );
+        }
         self.broadcast(
             server,
             &[
@@ -322,8 +465,9 @@ impl LoadedThread {
     }
 
     /// The worker is gone: everything waiting on it is resolved, subscribers
-    /// learn the thread is no longer loaded.
-    fn on_exit(&self, server: &Server) {
+    /// learn why (unless it was asked to go) and that the thread is no
+    /// longer loaded.
+    fn on_exit(&self, server: &Server, status: Option<i32>) {
         let (approvals, turns) = {
             let mut rt = self.rt();
             (
@@ -355,7 +499,37 @@ impl LoadedThread {
         }
         // A turn that was running ends here as far as clients can tell.
         let mut notes = Vec::new();
-        if let Some(turn_id) = self.active_turn_id() {
+        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let active = self.active_turn_id();
+        let why = match stop {
+            Some(StopReason::Requested) => None,
+            Some(StopReason::Killed(reason)) => Some((reason, "codexd_killed")),
+            None if active.is_some() || status != Some(0) => Some((
+                match status {
+                    Some(code) => format!("it exited unexpectedly with status {code}"),
+                    None => "it was killed by a signal".to_string(),
+                },
+                "worker_exited",
+            )),
+            None => None,
+        };
+        if let Some((reason, kind)) = why {
+            notes.push(Notification {
+                method: "error",
+                params: json!({
+                    "threadId": self.id,
+                    "turnId": active.clone().or_else(|| self.rt().mapper.last_turn_id().map(str::to_string)).unwrap_or_default(),
+                    "willRetry": false,
+                    "error": {
+                        "message": format!("This thread's worker process stopped: {reason}. Resume the thread to continue; the interrupted turn is kept in its history."),
+                        "codexErrorInfo": "other",
+                        "additionalDetails": kind,
+                        "misalignment": null,
+                    },
+                }),
+            });
+        }
+        if let Some(turn_id) = active {
             notes.extend(self.rt().mapper.map(&Event::TurnAborted {
                 turn_id,
                 reason: codex_core::protocol::AbortReason::Interrupted,
@@ -416,7 +590,11 @@ async fn pump(
                 if still_ours {
                     server.remove_thread(&thread.id);
                 }
-                thread.on_exit(&server);
+                // Whatever the worker left (setsid'd grandchildren too) goes
+                // before anyone is told the thread is closed.
+                let containment = thread.containment.clone();
+                let _ = tokio::task::spawn_blocking(move || containment.kill_all()).await;
+                thread.on_exit(&server, status);
                 break;
             }
         }

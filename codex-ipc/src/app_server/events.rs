@@ -41,6 +41,8 @@ pub struct ThreadEventMapper {
     turn: Option<TurnState>,
     /// Usage of the last response, for replay on resume.
     pub last_usage: Option<(String, Value)>,
+    /// The turn started last (running or ended).
+    last_turn: Option<String>,
 }
 
 impl ThreadEventMapper {
@@ -49,7 +51,13 @@ impl ThreadEventMapper {
             thread_id: thread_id.into(),
             turn: None,
             last_usage: None,
+            last_turn: None,
         }
+    }
+
+    /// The turn started last, running or not.
+    pub fn last_turn_id(&self) -> Option<&str> {
+        self.last_turn.as_deref()
     }
 
     /// The running turn, if any.
@@ -111,6 +119,7 @@ impl ThreadEventMapper {
                     completed_at: None,
                     duration_ms: None,
                 };
+                self.last_turn = Some(st.id.clone());
                 self.turn = Some(st);
                 vec![
                     self.status(false),
