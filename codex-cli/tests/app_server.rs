@@ -6,25 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use codex_test_support::{procs, sse, MockModelServer, MockResponse, SseStep, TestHome};
+use codex_test_support::{procs, sse, MockModelServer, MockResponse, TestHome};
 use common::app_server::{SocketServer, StdioServer};
 use serde_json::{json, Value};
 
-/// A streamed answer that takes a while (deltas `gap` apart).
-fn slow_message(id: &str, words: &[&str], gap: Duration) -> MockResponse {
-    let item = format!("msg_{id}");
-    let mut steps = vec![
-        SseStep::Event(sse::created(id)),
-        SseStep::Event(sse::message_added(&item)),
-    ];
-    for w in words {
-        steps.push(SseStep::Delay(gap));
-        steps.push(SseStep::Event(sse::text_delta(&item, w)));
-    }
-    steps.push(SseStep::Event(sse::message_done(&item, &words.concat())));
-    steps.push(SseStep::Event(sse::completed(id, 10, 5)));
-    MockResponse::Sse { steps }
-}
+use sse::slow_message;
 
 fn thread_of(v: &Value) -> Option<&str> {
     v["params"]["threadId"]

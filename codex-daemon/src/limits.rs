@@ -99,6 +99,9 @@ const THREAD_QUEUE: Knob = Knob {
     max: 4_096,
 };
 
+/// `cgroups = true|false`.
+const CGROUPS_KEY: &str = "cgroups";
+
 const KNOBS: &[&Knob] = &[
     &WATCHDOG_TIMEOUT_MS,
     &IDLE_UNLOAD_MS,
@@ -144,6 +147,9 @@ pub struct Limits {
     pub max_loaded_threads: usize,
     /// Requests queued for one thread's worker; more → `-32001`.
     pub thread_queue: usize,
+    /// Use per-worker cgroups where a writable cgroup2 hierarchy exists
+    /// (`cgroups = false`: always the recorded process-tree sweep).
+    pub use_cgroups: bool,
 }
 
 impl Default for Limits {
@@ -158,7 +164,7 @@ impl Limits {
     pub fn from_config(table: &toml::Table) -> (Limits, Vec<String>) {
         let mut warnings = Vec::new();
         for key in table.keys() {
-            if !KNOBS.iter().any(|k| k.key == key) {
+            if key != CGROUPS_KEY && !KNOBS.iter().any(|k| k.key == key) {
                 warnings.push(format!("[codexd] unknown key `{key}` (ignored)"));
             }
         }
@@ -201,6 +207,16 @@ impl Limits {
             max_data: mb(get(&MAX_DATA_MB)),
             max_loaded_threads: get(&MAX_LOADED_THREADS) as usize,
             thread_queue: get(&THREAD_QUEUE) as usize,
+            use_cgroups: match table.get(CGROUPS_KEY) {
+                None => true,
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(_) => {
+                    warnings.push(format!(
+                        "[codexd] `{CGROUPS_KEY}` must be true or false; using true"
+                    ));
+                    true
+                }
+            },
         };
         // Keep the thresholds ordered.
         if limits.cpu_hard_percent < limits.cpu_soft_percent {

@@ -75,6 +75,23 @@ pub fn function_call_events(
     ]
 }
 
+/// An answer streamed one word at a time, `gap` apart (a turn that takes a
+/// while).
+pub fn slow_message(resp_id: &str, words: &[&str], gap: std::time::Duration) -> MockResponse {
+    let item = format!("msg_{resp_id}");
+    let mut steps = vec![
+        SseStep::Event(created(resp_id)),
+        SseStep::Event(message_added(&item)),
+    ];
+    for w in words {
+        steps.push(SseStep::Delay(gap));
+        steps.push(SseStep::Event(text_delta(&item, w)));
+    }
+    steps.push(SseStep::Event(message_done(&item, &words.concat())));
+    steps.push(SseStep::Event(completed(resp_id, 10, 5)));
+    MockResponse::Sse { steps }
+}
+
 pub fn message(text: &str) -> MockResponse {
     MockResponse::sse(message_events("resp_msg", text, 3))
 }

@@ -190,6 +190,41 @@ impl Client {
         .await
     }
 
+    /// `codexd/status`.
+    pub async fn status(&mut self) -> Value {
+        self.call("codexd/status", json!({})).await
+    }
+
+    /// The pid of the worker hosting `thread_id`.
+    pub async fn worker_pid(&mut self, thread_id: &str) -> u32 {
+        let s = self.status().await;
+        s["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["threadId"] == thread_id)
+            .unwrap_or_else(|| panic!("thread {thread_id} not loaded: {s}"))["pid"]
+            .as_u64()
+            .unwrap() as u32
+    }
+
+    /// Waits for notification `method` about `thread_id`.
+    pub async fn thread_note(&mut self, method: &str, thread_id: &str) -> Value {
+        let (m, t) = (method.to_string(), thread_id.to_string());
+        self.wait_for(&format!("{method} of {thread_id}"), move |v| {
+            v["method"] == m.as_str()
+                && v.get("id").is_none()
+                && (v["params"]["threadId"] == t.as_str()
+                    || v["params"]["thread"]["id"] == t.as_str())
+        })
+        .await
+    }
+
+    /// Forgets messages read but not consumed yet.
+    pub fn clear_backlog(&mut self) {
+        self.backlog.clear();
+    }
+
     /// Every notification seen so far with this method.
     pub fn seen_method(&self, method: &str) -> Vec<Value> {
         self.seen
@@ -236,11 +271,16 @@ pub struct SocketServer {
 
 impl SocketServer {
     pub async fn start(home: &TestHome) -> Self {
+        Self::start_with(home, &[]).await
+    }
+
+    pub async fn start_with(home: &TestHome, extra_args: &[&str]) -> Self {
         let socket = home.root().join("run").join("codexd.sock");
         let mut cmd = tokio::process::Command::new(CODEX);
         cmd.arg("app-server")
             .arg("--listen")
             .arg(format!("unix://{}", socket.display()))
+            .args(extra_args)
             .current_dir(home.workspace())
             .env("CODEX_HOME", home.codex_home())
             .env("HOME", home.home())
@@ -250,9 +290,12 @@ impl SocketServer {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        let child = cmd.spawn().expect("spawn codexd");
+        let mut child = cmd.spawn().expect("spawn codexd");
         let deadline = std::time::Instant::now() + WAIT;
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("codexd exited before listening: {status}");
+            }
             assert!(
                 std::time::Instant::now() < deadline,
                 "socket never appeared"
@@ -270,5 +313,11 @@ impl SocketServer {
 
     pub fn pid(&self) -> u32 {
         self.child.id().unwrap()
+    }
+
+    /// `kill -9` of codexd itself; waits until it is gone.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
     }
 }

@@ -100,10 +100,14 @@ impl Server {
             threads: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-            limits,
             load_locks: Mutex::new(HashMap::new()),
-            cgroups: Cgroups::detect(),
+            cgroups: if limits.use_cgroups {
+                Cgroups::detect()
+            } else {
+                None
+            },
             started: Instant::now(),
+            limits,
         });
         tokio::spawn(monitor::run(Arc::downgrade(&server)));
         Ok(server)
