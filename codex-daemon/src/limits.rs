@@ -6,6 +6,21 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// Fixed bounds of every client connection (not configurable).
+pub mod connection {
+    /// Largest accepted message from a client (a line, or a WebSocket
+    /// message); larger ones are dropped with a warning.
+    pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+    /// Requests waiting to be processed; beyond it requests are answered
+    /// `-32001` at once.
+    pub const INGRESS_MESSAGES: usize = 128;
+    /// Messages waiting to be written to a client; beyond it the client is
+    /// considered stuck and disconnected (its threads carry on).
+    pub const EGRESS_MESSAGES: usize = 8192;
+    /// Bytes waiting to be written to a client; same policy.
+    pub const EGRESS_BYTES: usize = 64 * 1024 * 1024;
+}
+
 /// One tunable: its config key, default, and the range config may choose in.
 struct Knob {
     key: &'static str,

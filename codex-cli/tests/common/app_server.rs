@@ -220,6 +220,27 @@ impl Client {
         .await
     }
 
+    /// Reads until the server closes the connection; returns how many
+    /// messages came (`None`: still open after `wait`).
+    pub async fn drain_to_eof(&mut self, wait: Duration) -> Option<usize> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut n = self.backlog.len();
+        self.backlog.clear();
+        loop {
+            let mut line = String::new();
+            match tokio::time::timeout_at(deadline, self.reader.read_line(&mut line)).await {
+                Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(n),
+                Ok(Ok(_)) => {
+                    n += 1;
+                    if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+                        self.seen.push(v);
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets messages read but not consumed yet.
     pub fn clear_backlog(&mut self) {
         self.backlog.clear();

@@ -4,7 +4,7 @@
 //! than allowed to stall the threads it subscribes to).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use codex_core::CancellationToken;
@@ -16,13 +16,15 @@ use tokio::sync::mpsc;
 
 use super::Server;
 
-/// Largest accepted message from a client.
-pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
-/// Requests waiting to be processed per connection; beyond it: `-32001`.
-pub const INGRESS_CAPACITY: usize = 128;
-/// Lines waiting to be written per connection; beyond it the client is
-/// considered stuck and disconnected.
-pub const EGRESS_CAPACITY: usize = 8192;
+pub use crate::limits::connection::{
+    EGRESS_BYTES, EGRESS_MESSAGES as EGRESS_CAPACITY, INGRESS_MESSAGES as INGRESS_CAPACITY,
+    MAX_MESSAGE_BYTES as MAX_FRAME_BYTES,
+};
+
+/// Bytes gathered into one write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// How long a closing connection may take to flush what is queued.
+const FINAL_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A server request waiting for this client's answer.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ struct ConnState {
 pub struct Conn {
     pub id: u64,
     out: mpsc::Sender<String>,
+    /// Bytes queued in `out`.
+    queued_bytes: Arc<AtomicUsize>,
     pub closed: CancellationToken,
     state: Mutex<ConnState>,
     /// Set once the client sent `initialized` (and got the side notices).
@@ -56,17 +60,34 @@ impl Conn {
     }
 
     fn send_line(&self, line: String) {
+        if self.closed.is_cancelled() {
+            return;
+        }
+        let len = line.len();
+        // Counted before it is queued: the writer subtracts when it takes it.
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > EGRESS_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            tracing::warn!(
+                "connection {}: client is not reading ({before} bytes queued); disconnecting it",
+                self.id
+            );
+            self.closed.cancel();
+            return;
+        }
         match self.out.try_send(line) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    "connection {}: client is not reading ({} messages queued); disconnecting it",
-                    self.id,
-                    EGRESS_CAPACITY
-                );
-                self.closed.cancel();
+            Err(e) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                if let mpsc::error::TrySendError::Full(_) = e {
+                    tracing::warn!(
+                        "connection {}: client is not reading ({} messages queued); disconnecting it",
+                        self.id,
+                        EGRESS_CAPACITY
+                    );
+                    self.closed.cancel();
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -149,15 +170,22 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel::<String>(EGRESS_CAPACITY);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     let conn = Arc::new(Conn {
         id: server.next_conn_id(),
         out: out_tx,
+        queued_bytes: queued_bytes.clone(),
         closed: CancellationToken::new(),
         state: Mutex::new(ConnState::default()),
         announced: AtomicBool::new(false),
     });
     server.register_conn(conn.clone());
-    let writer_task = tokio::spawn(write_lines(writer, out_rx, conn.closed.clone()));
+    let writer_task = tokio::spawn(write_lines(
+        writer,
+        out_rx,
+        queued_bytes,
+        conn.closed.clone(),
+    ));
 
     let (in_tx, mut in_rx) = mpsc::channel::<Incoming>(INGRESS_CAPACITY);
     let processor = {
@@ -171,6 +199,7 @@ where
     };
 
     let mut reader = reader;
+    let mut shed: u64 = 0;
     loop {
         let frame = tokio::select! {
             f = read_frame(&mut reader, MAX_FRAME_BYTES) => f,
@@ -198,45 +227,71 @@ where
         if let Err(mpsc::error::TrySendError::Full(Incoming::Request { id, method, .. })) =
             in_tx.try_send(msg)
         {
-            tracing::warn!("connection {}: shedding `{method}` (queue full)", conn.id);
+            shed += 1;
+            if shed == 1 || shed % 1000 == 0 {
+                tracing::warn!(
+                    "connection {}: shedding `{method}` (queue full; {shed} shed so far)",
+                    conn.id
+                );
+            }
             conn.error(&id, &RpcError::overloaded());
         }
     }
     drop(in_tx);
     let _ = processor.await;
     server.unregister_conn(conn.id);
-    // Let queued replies and notifications go out, then close.
+    // Let queued replies and notifications go out (bounded), then close.
+    let closed = conn.closed.clone();
     drop(conn);
-    let _ = writer_task.await;
+    let mut writer_task = writer_task;
+    if tokio::time::timeout(FINAL_FLUSH_DEADLINE, &mut writer_task)
+        .await
+        .is_err()
+    {
+        closed.cancel();
+        let _ = writer_task.await;
+    }
 }
 
 async fn write_lines<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut rx: mpsc::Receiver<String>,
+    queued_bytes: Arc<AtomicUsize>,
     closed: CancellationToken,
 ) {
+    // Every write races the close: a client that stopped reading blocks a
+    // write forever, and a disconnected client must really be let go.
     loop {
         let line = tokio::select! {
             l = rx.recv() => l,
             _ = closed.cancelled() => None,
         };
         let Some(line) = line else { break };
-        if writer.write_all(line.as_bytes()).await.is_err() {
-            closed.cancel();
-            break;
+        queued_bytes.fetch_sub(line.len(), Ordering::Relaxed);
+        let mut batch = line.into_bytes();
+        // Batch what is already queued.
+        while batch.len() < WRITE_BATCH_BYTES {
+            let Ok(more) = rx.try_recv() else { break };
+            queued_bytes.fetch_sub(more.len(), Ordering::Relaxed);
+            batch.extend_from_slice(more.as_bytes());
         }
-        // Batch what is already queued before flushing.
-        while let Ok(more) = rx.try_recv() {
-            if writer.write_all(more.as_bytes()).await.is_err() {
-                closed.cancel();
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
+        let written = tokio::select! {
+            r = async {
+                writer.write_all(&batch).await?;
+                writer.flush().await
+            } => r.is_ok(),
+            _ = closed.cancelled() => false,
+        };
+        if !written {
             closed.cancel();
-            break;
+            return;
         }
     }
-    let _ = writer.flush().await;
-    let _ = writer.shutdown().await;
+    if !closed.is_cancelled() {
+        let _ = tokio::time::timeout(FINAL_FLUSH_DEADLINE, async {
+            let _ = writer.flush().await;
+            let _ = writer.shutdown().await;
+        })
+        .await;
+    }
 }
