@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use codex_test_support::{sse, MockModelServer, TestHome};
-use common::app_server::WAIT;
+use common::app_server::{app_server_command, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -33,21 +32,21 @@ struct WsServer {
 impl WsServer {
     async fn start(home: &TestHome, token_file: &std::path::Path) -> Self {
         let port = free_port();
-        let mut child = tokio::process::Command::new(common::CODEX)
-            .args(["app-server", "--listen", &format!("ws://127.0.0.1:{port}")])
-            .args(["--ws-auth", "capability-token", "--ws-token-file"])
-            .arg(token_file)
-            .current_dir(home.workspace())
-            .env("CODEX_HOME", home.codex_home())
-            .env("HOME", home.home())
-            .env("MOCK_API_KEY", "sk-mock-test")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let listen = format!("ws://127.0.0.1:{port}");
+        let token_file = token_file.to_str().unwrap();
+        let mut child = app_server_command(
+            home,
+            &[
+                "--listen",
+                &listen,
+                "--ws-auth",
+                "capability-token",
+                "--ws-token-file",
+                token_file,
+            ],
+        )
+        .spawn()
+        .unwrap();
         let deadline = std::time::Instant::now() + WAIT;
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -241,6 +241,22 @@ impl Client {
         }
     }
 
+    /// The statuses of the thread's turns (`thread/read` with turns).
+    pub async fn turn_statuses(&mut self, thread_id: &str) -> Vec<String> {
+        let read = self
+            .call(
+                "thread/read",
+                json!({"threadId": thread_id, "includeTurns": true}),
+            )
+            .await;
+        read["thread"]["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["status"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Forgets messages read but not consumed yet.
     pub fn clear_backlog(&mut self) {
         self.backlog.clear();
@@ -256,6 +272,24 @@ impl Client {
     }
 }
 
+/// `codex app-server ARGS` in the test home, with the mock key; stdio is
+/// for the caller to set (stderr is inherited).
+pub fn app_server_command(home: &TestHome, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(CODEX);
+    cmd.arg("app-server")
+        .args(args)
+        .current_dir(home.workspace())
+        .env("CODEX_HOME", home.codex_home())
+        .env("HOME", home.home())
+        .env("MOCK_API_KEY", "sk-mock-test")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// `codex app-server` on stdio.
 pub struct StdioServer {
     pub child: tokio::process::Child,
@@ -264,18 +298,8 @@ pub struct StdioServer {
 
 impl StdioServer {
     pub async fn start(home: &TestHome, extra_args: &[&str]) -> Self {
-        let mut cmd = tokio::process::Command::new(CODEX);
-        cmd.arg("app-server")
-            .args(extra_args)
-            .current_dir(home.workspace())
-            .env("CODEX_HOME", home.codex_home())
-            .env("HOME", home.home())
-            .env("MOCK_API_KEY", "sk-mock-test")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        let mut cmd = app_server_command(home, extra_args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn app-server");
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().unwrap();
@@ -297,20 +321,10 @@ impl SocketServer {
 
     pub async fn start_with(home: &TestHome, extra_args: &[&str]) -> Self {
         let socket = home.root().join("run").join("codexd.sock");
-        let mut cmd = tokio::process::Command::new(CODEX);
-        cmd.arg("app-server")
-            .arg("--listen")
-            .arg(format!("unix://{}", socket.display()))
-            .args(extra_args)
-            .current_dir(home.workspace())
-            .env("CODEX_HOME", home.codex_home())
-            .env("HOME", home.home())
-            .env("MOCK_API_KEY", "sk-mock-test")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+        let listen = format!("unix://{}", socket.display());
+        let mut args = vec!["--listen", listen.as_str()];
+        args.extend_from_slice(extra_args);
+        let mut cmd = app_server_command(home, &args);
         let mut child = cmd.spawn().expect("spawn codexd");
         let deadline = std::time::Instant::now() + WAIT;
         while std::os::unix::net::UnixStream::connect(&socket).is_err() {

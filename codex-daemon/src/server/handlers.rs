@@ -24,10 +24,10 @@ use super::{Reply, Server, WORKER_START_DEADLINE};
 use crate::containment::Containment;
 use crate::governor::Pressure;
 
-/// How a thread loaded from its session file is to run (`thread/resume`
-/// params; all unset for a transparent reload).
+/// How a thread is to run (`thread/start` and `thread/resume` params; all
+/// unset for a transparent reload).
 #[derive(Debug, Default)]
-struct ResumeSettings {
+struct ThreadSettings {
     cwd: Option<String>,
     config: Option<Map<String, Value>>,
     model: Option<String>,
@@ -36,6 +36,20 @@ struct ResumeSettings {
     developer_instructions: Option<String>,
     approval_policy: Option<Value>,
     sandbox: Option<String>,
+}
+
+impl ThreadSettings {
+    /// Sets the worker's settings (`cwd` and `config` go through
+    /// `thread_init`).
+    fn apply(self, init: &mut ThreadInit) -> Result<(), RpcError> {
+        init.model = self.model;
+        init.model_provider = self.model_provider;
+        init.base_instructions = self.base_instructions;
+        init.developer_instructions = self.developer_instructions;
+        init.approval_policy = parse_approval(self.approval_policy.as_ref())?;
+        init.sandbox_mode = parse_sandbox_mode(self.sandbox.as_deref())?;
+        Ok(())
+    }
 }
 
 /// A notification to send after a response.
@@ -194,7 +208,7 @@ impl Server {
         self: &Arc<Self>,
         conn: &Arc<Conn>,
         thread_id: &str,
-        settings: ResumeSettings,
+        settings: ThreadSettings,
     ) -> Result<Arc<LoadedThread>, RpcError> {
         let (path, archived) = self.catalog.find(thread_id).ok_or_else(|| {
             RpcError::invalid_request(format!("no rollout found for thread id {thread_id}"))
@@ -215,12 +229,7 @@ impl Server {
             }
         }
         init.resume_path = Some(path.clone());
-        init.model = settings.model;
-        init.model_provider = settings.model_provider;
-        init.base_instructions = settings.base_instructions;
-        init.developer_instructions = settings.developer_instructions;
-        init.approval_policy = parse_approval(settings.approval_policy.as_ref())?;
-        init.sandbox_mode = parse_sandbox_mode(settings.sandbox.as_deref())?;
+        settings.apply(&mut init)?;
         let meta = ThreadMeta {
             source: summary
                 .as_ref()
@@ -365,13 +374,18 @@ impl Server {
         let p: ThreadStartParams = methods::parse(params)?;
         let mut init = self.thread_init(conn, p.cwd.as_deref(), p.config.as_ref())?;
         init.thread_id = Some(uuid::Uuid::now_v7().to_string());
-        init.model = p.model;
-        init.model_provider = p.model_provider;
-        init.base_instructions = p.base_instructions;
-        init.developer_instructions = p.developer_instructions;
-        init.approval_policy = parse_approval(p.approval_policy.as_ref())?;
-        init.sandbox_mode = parse_sandbox_mode(p.sandbox.as_deref())?;
         init.ephemeral = p.ephemeral.unwrap_or(false);
+        ThreadSettings {
+            cwd: None,
+            config: None,
+            model: p.model,
+            model_provider: p.model_provider,
+            base_instructions: p.base_instructions,
+            developer_instructions: p.developer_instructions,
+            approval_policy: p.approval_policy,
+            sandbox: p.sandbox,
+        }
+        .apply(&mut init)?;
         let meta = ThreadMeta {
             source: init.source.clone(),
             originator: init.originator.clone(),
@@ -399,7 +413,7 @@ impl Server {
         let t = match self.live_thread(&p.thread_id).await {
             Some(t) => t,
             None => {
-                let settings = ResumeSettings {
+                let settings = ThreadSettings {
                     cwd: p.cwd,
                     config: p.config,
                     model: p.model,
@@ -711,7 +725,7 @@ impl Server {
             // Unloaded (idle, crashed, or from an earlier daemon): load it
             // again transparently.
             None => match self
-                .load_from_disk(conn, &p.thread_id, ResumeSettings::default())
+                .load_from_disk(conn, &p.thread_id, ThreadSettings::default())
                 .await
             {
                 Ok(t) => t,
