@@ -5,6 +5,7 @@ mod app_server;
 mod daemon;
 mod exec;
 mod logging;
+mod sandbox;
 
 use clap::{Parser, Subcommand};
 
@@ -30,12 +31,24 @@ enum Command {
     AppServer(app_server::AppServerArgs),
     /// Talk to a running codexd (`codex daemon status`).
     Daemon(daemon::DaemonArgs),
+    /// Run a command under a sandbox policy, as the agent's commands run.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 fn main() {
     // One binary, several roles: a worker is this binary started under its
     // role's name by the launcher.
     let argv0 = std::env::args().next().unwrap_or_default();
+    #[cfg(target_os = "linux")]
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == codex_core::exec::linux::HELPER_ARGV0)
+    {
+        // The sandbox helper: confine, then exec the command. Before any
+        // thread exists (namespaces need a single-threaded process).
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+        std::process::exit(codex_core::exec::linux::helper_main(&args));
+    }
     if let Some(role) = codex_ipc::launcher::Role::from_argv0(&argv0) {
         logging::init("warn");
         let code = match role {
@@ -72,6 +85,7 @@ fn main() {
             app_server::exec_as_daemon(raw)
         }
         Some(Command::Daemon(args)) => daemon::main(args),
+        Some(Command::Sandbox(args)) => sandbox::main(args),
         None => {
             eprintln!("codex: no command given. Try `codex exec \"<prompt>\"` or `codex --help`.");
             2

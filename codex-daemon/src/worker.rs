@@ -166,6 +166,8 @@ fn open_thread(init: &ThreadInit, approvals: Arc<LinkApprovals>) -> Result<Opene
     opts.ephemeral = init.ephemeral;
     opts.thread_id = init.thread_id.clone();
     opts.command_isolation = Isolation::InheritGroup;
+    // This binary is the sandbox helper (`codex-linux-sandbox`).
+    opts.sandbox = codex_core::exec::platform_sandbox();
     let (thread, events, last_usage) = match &init.resume_path {
         Some(path) => {
             let (t, rx, loaded) = Thread::resume(config, path, opts).map_err(|e| e.to_string())?;

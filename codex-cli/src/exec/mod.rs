@@ -136,10 +136,20 @@ struct ExecOptions {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum SandboxArg {
+pub(crate) enum SandboxArg {
     ReadOnly,
     WorkspaceWrite,
     DangerFullAccess,
+}
+
+impl SandboxArg {
+    pub(crate) fn mode(self) -> SandboxMode {
+        match self {
+            SandboxArg::ReadOnly => SandboxMode::ReadOnly,
+            SandboxArg::WorkspaceWrite => SandboxMode::WorkspaceWrite,
+            SandboxArg::DangerFullAccess => SandboxMode::DangerFullAccess,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -384,11 +394,7 @@ fn config_inputs(opts: &ExecOptions) -> anyhow::Result<(Vec<CliOverride>, Config
         ignore_user_config: opts.ignore_user_config,
         ..Default::default()
     };
-    overrides.sandbox_mode = opts.sandbox.map(|s| match s {
-        SandboxArg::ReadOnly => SandboxMode::ReadOnly,
-        SandboxArg::WorkspaceWrite => SandboxMode::WorkspaceWrite,
-        SandboxArg::DangerFullAccess => SandboxMode::DangerFullAccess,
-    });
+    overrides.sandbox_mode = opts.sandbox.map(SandboxArg::mode);
     if opts.full_auto {
         overrides.sandbox_mode = Some(SandboxMode::WorkspaceWrite);
         overrides.approval_policy = Some(AskForApproval::OnRequest);

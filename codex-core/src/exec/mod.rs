@@ -4,8 +4,11 @@
 //! cancelled, so nothing it started outlives it.
 
 pub mod env;
+#[cfg(target_os = "linux")]
+pub mod linux;
 pub mod output;
 pub mod sandbox;
+pub mod seatbelt;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -15,7 +18,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 pub use output::{HeadTailBuffer, Utf8Chunker};
-pub use sandbox::{CommandSpec, Sandbox, SandboxError, Unconfined};
+pub use sandbox::{platform_sandbox, CommandSpec, Sandbox, SandboxError, Unconfined};
 
 use crate::config::SandboxPolicy;
 use crate::process;
@@ -118,6 +121,10 @@ pub async fn run(
     ours.set_nonblocking(true).map_err(spawn_err)?;
     let mut reader = Some(tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?);
     let mut cmd = Command::new(&spec.program);
+    if let Some(arg0) = &spec.arg0 {
+        use std::os::unix::process::CommandExt as _;
+        cmd.as_std_mut().arg0(arg0);
+    }
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()

@@ -12,6 +12,8 @@ use crate::config::SandboxPolicy;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandSpec {
     pub program: String,
+    /// `argv[0]` when it differs from `program` (the sandbox helper).
+    pub arg0: Option<String>,
     pub args: Vec<String>,
     pub cwd: PathBuf,
     /// The complete environment of the command (nothing else is inherited).
@@ -38,8 +40,22 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
     fn wrap(&self, spec: CommandSpec, policy: &SandboxPolicy) -> Result<CommandSpec, SandboxError>;
 }
 
-/// Runs commands as they are. Used for `danger-full-access`, and for every
-/// policy until a confining backend is configured.
+/// The confining backend of this platform: Landlock + seccomp on Linux
+/// (through this binary as the helper), Seatbelt on macOS; elsewhere
+/// nothing, which refuses every policy but `danger-full-access`.
+pub fn platform_sandbox() -> std::sync::Arc<dyn Sandbox> {
+    #[cfg(target_os = "linux")]
+    if let Ok(s) = super::linux::LinuxSandbox::current_exe() {
+        return std::sync::Arc::new(s);
+    }
+    #[cfg(target_os = "macos")]
+    return std::sync::Arc::new(super::seatbelt::SeatbeltSandbox);
+    #[allow(unreachable_code)]
+    std::sync::Arc::new(Unconfined)
+}
+
+/// Runs commands as they are. Used for `danger-full-access`, by hosts that
+/// confine commands themselves, and where no backend exists.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unconfined;
 

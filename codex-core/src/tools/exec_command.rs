@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::{patch_tool, ToolCall, ToolContext, ToolOutput};
 use crate::approval::{ApprovalRequest, ReviewDecision};
 use crate::config::{AskForApproval, SandboxPolicy};
-use crate::exec::{self, CommandSpec, ExecEnd, ExecRequest};
+use crate::exec::{self, CommandSpec, ExecEnd, ExecRequest, SandboxError};
 use crate::protocol::{CommandExecutionItem, CommandStatus, Event, ThreadItem};
 use crate::util::{approx_token_count, short_hex_id, truncate_middle};
 
@@ -170,6 +170,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
     let mut request = ExecRequest {
         spec: CommandSpec {
             program: argv[0].clone(),
+            arg0: None,
             args: argv[1..].to_vec(),
             cwd: workdir.clone(),
             env: exec::env::command_env(std::env::vars()),
@@ -181,12 +182,37 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
     };
     let mut output = match run_streaming(ctx, &call.call_id, request.clone()).await {
         Ok(o) => o,
-        Err(e) => {
-            item.status = CommandStatus::Failed;
-            item.aggregated_output = e.to_string();
-            emit_completed(ctx, &item).await;
-            return ToolOutput::error(format!("exec_command failed: {e}"));
+        Err(exec::ExecError::Sandbox(SandboxError::Unenforceable { policy, reason })) => {
+            // Never run unconfined by surprise: refuse, or ask (per the
+            // approval policy) to run it without the sandbox.
+            let why = format!("the {policy} sandbox cannot be enforced here: {reason}");
+            let decision = if ctx.approval_policy == AskForApproval::Never {
+                ReviewDecision::Denied
+            } else {
+                ask(
+                    ctx,
+                    call,
+                    &argv,
+                    &workdir,
+                    format!("{why}. Run it without the sandbox?"),
+                )
+                .await
+            };
+            if !decision.is_approved() {
+                item.status = CommandStatus::Declined;
+                item.aggregated_output = why.clone();
+                emit_completed(ctx, &item).await;
+                let mut out = ToolOutput::error(format!("exec_command refused: {why}"));
+                out.abort_turn = decision == ReviewDecision::Abort;
+                return out;
+            }
+            request.policy = SandboxPolicy::DangerFullAccess;
+            match run_streaming(ctx, &call.call_id, request.clone()).await {
+                Ok(o) => o,
+                Err(e) => return failed(ctx, &mut item, e).await,
+            }
         }
+        Err(e) => return failed(ctx, &mut item, e).await,
     };
     // `on-failure`: a command the sandbox stopped may run again outside it,
     // if the user agrees.
@@ -197,29 +223,16 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         && ctx.sandbox.enforces(&request.policy)
         && looks_like_sandbox_denial(&output.aggregated)
     {
-        let decision = ctx
-            .approvals
-            .decide(ApprovalRequest::Command {
-                turn_id: ctx.turn_id.clone(),
-                call_id: call.call_id.clone(),
-                argv: argv.clone(),
-                cwd: workdir.clone(),
-                reason: Some(format!(
-                    "the command failed in the {} sandbox; run it again without the sandbox?",
-                    request.policy.mode()
-                )),
-            })
-            .await;
+        let reason = format!(
+            "the command failed in the {} sandbox; run it again without the sandbox?",
+            request.policy.mode()
+        );
+        let decision = ask(ctx, call, &argv, &workdir, reason).await;
         if decision.is_approved() {
             request.policy = SandboxPolicy::DangerFullAccess;
             match run_streaming(ctx, &call.call_id, request).await {
                 Ok(o) => output = o,
-                Err(e) => {
-                    item.status = CommandStatus::Failed;
-                    item.aggregated_output = e.to_string();
-                    emit_completed(ctx, &item).await;
-                    return ToolOutput::error(format!("exec_command failed: {e}"));
-                }
+                Err(e) => return failed(ctx, &mut item, e).await,
             }
         } else if decision == ReviewDecision::Abort {
             item.status = CommandStatus::Declined;
@@ -267,6 +280,37 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         success: code == 0,
         abort_turn: false,
     }
+}
+
+/// Asks whether the command may run (unsandboxed).
+async fn ask(
+    ctx: &ToolContext,
+    call: &ToolCall,
+    argv: &[String],
+    cwd: &std::path::Path,
+    reason: String,
+) -> ReviewDecision {
+    ctx.approvals
+        .decide(ApprovalRequest::Command {
+            turn_id: ctx.turn_id.clone(),
+            call_id: call.call_id.clone(),
+            argv: argv.to_vec(),
+            cwd: cwd.to_path_buf(),
+            reason: Some(reason),
+        })
+        .await
+}
+
+/// The command could not be started: the item fails with the reason.
+async fn failed(
+    ctx: &ToolContext,
+    item: &mut CommandExecutionItem,
+    e: exec::ExecError,
+) -> ToolOutput {
+    item.status = CommandStatus::Failed;
+    item.aggregated_output = e.to_string();
+    emit_completed(ctx, item).await;
+    ToolOutput::error(format!("exec_command failed: {e}"))
 }
 
 /// Runs the command, streaming its output as batched deltas: nothing for a
