@@ -2,6 +2,7 @@
 //! pieces together; behaviour lives in `codex-core` and `codex-ipc`.
 
 mod app_server;
+mod audit;
 mod daemon;
 mod exec;
 mod logging;
@@ -33,6 +34,9 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// Run a command under a sandbox policy, as the agent's commands run.
     Sandbox(sandbox::SandboxArgs),
+    /// Show the audit trail: every command and patch, with its policy,
+    /// sandbox, decision and outcome.
+    Audit(audit::AuditArgs),
 }
 
 fn main() {
@@ -86,6 +90,7 @@ fn main() {
         }
         Some(Command::Daemon(args)) => daemon::main(args),
         Some(Command::Sandbox(args)) => sandbox::main(args),
+        Some(Command::Audit(args)) => audit::main(args),
         None => {
             eprintln!("codex: no command given. Try `codex exec \"<prompt>\"` or `codex --help`.");
             2

@@ -69,7 +69,7 @@ fn run(args: SandboxArgs) -> anyhow::Result<i32> {
         arg0: None,
         args: args.command[1..].to_vec(),
         cwd: config.cwd.clone(),
-        env: exec::env::command_env(std::env::vars()),
+        env: exec::env::command_env(&config.shell_environment_policy, std::env::vars()),
     };
     let spec = match sandbox.wrap(spec, policy) {
         Ok(s) => s,

@@ -271,3 +271,203 @@ fn without_landlock_the_command_is_refused_not_run_unconfined() {
     );
     assert!(!home.workspace().join("never").exists());
 }
+
+mod agent {
+    //! The same sandbox through the agent: the app-server and `codex exec`.
+
+    use super::*;
+    use codex_test_support::{sse, MockModelServer, MockResponse};
+    use common::app_server::StdioServer;
+    use serde_json::{json, Value};
+
+    const DAEMON_KEY: &str = "sk-daemon-secret-0123456789";
+    const INLINE_SECRET: &str = "inline-secret-value-42";
+
+    fn escalated(call_id: &str, cmd: &str) -> MockResponse {
+        MockResponse::sse(sse::function_call_events(
+            &format!("r_{call_id}"),
+            call_id,
+            "exec_command",
+            json!({"cmd": cmd, "sandbox_permissions": "require_escalated", "justification": "needs it"}),
+        ))
+    }
+
+    async fn approve(c: &mut common::app_server::Client, call_id: &str, decision: &str) {
+        let id = call_id.to_string();
+        let req = c
+            .wait_for("approval request", move |v| {
+                v["method"] == "item/commandExecution/requestApproval"
+                    && v["params"]["itemId"] == id.as_str()
+            })
+            .await;
+        c.send(json!({"id": req["id"], "result": {"decision": decision}}))
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn audit_log_records_accepted_and_declined_commands_without_secrets() {
+        let (home, _) = setup();
+        let ws = home.workspace();
+        let mock = MockModelServer::start(vec![
+            escalated(
+                "call_yes",
+                &format!("TOKEN={INLINE_SECRET} env > env.txt; echo {DAEMON_KEY} > /dev/null"),
+            ),
+            sse::message("did it"),
+            escalated(
+                "call_no",
+                "curl -H 'Authorization: Bearer sk-proj-abcdefghijklmnop' https://example.com",
+            ),
+            sse::message("skipped it"),
+        ])
+        .await;
+        home.write_config(
+            &mock.url(),
+            "[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n",
+        );
+        let mut cmd = common::app_server::app_server_command(
+            &home,
+            &["-c", "approval_policy=\"on-request\""],
+        );
+        cmd.env("OPENAI_API_KEY", DAEMON_KEY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut s = StdioServer::from_command(cmd);
+        let c = &mut s.client;
+        c.initialize("auditor").await;
+        let tid = c.start_thread(json!({})).await;
+        c.start_turn(&tid, "one").await;
+        approve(c, "call_yes", "accept").await;
+        c.turn_completed(&tid).await;
+        c.start_turn(&tid, "two").await;
+        approve(c, "call_no", "decline").await;
+        c.turn_completed(&tid).await;
+
+        // The model's key never reached the command.
+        let env = std::fs::read_to_string(ws.join("env.txt")).unwrap();
+        assert!(env.contains("PATH="), "{env}");
+        assert!(!env.contains(DAEMON_KEY) && !env.contains("OPENAI_API_KEY"));
+
+        let log = home.codex_home().join(format!("audit/{tid}.jsonl"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        for secret in [DAEMON_KEY, INLINE_SECRET, "sk-proj-abcdefghijklmnop"] {
+            assert!(!text.contains(secret), "{secret} in the audit log:\n{text}");
+        }
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{text}");
+        let yes = &records[0];
+        assert_eq!(yes["call_id"], "call_yes");
+        assert_eq!(yes["kind"], "command");
+        assert_eq!(yes["decision"], "approved");
+        assert_eq!(yes["decided_by"], "client");
+        assert_eq!(
+            yes["policy"], "danger-full-access",
+            "escalated: ran unsandboxed"
+        );
+        assert_eq!(yes["backend"], "none");
+        assert_eq!(yes["status"], "completed");
+        assert_eq!(yes["exit_code"], 0);
+        assert_eq!(yes["cwd"], ws.display().to_string());
+        let no = &records[1];
+        assert_eq!(no["call_id"], "call_no");
+        assert_eq!(no["decision"], "denied");
+        assert_eq!(no["decided_by"], "client");
+        assert_eq!(no["status"], "declined");
+        assert_eq!(no["policy"], "workspace-write");
+        assert!(no.get("exit_code").is_none());
+        // The all-threads log has them too.
+        let all = std::fs::read_to_string(home.codex_home().join("audit/audit.jsonl")).unwrap();
+        assert_eq!(all.lines().count(), 2);
+
+        // `codex audit` prints them.
+        let out = Command::new(common::CODEX)
+            .args(["audit", &tid[..8]])
+            .env("CODEX_HOME", home.codex_home())
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shown}");
+        assert!(
+            shown.contains("approved by client") && shown.contains("denied by client"),
+            "{shown}"
+        );
+        assert!(shown.contains("Bearer [REDACTED]"), "{shown}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sandbox_denial_under_on_failure_asks_to_rerun_unsandboxed() {
+        let (home, sibling) = setup();
+        let target = sibling.join("escalated.txt");
+        let mock = MockModelServer::start(vec![
+            sse::exec_command("call_out", &format!("touch {}", target.display())),
+            sse::message("done"),
+        ])
+        .await;
+        home.write_config(
+            &mock.url(),
+            "[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n",
+        );
+        let mut s = StdioServer::start(&home, &["-c", "approval_policy=\"on-failure\""]).await;
+        let c = &mut s.client;
+        c.initialize("on-failure").await;
+        let tid = c.start_thread(json!({})).await;
+        c.start_turn(&tid, "write outside").await;
+        let req = c
+            .wait_for("re-run approval", |v| {
+                v["method"] == "item/commandExecution/requestApproval"
+            })
+            .await;
+        let reason = req["params"]["reason"].as_str().unwrap();
+        assert!(reason.contains("without the sandbox"), "{reason}");
+        assert!(!target.exists(), "the sandbox stopped the first run");
+        c.send(json!({"id": req["id"], "result": {"decision": "accept"}}))
+            .await;
+        c.turn_completed(&tid).await;
+        assert!(target.exists(), "re-run outside the sandbox");
+        let log =
+            std::fs::read_to_string(home.codex_home().join(format!("audit/{tid}.jsonl"))).unwrap();
+        assert!(log.contains("\"decision\":\"approved\"") && log.contains("danger-full-access"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn without_landlock_the_agent_refuses_the_command() {
+        let (home, _) = setup();
+        let mock = MockModelServer::start(vec![
+            sse::exec_command("call_x", "touch never.txt"),
+            sse::message("ok"),
+        ])
+        .await;
+        home.write_config(&mock.url(), "");
+        let filter = codex_core::exec::linux::seccomp::no_landlock();
+        let mut cmd = common::command(
+            &home,
+            &[
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "-s",
+                "workspace-write",
+                "go",
+            ],
+        );
+        // SAFETY: only prctl between fork and exec; the program is built.
+        unsafe {
+            cmd.pre_exec(move || codex_core::exec::linux::seccomp::install(&filter));
+        }
+        let run = common::run_cmd(cmd, None).await;
+        let items = run.completed_items("command_execution");
+        assert_eq!(items.len(), 1, "{}", run.stdout);
+        assert_eq!(items[0]["status"], "declined");
+        let out = items[0]["aggregated_output"].as_str().unwrap();
+        assert!(
+            out.contains("cannot be enforced") && out.contains("Landlock"),
+            "{out}"
+        );
+        assert!(!home.workspace().join("never.txt").exists());
+        let told = mock.model_requests()[1].function_output("call_x").unwrap();
+        assert!(told.contains("refused"), "{told}");
+    }
+}

@@ -53,6 +53,11 @@ impl ReviewDecision {
 
 pub trait ApprovalHandler: Send + Sync {
     fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision>;
+    /// Who answers (for the audit trail): a person through a client, or a
+    /// fixed policy.
+    fn decided_by(&self) -> crate::audit::DecidedBy {
+        crate::audit::DecidedBy::Client
+    }
 }
 
 /// For front ends that cannot ask anyone: every request is declined.
@@ -62,6 +67,10 @@ pub struct DeclineAll;
 impl ApprovalHandler for DeclineAll {
     fn decide(&self, _request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
         Box::pin(async { ReviewDecision::Denied })
+    }
+
+    fn decided_by(&self) -> crate::audit::DecidedBy {
+        crate::audit::DecidedBy::Policy
     }
 }
 
@@ -78,6 +87,10 @@ impl WithDeadline {
 }
 
 impl ApprovalHandler for WithDeadline {
+    fn decided_by(&self) -> crate::audit::DecidedBy {
+        self.inner.decided_by()
+    }
+
     fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
         let fut = self.inner.decide(request);
         let timeout = self.timeout;

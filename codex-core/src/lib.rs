@@ -10,6 +10,7 @@
 //! This crate knows nothing of JSON-RPC, sockets or worker processes.
 
 pub mod approval;
+pub mod audit;
 pub mod client;
 pub mod config;
 pub mod exec;

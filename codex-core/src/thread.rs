@@ -215,7 +215,13 @@ impl Thread {
         let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
         let approval_timeout = config.approval_timeout;
         let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
+        let audit = Arc::new(crate::audit::AuditLog::new(
+            &config.codex_home,
+            &id,
+            crate::audit::Redactor::from_env(std::env::vars()),
+        ));
         let shared = Arc::new(ThreadShared {
+            audit,
             id,
             config: Mutex::new(config),
             model: Mutex::new(model),

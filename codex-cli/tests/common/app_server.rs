@@ -300,6 +300,11 @@ impl StdioServer {
     pub async fn start(home: &TestHome, extra_args: &[&str]) -> Self {
         let mut cmd = app_server_command(home, extra_args);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        Self::from_command(cmd)
+    }
+
+    /// Starts a prepared command (stdin and stdout piped).
+    pub fn from_command(mut cmd: tokio::process::Command) -> Self {
         let mut child = cmd.spawn().expect("spawn app-server");
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().unwrap();

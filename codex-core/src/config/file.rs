@@ -53,8 +53,9 @@ pub struct ConfigToml {
     /// Supervisor settings (`[codexd]`), interpreted by `codex-daemon`.
     pub codexd: Option<toml::Table>,
 
+    pub shell_environment_policy: Option<crate::exec::env::ShellEnvironmentPolicyToml>,
+
     // Upstream keys accepted but not acted on (yet).
-    pub shell_environment_policy: Unused,
     pub mcp_servers: Unused,
     pub mcp_oauth_credentials_store: Unused,
     pub notify: Unused,

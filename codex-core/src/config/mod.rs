@@ -121,6 +121,8 @@ pub struct Config {
     pub exec_timeout: Duration,
     pub approval_timeout: Duration,
     pub tool_output_token_limit: u64,
+    /// What environment tool commands get.
+    pub shell_environment_policy: crate::exec::env::ShellEnvironmentPolicy,
     /// The raw `[codexd]` table (supervisor settings).
     pub codexd: toml::Table,
     /// Problems that did not stop loading (unknown keys, ...).
@@ -246,6 +248,25 @@ impl Config {
         ww.writable_roots
             .extend(opts.overrides.additional_writable_roots.iter().cloned());
 
+        let mut shell_environment_policy: crate::exec::env::ShellEnvironmentPolicy = cfg
+            .shell_environment_policy
+            .clone()
+            .unwrap_or_default()
+            .into();
+        // The model's key never reaches a tool command unless `set` says so.
+        for key in [
+            model_provider.env_key.as_deref(),
+            Some("OPENAI_API_KEY"),
+            Some("CODEX_API_KEY"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !shell_environment_policy.set.contains_key(key) {
+                shell_environment_policy.protected.push(key.to_string());
+            }
+        }
+
         let cwd = match &opts.overrides.cwd {
             Some(dir) => std::fs::canonicalize(dir).map_err(|source| ConfigError::Cwd {
                 path: dir.clone(),
@@ -346,6 +367,7 @@ impl Config {
                 .tool_output_token_limit
                 .unwrap_or(DEFAULT_TOOL_OUTPUT_TOKENS)
                 .max(1),
+            shell_environment_policy,
             codexd: cfg.codexd.clone().unwrap_or_default(),
             warnings,
         })

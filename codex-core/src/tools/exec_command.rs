@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{patch_tool, ToolCall, ToolContext, ToolOutput};
 use crate::approval::{ApprovalRequest, ReviewDecision};
+use crate::audit::{AuditRecord, DecidedBy};
 use crate::config::{AskForApproval, SandboxPolicy};
 use crate::exec::{self, CommandSpec, ExecEnd, ExecRequest, SandboxError};
 use crate::protocol::{CommandExecutionItem, CommandStatus, Event, ThreadItem};
@@ -122,6 +123,14 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         process_id: None,
     };
     let mut policy = ctx.sandbox_policy.clone();
+    let mut audit = CommandAudit {
+        ctx,
+        call_id: &call.call_id,
+        command: item.display_command(),
+        cwd: workdir.display().to_string(),
+        decision: "auto",
+        by: DecidedBy::Policy,
+    };
 
     if args.sandbox_permissions.as_deref() == Some("require_escalated") {
         if ctx.approval_policy != AskForApproval::OnRequest {
@@ -138,8 +147,10 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             .map(|s| s.contains(&key))
             .unwrap_or(false);
         let decision = if pre {
+            audit.by = DecidedBy::Session;
             ReviewDecision::Approved
         } else {
+            audit.by = ctx.approvals.decided_by();
             ctx.approvals
                 .decide(ApprovalRequest::Command {
                     turn_id: ctx.turn_id.clone(),
@@ -150,6 +161,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
                 })
                 .await
         };
+        audit.decision = decision_name(decision);
         if decision == ReviewDecision::ApprovedForSession {
             if let Ok(mut s) = ctx.session_approvals.lock() {
                 s.insert(key);
@@ -158,6 +170,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         if !decision.is_approved() {
             item.status = CommandStatus::Declined;
             emit_completed(ctx, &item).await;
+            audit.record(&policy, "declined", None, None, None);
             let mut out = ToolOutput::error("exec command rejected by user");
             out.abort_turn = decision == ReviewDecision::Abort;
             return out;
@@ -173,7 +186,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             arg0: None,
             args: argv[1..].to_vec(),
             cwd: workdir.clone(),
-            env: exec::env::command_env(std::env::vars()),
+            env: exec::env::command_env(&ctx.env_policy, std::env::vars()),
         },
         policy,
         timeout: ctx.exec_timeout,
@@ -187,21 +200,19 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             // approval policy) to run it without the sandbox.
             let why = format!("the {policy} sandbox cannot be enforced here: {reason}");
             let decision = if ctx.approval_policy == AskForApproval::Never {
+                audit.by = DecidedBy::Policy;
                 ReviewDecision::Denied
             } else {
-                ask(
-                    ctx,
-                    call,
-                    &argv,
-                    &workdir,
-                    format!("{why}. Run it without the sandbox?"),
-                )
-                .await
+                audit.by = ctx.approvals.decided_by();
+                let question = format!("{why}. Run it without the sandbox?");
+                ask(ctx, call, &argv, &workdir, question).await
             };
+            audit.decision = decision_name(decision);
             if !decision.is_approved() {
                 item.status = CommandStatus::Declined;
                 item.aggregated_output = why.clone();
                 emit_completed(ctx, &item).await;
+                audit.record(&request.policy, "refused", None, None, Some(why.clone()));
                 let mut out = ToolOutput::error(format!("exec_command refused: {why}"));
                 out.abort_turn = decision == ReviewDecision::Abort;
                 return out;
@@ -209,10 +220,10 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             request.policy = SandboxPolicy::DangerFullAccess;
             match run_streaming(ctx, &call.call_id, request.clone()).await {
                 Ok(o) => o,
-                Err(e) => return failed(ctx, &mut item, e).await,
+                Err(e) => return failed(ctx, &mut item, &audit, &request.policy, e).await,
             }
         }
-        Err(e) => return failed(ctx, &mut item, e).await,
+        Err(e) => return failed(ctx, &mut item, &audit, &request.policy, e).await,
     };
     // `on-failure`: a command the sandbox stopped may run again outside it,
     // if the user agrees.
@@ -227,16 +238,19 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
             "the command failed in the {} sandbox; run it again without the sandbox?",
             request.policy.mode()
         );
+        audit.by = ctx.approvals.decided_by();
         let decision = ask(ctx, call, &argv, &workdir, reason).await;
+        audit.decision = decision_name(decision);
         if decision.is_approved() {
             request.policy = SandboxPolicy::DangerFullAccess;
-            match run_streaming(ctx, &call.call_id, request).await {
+            match run_streaming(ctx, &call.call_id, request.clone()).await {
                 Ok(o) => output = o,
-                Err(e) => return failed(ctx, &mut item, e).await,
+                Err(e) => return failed(ctx, &mut item, &audit, &request.policy, e).await,
             }
         } else if decision == ReviewDecision::Abort {
             item.status = CommandStatus::Declined;
             emit_completed(ctx, &item).await;
+            audit.record(&request.policy, "declined", None, None, None);
             let mut out = ToolOutput::error("exec command rejected by user");
             out.abort_turn = true;
             return out;
@@ -253,6 +267,17 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         CommandStatus::Failed
     };
     emit_completed(ctx, &item).await;
+    audit.record(
+        &request.policy,
+        if code == 0 { "completed" } else { "failed" },
+        Some(code),
+        item.duration_ms,
+        match output.end {
+            ExecEnd::TimedOut => Some("timed out".into()),
+            ExecEnd::Cancelled => Some("interrupted".into()),
+            _ => None,
+        },
+    );
 
     let mut text = output.aggregated;
     match output.end {
@@ -305,12 +330,70 @@ async fn ask(
 async fn failed(
     ctx: &ToolContext,
     item: &mut CommandExecutionItem,
+    audit: &CommandAudit<'_>,
+    policy: &SandboxPolicy,
     e: exec::ExecError,
 ) -> ToolOutput {
     item.status = CommandStatus::Failed;
     item.aggregated_output = e.to_string();
     emit_completed(ctx, item).await;
+    audit.record(policy, "failed", None, None, Some(e.to_string()));
     ToolOutput::error(format!("exec_command failed: {e}"))
+}
+
+/// What the audit record of one command says, gathered as it runs.
+struct CommandAudit<'a> {
+    ctx: &'a ToolContext,
+    call_id: &'a str,
+    command: String,
+    cwd: String,
+    decision: &'static str,
+    by: DecidedBy,
+}
+
+impl CommandAudit<'_> {
+    fn record(
+        &self,
+        policy: &SandboxPolicy,
+        status: &str,
+        exit_code: Option<i32>,
+        duration_ms: Option<u64>,
+        note: Option<String>,
+    ) {
+        let backend = if *policy == SandboxPolicy::DangerFullAccess {
+            "none"
+        } else {
+            self.ctx.sandbox.name()
+        };
+        self.ctx.audit.append(AuditRecord {
+            timestamp: crate::rollout::timestamp_now(),
+            thread_id: self.ctx.audit.thread_id().to_string(),
+            turn_id: self.ctx.turn_id.clone(),
+            call_id: self.call_id.to_string(),
+            kind: "command".into(),
+            command: Some(self.command.clone()),
+            files: Vec::new(),
+            cwd: self.cwd.clone(),
+            policy: policy.mode().to_string(),
+            backend: backend.into(),
+            decision: self.decision.into(),
+            decided_by: self.by,
+            status: status.into(),
+            exit_code,
+            duration_ms,
+            note,
+        });
+    }
+}
+
+/// The audit name of a decision.
+pub(super) fn decision_name(d: ReviewDecision) -> &'static str {
+    match d {
+        ReviewDecision::Approved => "approved",
+        ReviewDecision::ApprovedForSession => "approved_for_session",
+        ReviewDecision::Denied => "denied",
+        ReviewDecision::Abort => "abort",
+    }
 }
 
 /// Runs the command, streaming its output as batched deltas: nothing for a

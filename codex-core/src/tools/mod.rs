@@ -34,6 +34,9 @@ pub struct ToolContext {
     pub sandbox: Arc<dyn Sandbox>,
     pub approvals: Arc<dyn ApprovalHandler>,
     pub exec_timeout: Duration,
+    pub env_policy: crate::exec::env::ShellEnvironmentPolicy,
+    /// Where every command and patch is recorded.
+    pub audit: Arc<crate::audit::AuditLog>,
     pub command_isolation: crate::exec::Isolation,
     pub output_token_limit: u64,
     pub events: EventSink,

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::apply_patch::{self, PlannedChange};
 use super::{ToolContext, ToolOutput};
 use crate::approval::{ApprovalRequest, ReviewDecision};
+use crate::audit::{AuditRecord, DecidedBy};
 use crate::config::AskForApproval;
 use crate::protocol::{Event, FileChangeItem, PatchStatus, ThreadItem};
 
@@ -35,6 +36,37 @@ pub(super) async fn handle(
                     .is_some_and(|m| !ctx.sandbox_policy.allows_write(m, &ctx.cwd))
         })
         .collect();
+    let mut decision = "auto";
+    let mut decided_by = DecidedBy::Policy;
+    let record = |decision: &str, by: DecidedBy, status: &str, note: Option<String>| {
+        let mut files: Vec<String> = Vec::new();
+        for c in &planned {
+            files.push(c.path.display().to_string());
+            if let Some(m) = &c.move_to {
+                files.push(m.display().to_string());
+            }
+        }
+        ctx.audit.append(AuditRecord {
+            timestamp: crate::rollout::timestamp_now(),
+            thread_id: ctx.audit.thread_id().to_string(),
+            turn_id: ctx.turn_id.clone(),
+            call_id: call_id.to_string(),
+            kind: "patch".into(),
+            command: None,
+            files,
+            cwd: base.display().to_string(),
+            policy: ctx.sandbox_policy.mode().to_string(),
+            // Patches are written by the agent itself, checked against the
+            // policy's writable roots (not by a kernel sandbox).
+            backend: "policy-check".into(),
+            decision: decision.into(),
+            decided_by: by,
+            status: status.into(),
+            exit_code: None,
+            duration_ms: None,
+            note,
+        });
+    };
     let session_key = format!("patch:{}", ctx.cwd.display());
     let pre_approved = ctx
         .session_approvals
@@ -56,12 +88,19 @@ pub(super) async fn handle(
                     item: item(PatchStatus::Declined),
                 })
                 .await;
+            record(
+                "denied",
+                DecidedBy::Policy,
+                "declined",
+                Some(format!("writes {first}, outside the sandbox")),
+            );
             return ToolOutput::error(format!(
                 "patch rejected: writing {first} is not allowed by the {} sandbox and approval_policy is never",
                 ctx.sandbox_policy.mode()
             ));
         }
-        let decision = ctx
+        decided_by = ctx.approvals.decided_by();
+        let answer = ctx
             .approvals
             .decide(ApprovalRequest::Patch {
                 turn_id: ctx.turn_id.clone(),
@@ -73,22 +112,27 @@ pub(super) async fn handle(
                 )),
             })
             .await;
-        if decision == ReviewDecision::ApprovedForSession {
+        decision = super::exec_command::decision_name(answer);
+        if answer == ReviewDecision::ApprovedForSession {
             if let Ok(mut s) = ctx.session_approvals.lock() {
                 s.insert(session_key);
             }
         }
-        if !decision.is_approved() {
+        if !answer.is_approved() {
             ctx.events
                 .emit(Event::ItemCompleted {
                     turn_id: ctx.turn_id.clone(),
                     item: item(PatchStatus::Declined),
                 })
                 .await;
+            record(decision, decided_by, "declined", None);
             let mut out = ToolOutput::error("patch rejected by user");
-            out.abort_turn = decision == ReviewDecision::Abort;
+            out.abort_turn = answer == ReviewDecision::Abort;
             return out;
         }
+    } else if !outside.is_empty() {
+        decision = "approved";
+        decided_by = DecidedBy::Session;
     }
     let changes = planned.clone();
     let result = tokio::task::spawn_blocking(move || apply_patch::apply_planned(changes)).await;
@@ -100,6 +144,7 @@ pub(super) async fn handle(
                     item: item(PatchStatus::Completed),
                 })
                 .await;
+            record(decision, decided_by, "completed", None);
             ToolOutput::ok(res.summary)
         }
         Ok(Err(e)) => {
@@ -109,6 +154,7 @@ pub(super) async fn handle(
                     item: item(PatchStatus::Failed),
                 })
                 .await;
+            record(decision, decided_by, "failed", Some(e.to_string()));
             ToolOutput::error(format!("apply_patch failed: {e}. No files were changed."))
         }
         Err(e) => ToolOutput::error(format!("apply_patch failed: {e}")),

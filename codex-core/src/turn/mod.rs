@@ -132,6 +132,7 @@ pub struct ThreadShared {
     pub base_instructions: String,
     pub warned_unknown_model: std::sync::atomic::AtomicBool,
     pub command_isolation: crate::exec::Isolation,
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 impl ThreadShared {
@@ -294,6 +295,8 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         sandbox: shared.sandbox.clone(),
         approvals: shared.approvals.clone(),
         exec_timeout: cfg.exec_timeout,
+        env_policy: cfg.shell_environment_policy.clone(),
+        audit: shared.audit.clone(),
         command_isolation: shared.command_isolation,
         output_token_limit: cfg.tool_output_token_limit,
         events: sink.clone(),
