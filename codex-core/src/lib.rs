@@ -11,6 +11,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod exec;

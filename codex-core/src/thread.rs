@@ -54,6 +54,9 @@ pub struct ThreadOptions {
     pub thread_id: Option<String>,
     /// How tool commands are grouped (see [`crate::exec::Isolation`]).
     pub command_isolation: crate::exec::Isolation,
+    /// Where ChatGPT sign-in tokens come from (the broker); `None`: a
+    /// broker in this process, over `$CODEX_HOME/auth.json`.
+    pub token_source: Option<crate::auth::SharedTokenSource>,
 }
 
 impl ThreadOptions {
@@ -68,6 +71,7 @@ impl ThreadOptions {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             thread_id: None,
             command_isolation: crate::exec::Isolation::OwnSession,
+            token_source: None,
         }
     }
 }
@@ -305,7 +309,11 @@ fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, Th
     if let Some(m) = &opts.model_service {
         return Ok(m.clone());
     }
-    let creds = resolve_credentials(&config.model_provider, &config.codex_home)?;
+    let creds = resolve_credentials(
+        &config.model_provider,
+        &config.codex_home,
+        opts.token_source.clone(),
+    )?;
     Ok(model_service(
         &config.model_provider,
         creds,

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod home;
+pub mod mock_oauth;
 pub mod mock_server;
 pub mod procs;
 pub mod sse;
 
 pub use home::TestHome;
+pub use mock_oauth::{MockOAuthServer, RefreshBehavior};
 pub use mock_server::{MockModelServer, MockResponse, RecordedRequest, SseStep};

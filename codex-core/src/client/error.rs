@@ -43,6 +43,9 @@ pub enum ModelError {
     /// Request could not be built (bad output schema, unreadable image, ...).
     #[error("invalid model request: {0}")]
     InvalidRequest(String),
+    /// No usable sign-in (expired and not refreshable, broker down, ...).
+    #[error("{0}")]
+    Auth(crate::auth::AuthError),
 }
 
 fn describe_http(status: u16, body: &str) -> String {

@@ -147,6 +147,8 @@ pub enum Credentials {
     #[default]
     None,
     Bearer(String),
+    /// ChatGPT sign-in: tokens from the broker, refreshed on 401.
+    Managed(crate::auth::SharedTokenSource),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -154,6 +156,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::None => f.write_str("Credentials::None"),
             Credentials::Bearer(_) => f.write_str("Credentials::Bearer(<redacted>)"),
+            Credentials::Managed(_) => f.write_str("Credentials::Managed"),
         }
     }
 }
@@ -214,11 +217,34 @@ impl HttpModelClient {
     }
 
     async fn send(inner: Arc<ClientInner>, req: ModelRequest) -> Result<ModelStream, ModelError> {
+        let Credentials::Managed(source) = &inner.credentials else {
+            return Self::send_with(&inner, &req, None).await;
+        };
+        let token = source.token().await.map_err(ModelError::Auth)?;
+        match Self::send_with(&inner, &req, Some(&token)).await {
+            // Refused: one refresh (shared with everyone who saw the same
+            // token), then one retry.
+            Err(ModelError::Http { status: 401, .. }) => {
+                let fresh = source
+                    .refresh(token.access_token.clone())
+                    .await
+                    .map_err(ModelError::Auth)?;
+                Self::send_with(&inner, &req, Some(&fresh)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with(
+        inner: &ClientInner,
+        req: &ModelRequest,
+        token: Option<&crate::auth::AuthToken>,
+    ) -> Result<ModelStream, ModelError> {
         let provider = &inner.provider;
         let url = provider.endpoint_url();
         let body = match provider.wire_api {
-            WireApi::Responses => responses::build_body(&req)?,
-            WireApi::Chat => chat::build_body(&req)?,
+            WireApi::Responses => responses::build_body(req)?,
+            WireApi::Chat => chat::build_body(req)?,
         };
         let http = inner
             .http
@@ -243,6 +269,12 @@ impl HttpModelClient {
             .json(&body);
         if let Credentials::Bearer(token) = &inner.credentials {
             builder = builder.bearer_auth(token);
+        }
+        if let Some(t) = token {
+            builder = builder.bearer_auth(&t.access_token);
+            if let Some(account) = &t.account_id {
+                builder = builder.header("chatgpt-account-id", account);
+            }
         }
         for (k, v) in provider.http_headers.iter().flatten() {
             builder = builder.header(k, v);
@@ -367,6 +399,7 @@ pub fn model_service(
 pub fn resolve_credentials(
     provider: &ModelProviderInfo,
     codex_home: &std::path::Path,
+    token_source: Option<crate::auth::SharedTokenSource>,
 ) -> Result<Credentials, ModelError> {
     let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
     if provider.requires_openai_auth {
@@ -383,8 +416,29 @@ pub fn resolve_credentials(
         return Ok(Credentials::Bearer(token.clone()));
     }
     if provider.requires_openai_auth {
-        if let Some(key) = read_auth_json_api_key(codex_home) {
-            return Ok(Credentials::Bearer(key));
+        let store = crate::auth::store::FileStore::new(codex_home);
+        if let Ok(Some(auth)) = crate::auth::CredentialStore::load(&store) {
+            let chatgpt = auth.tokens.is_some() && auth.auth_mode.as_deref() != Some("apikey");
+            if chatgpt {
+                let source = token_source.unwrap_or_else(|| {
+                    let (broker, note) = crate::auth::LocalBroker::open(
+                        codex_home.to_path_buf(),
+                        crate::auth::CredentialsStoreMode::File,
+                        crate::auth::refresh::AuthEndpoints::from_env(),
+                    );
+                    if let Some(n) = note {
+                        tracing::warn!("{n}");
+                    }
+                    std::sync::Arc::new(broker)
+                });
+                return Ok(Credentials::Managed(source));
+            }
+            if let Some(key) = auth.openai_api_key.filter(|k| !k.is_empty()) {
+                return Ok(Credentials::Bearer(key));
+            }
+        }
+        if let Some(source) = token_source {
+            return Ok(Credentials::Managed(source));
         }
     }
     match &provider.env_key {
@@ -394,13 +448,4 @@ pub fn resolve_credentials(
         }),
         _ => Ok(Credentials::None),
     }
-}
-
-fn read_auth_json_api_key(codex_home: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(codex_home.join("auth.json")).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v.get("OPENAI_API_KEY")?
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }

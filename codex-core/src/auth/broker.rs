@@ -1,0 +1,371 @@
+//! The broker logic: hands out the current access token and refreshes it
+//! **once** for everyone who finds it stale.
+//!
+//! - In this process, callers queue on one async lock; whoever gets it first
+//!   refreshes, the others find the new token when they get the lock.
+//! - Across processes (another broker, a second `codex exec`, an upstream
+//!   `codex` sharing `$CODEX_HOME`), the refresh runs under `flock` on
+//!   `$CODEX_HOME/auth.lock`, and the store is re-read under the lock: if
+//!   somebody else refreshed meanwhile, their token is used.
+//! - A failed refresh opens a circuit breaker: for `breaker_window` (or, for
+//!   a refresh token the server rejected, until the stored tokens change)
+//!   every caller gets the same error without the endpoint being asked.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::refresh::{self, AuthEndpoints, RefreshReason};
+use super::store::{self, CredentialStore, CredentialsStoreMode, RefreshLock};
+use super::{jwt, AuthDotJson, AuthError, AuthToken, TokenSource};
+
+/// Refresh when the access token expires within this margin.
+const EXPIRY_MARGIN_SECS: i64 = 60;
+/// Without an `exp` claim: refresh tokens older than this (upstream: 8 days).
+const MAX_TOKEN_AGE: chrono::Duration = chrono::Duration::days(8);
+/// How long a transient refresh failure is answered from the breaker.
+pub const DEFAULT_BREAKER_WINDOW: Duration = Duration::from_secs(30);
+/// How long to wait for another process's refresh lock.
+const CROSS_PROCESS_LOCK_DEADLINE: Duration = Duration::from_secs(45);
+
+/// What the broker is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BrokerRequest {
+    /// The current access token.
+    GetToken,
+    /// `stale` was refused by the server: refresh (once for everyone).
+    Refresh { stale: String },
+}
+
+/// What it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BrokerResponse {
+    Token(AuthToken),
+}
+
+struct Breaker {
+    since: Instant,
+    error: AuthError,
+    /// The refresh token that failed: a permanent failure holds until it
+    /// changes.
+    refresh_token: String,
+}
+
+struct Inner {
+    codex_home: PathBuf,
+    store: Box<dyn CredentialStore>,
+    endpoints: AuthEndpoints,
+    http: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    breaker: Mutex<Option<Breaker>>,
+    breaker_window: Duration,
+    refreshes: AtomicU64,
+}
+
+/// The broker logic in this process (also what the `codex-broker` process
+/// runs).
+#[derive(Clone)]
+pub struct LocalBroker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBroker")
+            .field("codex_home", &self.inner.codex_home)
+            .field("store", &self.inner.store.name())
+            .finish()
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Whether `auth`'s access token should be refreshed before use.
+pub fn needs_refresh(auth: &AuthDotJson) -> bool {
+    let Some(tokens) = &auth.tokens else {
+        return false;
+    };
+    match jwt::expires_at(&tokens.access_token) {
+        Some(exp) => exp <= chrono::Utc::now().timestamp() + EXPIRY_MARGIN_SECS,
+        None => auth
+            .last_refresh
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_none_or(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc) > MAX_TOKEN_AGE),
+    }
+}
+
+fn token_of(auth: &AuthDotJson) -> Result<AuthToken, AuthError> {
+    let t = auth.tokens.as_ref().ok_or(AuthError::NotSignedIn)?;
+    Ok(AuthToken {
+        access_token: t.access_token.clone(),
+        account_id: t.account_id.clone(),
+    })
+}
+
+impl LocalBroker {
+    /// A broker over the credential store `mode` selects. The returned note
+    /// says when `auto` fell back to the file.
+    pub fn open(
+        codex_home: PathBuf,
+        mode: CredentialsStoreMode,
+        endpoints: AuthEndpoints,
+    ) -> (Self, Option<String>) {
+        let (store, note) = store::open(mode, &codex_home);
+        (Self::with_store(codex_home, store, endpoints), note)
+    }
+
+    pub fn with_store(
+        codex_home: PathBuf,
+        store: Box<dyn CredentialStore>,
+        endpoints: AuthEndpoints,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                codex_home,
+                store,
+                endpoints,
+                http: std::sync::OnceLock::new(),
+                refresh_lock: tokio::sync::Mutex::new(()),
+                breaker: Mutex::new(None),
+                breaker_window: DEFAULT_BREAKER_WINDOW,
+                refreshes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Refresh exchanges made by this broker so far.
+    pub fn refresh_count(&self) -> u64 {
+        self.inner.refreshes.load(Ordering::Relaxed)
+    }
+
+    pub fn store_name(&self) -> &'static str {
+        self.inner.store.name()
+    }
+
+    /// Reads the store (off the async threads).
+    pub async fn load(&self) -> Result<Option<AuthDotJson>, AuthError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.store.load())
+            .await
+            .map_err(|e| AuthError::Store(e.to_string()))?
+    }
+
+    pub async fn save(&self, auth: AuthDotJson) -> Result<(), AuthError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.store.save(&auth))
+            .await
+            .map_err(|e| AuthError::Store(e.to_string()))?
+    }
+
+    pub async fn delete(&self) -> Result<(), AuthError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.store.delete())
+            .await
+            .map_err(|e| AuthError::Store(e.to_string()))?
+    }
+
+    /// The current access token, refreshed first if it has expired.
+    pub async fn get_token(&self) -> Result<AuthToken, AuthError> {
+        let auth = self.load().await?.ok_or(AuthError::NotSignedIn)?;
+        let token = token_of(&auth)?;
+        if !needs_refresh(&auth) {
+            return Ok(token);
+        }
+        self.refresh_once(RefreshReason::ProactiveExpiry, token.access_token)
+            .await
+    }
+
+    /// `stale` was refused: a fresh token, refreshing only if nobody did yet.
+    pub async fn refresh_stale(&self, stale: String) -> Result<AuthToken, AuthError> {
+        self.refresh_once(RefreshReason::UnauthorizedRecovery, stale)
+            .await
+    }
+
+    async fn refresh_once(
+        &self,
+        reason: RefreshReason,
+        stale: String,
+    ) -> Result<AuthToken, AuthError> {
+        let _one_at_a_time = self.inner.refresh_lock.lock().await;
+        // Somebody ahead of us in the queue may have refreshed already.
+        let auth = self.load().await?.ok_or(AuthError::NotSignedIn)?;
+        if let Some(fresh) = already_fresh(&auth, &stale) {
+            return Ok(fresh);
+        }
+        let refresh_token = auth
+            .tokens
+            .as_ref()
+            .map(|t| t.refresh_token.clone())
+            .ok_or(AuthError::NotSignedIn)?;
+        self.check_breaker(&refresh_token)?;
+
+        // Across processes: under the lock, re-read before asking.
+        let home = self.inner.codex_home.clone();
+        let lock = tokio::task::spawn_blocking(move || {
+            RefreshLock::acquire(&home, CROSS_PROCESS_LOCK_DEADLINE)
+        })
+        .await
+        .map_err(|e| AuthError::Store(e.to_string()))??;
+        let mut auth = self.load().await?.ok_or(AuthError::NotSignedIn)?;
+        if let Some(fresh) = already_fresh(&auth, &stale) {
+            drop(lock);
+            return Ok(fresh);
+        }
+        let refresh_token = auth
+            .tokens
+            .as_ref()
+            .map(|t| t.refresh_token.clone())
+            .ok_or(AuthError::NotSignedIn)?;
+        let http = self.http()?;
+        self.inner.refreshes.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("refreshing the access token ({reason:?})");
+        let result = refresh::exchange(&http, &self.inner.endpoints, &refresh_token, reason).await;
+        let new = match result {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::warn!("token refresh failed: {error}");
+                if let Ok(mut b) = self.inner.breaker.lock() {
+                    *b = Some(Breaker {
+                        since: Instant::now(),
+                        error: error.clone(),
+                        refresh_token,
+                    });
+                }
+                return Err(error);
+            }
+        };
+        if let Some(tokens) = auth.tokens.as_mut() {
+            if let Some(v) = new.id_token {
+                tokens.id_token = v;
+            }
+            if let Some(v) = new.access_token {
+                tokens.access_token = v;
+            }
+            if let Some(v) = new.refresh_token {
+                tokens.refresh_token = v;
+            }
+        }
+        auth.last_refresh = Some(now_rfc3339());
+        self.save(auth.clone()).await?;
+        drop(lock);
+        if let Ok(mut b) = self.inner.breaker.lock() {
+            *b = None;
+        }
+        token_of(&auth)
+    }
+
+    fn check_breaker(&self, refresh_token: &str) -> Result<(), AuthError> {
+        let Ok(b) = self.inner.breaker.lock() else {
+            return Ok(());
+        };
+        match &*b {
+            Some(br) if br.refresh_token == refresh_token => {
+                let permanent = matches!(br.error, AuthError::ReloginRequired(_));
+                if permanent || br.since.elapsed() < self.inner.breaker_window {
+                    return Err(br.error.clone());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn http(&self) -> Result<reqwest::Client, AuthError> {
+        self.inner
+            .http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(AuthError::Transient)
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: BrokerRequest) -> Result<BrokerResponse, AuthError> {
+        match req {
+            BrokerRequest::GetToken => self.get_token().await.map(BrokerResponse::Token),
+            BrokerRequest::Refresh { stale } => {
+                self.refresh_stale(stale).await.map(BrokerResponse::Token)
+            }
+        }
+    }
+
+    /// Refreshes ahead of expiry, forever (for a long-lived broker): wakes
+    /// up a little before the access token expires, with jitter so that
+    /// several brokers sharing a home do not all wake at once.
+    pub async fn run_proactive_refresh(self) {
+        loop {
+            let wait = match self.load().await {
+                Ok(Some(auth)) => match auth
+                    .tokens
+                    .as_ref()
+                    .and_then(|t| jwt::expires_at(&t.access_token))
+                {
+                    Some(exp) => {
+                        let jitter = (uuid::Uuid::new_v4().as_u128() % 30) as i64;
+                        let secs = exp - chrono::Utc::now().timestamp() - 120 - jitter;
+                        Duration::from_secs(secs.clamp(5, 3600) as u64)
+                    }
+                    None => Duration::from_secs(3600),
+                },
+                _ => Duration::from_secs(60),
+            };
+            tokio::time::sleep(wait).await;
+            if let Ok(Some(auth)) = self.load().await {
+                if needs_refresh(&auth) {
+                    if let Ok(t) = token_of(&auth) {
+                        let _ = self
+                            .refresh_once(RefreshReason::ProactiveExpiry, t.access_token)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The stored token, if it is not the stale one and not expired.
+fn already_fresh(auth: &AuthDotJson, stale: &str) -> Option<AuthToken> {
+    let t = token_of(auth).ok()?;
+    (t.access_token != stale && !needs_refresh(auth)).then_some(t)
+}
+
+impl TokenSource for LocalBroker {
+    fn token(&self) -> BoxFuture<'static, Result<AuthToken, AuthError>> {
+        let me = self.clone();
+        Box::pin(async move { me.get_token().await })
+    }
+
+    fn refresh(&self, stale: String) -> BoxFuture<'static, Result<AuthToken, AuthError>> {
+        let me = self.clone();
+        Box::pin(async move { me.refresh_stale(stale).await })
+    }
+}
+
+impl tower::Service<BrokerRequest> for LocalBroker {
+    type Response = BrokerResponse;
+    type Error = AuthError;
+    type Future = BoxFuture<'static, Result<BrokerResponse, AuthError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AuthError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: BrokerRequest) -> Self::Future {
+        let me = self.clone();
+        Box::pin(async move { me.handle(req).await })
+    }
+}
