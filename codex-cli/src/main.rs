@@ -57,6 +57,7 @@ fn main() {
         logging::init("warn");
         let code = match role {
             codex_ipc::launcher::Role::Session => codex_daemon::worker::main(),
+            codex_ipc::launcher::Role::Broker => codex_daemon::broker::main(),
             other => {
                 eprintln!("{}: this role is not implemented yet", other.process_name());
                 2

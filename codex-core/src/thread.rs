@@ -313,6 +313,7 @@ fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, Th
         &config.model_provider,
         &config.codex_home,
         opts.token_source.clone(),
+        config.cli_auth_credentials_store,
     )?;
     Ok(model_service(
         &config.model_provider,

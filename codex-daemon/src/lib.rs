@@ -4,10 +4,12 @@
 //! - [`server`]: the supervisor: transports, routing, subscriptions, worker
 //!   lifecycle.
 //! - [`worker`]: `codex-session`, one process per loaded thread.
+//! - [`broker`]: `codex-broker`, the credentials holder.
 //! - [`limits`], [`governor`], [`containment`]: resource policy: every
 //!   limit in one place, the per-worker pressure levels, and taking a
 //!   worker's whole process tree down.
 
+pub mod broker;
 pub mod containment;
 pub mod governor;
 pub mod limits;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_core::approval::{ApprovalHandler, ApprovalRequest, ReviewDecision};
+use codex_core::auth::{AuthError, AuthToken, BrokerRequest, BrokerResponse, TokenSource};
 use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
 use codex_core::exec::Isolation;
 use codex_core::protocol::Event;
@@ -81,6 +82,90 @@ impl LinkApprovals {
                 let _ = tx.send(ReviewDecision::Denied);
             }
         }
+    }
+}
+
+/// Reaches the supervisor's broker over the link. A broker that is down or
+/// restarting answers at once; the request is retried a few times (with
+/// backoff) before the error reaches the model client.
+struct LinkBroker {
+    out: mpsc::Sender<FromWorker>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<BrokerResponse, AuthError>>>>,
+    next: AtomicU64,
+}
+
+/// Attempts per broker request while the broker is unavailable.
+const BROKER_ATTEMPTS: u32 = 6;
+/// Deadline of one attempt (the supervisor has its own, shorter).
+const BROKER_ATTEMPT_DEADLINE: Duration = Duration::from_secs(90);
+
+impl LinkBroker {
+    fn resolve(&self, id: u64, result: Result<BrokerResponse, AuthError>) {
+        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        if let Some(tx) = tx {
+            let _ = tx.send(result);
+        }
+    }
+
+    async fn ask_once(&self, request: BrokerRequest) -> Result<AuthToken, AuthError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        if self
+            .out
+            .send(FromWorker::Broker { id, request })
+            .await
+            .is_err()
+        {
+            return Err(AuthError::Unavailable("the supervisor is gone".into()));
+        }
+        let answer = tokio::time::timeout(BROKER_ATTEMPT_DEADLINE, rx).await;
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&id);
+        }
+        match answer {
+            Ok(Ok(Ok(BrokerResponse::Token(t)))) => Ok(t),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(AuthError::Unavailable(
+                "no answer from the supervisor".into(),
+            )),
+            Err(_) => Err(AuthError::Unavailable(format!(
+                "the broker did not answer within {}s",
+                BROKER_ATTEMPT_DEADLINE.as_secs()
+            ))),
+        }
+    }
+
+    async fn ask(self: Arc<Self>, request: BrokerRequest) -> Result<AuthToken, AuthError> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match self.ask_once(request.clone()).await {
+                Err(AuthError::Unavailable(why)) if attempt < BROKER_ATTEMPTS => {
+                    tracing::info!("broker unavailable ({why}); retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(3));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// `TokenSource` over the link (the struct is shared with the main loop,
+/// which delivers the replies).
+struct LinkTokens(Arc<LinkBroker>);
+
+impl TokenSource for LinkTokens {
+    fn token(&self) -> BoxFuture<'static, Result<AuthToken, AuthError>> {
+        Box::pin(self.0.clone().ask(BrokerRequest::GetToken))
+    }
+
+    fn refresh(&self, stale: String) -> BoxFuture<'static, Result<AuthToken, AuthError>> {
+        Box::pin(self.0.clone().ask(BrokerRequest::Refresh { stale }))
     }
 }
 
@@ -158,7 +243,11 @@ fn load_config(init: &ThreadInit) -> Result<Config, String> {
 
 type Opened = (Thread, mpsc::Receiver<Event>, ThreadReady);
 
-fn open_thread(init: &ThreadInit, approvals: Arc<LinkApprovals>) -> Result<Opened, String> {
+fn open_thread(
+    init: &ThreadInit,
+    approvals: Arc<LinkApprovals>,
+    broker: Option<Arc<LinkBroker>>,
+) -> Result<Opened, String> {
     let config = load_config(init)?;
     let warnings = config.warnings.clone();
     let mut opts = ThreadOptions::new(init.originator.clone(), init.source.clone());
@@ -168,6 +257,9 @@ fn open_thread(init: &ThreadInit, approvals: Arc<LinkApprovals>) -> Result<Opene
     opts.command_isolation = Isolation::InheritGroup;
     // This binary is the sandbox helper (`codex-linux-sandbox`).
     opts.sandbox = codex_core::exec::platform_sandbox();
+    if let Some(b) = broker {
+        opts.token_source = Some(Arc::new(LinkTokens(b)));
+    }
     let (thread, events, last_usage) = match &init.resume_path {
         Some(path) => {
             let (t, rx, loaded) = Thread::resume(config, path, opts).map_err(|e| e.to_string())?;
@@ -225,7 +317,13 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         pending: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
     });
-    let (thread, mut events, ready) = match open_thread(&init, approvals.clone()) {
+    let broker = Arc::new(LinkBroker {
+        out: out_tx.clone(),
+        pending: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(1),
+    });
+    let link_broker = init.use_broker.then(|| broker.clone());
+    let (thread, mut events, ready) = match open_thread(&init, approvals.clone(), link_broker) {
         Ok(t) => t,
         Err(message) => {
             let _ = out_tx.send(FromWorker::InitFailed { message }).await;
@@ -362,6 +460,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 }
                 break;
             }
+            ToWorker::BrokerReply { id, result } => broker.resolve(id, result),
             ToWorker::Init(_) => tracing::warn!("codex-session: ignoring a second Init"),
         }
     }

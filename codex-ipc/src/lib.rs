@@ -1,11 +1,14 @@
 //! `codex-ipc`: the wire formats of the runtime.
 //!
-//! Today: the `codex exec --json` event stream ([`exec_events`]), upstream's
-//! JSONL shape that the TypeScript SDK consumes, and bounded JSONL framing
-//! ([`framing`]). The app-server protocol, transports and the worker launcher
-//! join them here; this is the only crate that knows wire shapes.
+//! The app-server protocol ([`app_server`], [`jsonrpc`]), bounded JSONL
+//! framing ([`framing`]), the `codex exec --json` event stream
+//! ([`exec_events`]), the one worker launcher ([`launcher`]), the
+//! supervisor ↔ worker link ([`link`]) and the supervisor's side of the
+//! broker process ([`broker_link`]). This is the only crate that knows wire
+//! shapes.
 
 pub mod app_server;
+pub mod broker_link;
 pub mod exec_events;
 pub mod framing;
 pub mod jsonrpc;

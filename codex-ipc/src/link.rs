@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codex_core::approval::{ApprovalRequest, ReviewDecision};
+use codex_core::auth::{AuthError, BrokerRequest, BrokerResponse};
 use codex_core::config::{AskForApproval, ReasoningEffort, SandboxMode, SandboxPolicy};
 use codex_core::protocol::{Event, UserInput};
 use codex_core::rollout::RecordedUsage;
@@ -66,6 +67,10 @@ pub struct ThreadInit {
     /// `None`: no heartbeats.
     #[serde(default)]
     pub heartbeat_ms: Option<u64>,
+    /// Ask the supervisor's broker for sign-in tokens (over the link)
+    /// instead of refreshing them in the worker.
+    #[serde(default)]
+    pub use_broker: bool,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.
@@ -110,6 +115,11 @@ pub enum ToWorker {
     },
     /// Ends the running turn (interrupted) and exits.
     Shutdown,
+    /// The broker's answer to [`FromWorker::Broker`] `id`.
+    BrokerReply {
+        id: u64,
+        result: Result<BrokerResponse, AuthError>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +150,12 @@ pub enum FromWorker {
     },
     /// The worker's engine loop is alive.
     Heartbeat,
+    /// A request for the credential broker (answered by
+    /// [`ToWorker::BrokerReply`]).
+    Broker {
+        id: u64,
+        request: BrokerRequest,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +246,11 @@ pub enum WorkerMessage {
     TurnRejected {
         turn_id: String,
         message: String,
+    },
+    /// A request for the credential broker.
+    Broker {
+        id: u64,
+        request: BrokerRequest,
     },
     /// The link closed: the worker is gone (its process group has been
     /// killed and the process reaped).
@@ -338,6 +359,7 @@ impl WorkerThread {
                     FromWorker::TurnRejected { turn_id, message } => {
                         WorkerMessage::TurnRejected { turn_id, message }
                     }
+                    FromWorker::Broker { id, request } => WorkerMessage::Broker { id, request },
                     FromWorker::Heartbeat
                     | FromWorker::Ready(_)
                     | FromWorker::InitFailed { .. } => continue,

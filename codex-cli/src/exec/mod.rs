@@ -282,6 +282,9 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
             .collect(),
         // exec waits on its one worker directly; no watchdog.
         heartbeat_ms: None,
+        // Without a daemon the worker refreshes in-process (under the same
+        // cross-process lock as any broker).
+        use_broker: false,
     };
 
     // The thread runs in a `codex-session` worker, as under the daemon.
@@ -329,6 +332,17 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
                     let _ = worker.decide(approval_id, ReviewDecision::Denied).await;
                 }
                 Some(WorkerMessage::TurnAccepted { .. } | WorkerMessage::ApprovalCancelled { .. }) => {}
+                // The worker was told to refresh in-process; never asks.
+                Some(WorkerMessage::Broker { id, .. }) => {
+                    let _ = worker
+                        .send(codex_ipc::link::ToWorker::BrokerReply {
+                            id,
+                            result: Err(codex_core::auth::AuthError::Unavailable(
+                                "no broker in `codex exec`".into(),
+                            )),
+                        })
+                        .await;
+                }
                 Some(WorkerMessage::TurnRejected { message, .. }) => {
                     drop(ev_tx);
                     let _ = renderer.await;

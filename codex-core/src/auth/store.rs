@@ -7,7 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AuthDotJson, AuthError};
 
@@ -17,13 +17,15 @@ pub const AUTH_FILE: &str = "auth.json";
 pub const LOCK_FILE: &str = "auth.lock";
 
 /// `cli_auth_credentials_store`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialsStoreMode {
     #[default]
     File,
     Keyring,
     Auto,
+    /// In this process's memory only.
+    Ephemeral,
 }
 
 /// A place that holds one `auth.json` document.
@@ -106,6 +108,31 @@ impl CredentialStore for FileStore {
     }
 }
 
+/// Credentials kept in memory (`ephemeral`).
+#[derive(Debug, Default)]
+pub struct MemoryStore(std::sync::Mutex<Option<AuthDotJson>>);
+
+impl CredentialStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "ephemeral"
+    }
+    fn load(&self) -> Result<Option<AuthDotJson>, AuthError> {
+        Ok(self.0.lock().map(|g| g.clone()).unwrap_or_default())
+    }
+    fn save(&self, auth: &AuthDotJson) -> Result<(), AuthError> {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(auth.clone());
+        }
+        Ok(())
+    }
+    fn delete(&self) -> Result<(), AuthError> {
+        if let Ok(mut g) = self.0.lock() {
+            *g = None;
+        }
+        Ok(())
+    }
+}
+
 /// An exclusive advisory lock (`flock`) on `$CODEX_HOME/auth.json.lock`,
 /// released on drop.
 #[derive(Debug)]
@@ -158,6 +185,7 @@ pub fn open(
 ) -> (Box<dyn CredentialStore>, Option<String>) {
     match mode {
         CredentialsStoreMode::File => (Box::new(FileStore::new(codex_home)), None),
+        CredentialsStoreMode::Ephemeral => (Box::new(MemoryStore::default()), None),
         CredentialsStoreMode::Keyring | CredentialsStoreMode::Auto => {
             match super::keyring::KeyringStore::probe(codex_home) {
                 Ok(k) => (Box::new(k), None),

@@ -400,6 +400,7 @@ pub fn resolve_credentials(
     provider: &ModelProviderInfo,
     codex_home: &std::path::Path,
     token_source: Option<crate::auth::SharedTokenSource>,
+    store_mode: crate::auth::CredentialsStoreMode,
 ) -> Result<Credentials, ModelError> {
     let from_env = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
     if provider.requires_openai_auth {
@@ -416,20 +417,16 @@ pub fn resolve_credentials(
         return Ok(Credentials::Bearer(token.clone()));
     }
     if provider.requires_openai_auth {
-        let store = crate::auth::store::FileStore::new(codex_home);
-        if let Ok(Some(auth)) = crate::auth::CredentialStore::load(&store) {
+        let (store, _) = crate::auth::store::open(store_mode, codex_home);
+        if let Ok(Some(auth)) = store.load() {
             let chatgpt = auth.tokens.is_some() && auth.auth_mode.as_deref() != Some("apikey");
             if chatgpt {
                 let source = token_source.unwrap_or_else(|| {
-                    let (broker, note) = crate::auth::LocalBroker::open(
+                    std::sync::Arc::new(crate::auth::LocalBroker::with_store(
                         codex_home.to_path_buf(),
-                        crate::auth::CredentialsStoreMode::File,
+                        store,
                         crate::auth::refresh::AuthEndpoints::from_env(),
-                    );
-                    if let Some(n) = note {
-                        tracing::warn!("{n}");
-                    }
-                    std::sync::Arc::new(broker)
+                    ))
                 });
                 return Ok(Credentials::Managed(source));
             }

@@ -54,6 +54,7 @@ pub struct ConfigToml {
     pub codexd: Option<toml::Table>,
 
     pub shell_environment_policy: Option<crate::exec::env::ShellEnvironmentPolicyToml>,
+    pub cli_auth_credentials_store: Option<crate::auth::CredentialsStoreMode>,
 
     // Upstream keys accepted but not acted on (yet).
     pub mcp_servers: Unused,
@@ -79,7 +80,6 @@ pub struct ConfigToml {
     pub notice: Unused,
     pub windows: Unused,
     pub windows_wsl_setup_acknowledged: Unused,
-    pub cli_auth_credentials_store: Unused,
     pub preferred_auth_method: Unused,
     pub forced_login_method: Unused,
     pub forced_chatgpt_workspace_id: Unused,

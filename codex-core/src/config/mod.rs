@@ -121,6 +121,8 @@ pub struct Config {
     pub exec_timeout: Duration,
     pub approval_timeout: Duration,
     pub tool_output_token_limit: u64,
+    /// Where sign-in credentials are kept.
+    pub cli_auth_credentials_store: crate::auth::CredentialsStoreMode,
     /// What environment tool commands get.
     pub shell_environment_policy: crate::exec::env::ShellEnvironmentPolicy,
     /// The raw `[codexd]` table (supervisor settings).
@@ -368,6 +370,7 @@ impl Config {
                 .unwrap_or(DEFAULT_TOOL_OUTPUT_TOKENS)
                 .max(1),
             shell_environment_policy,
+            cli_auth_credentials_store: cfg.cli_auth_credentials_store.unwrap_or_default(),
             codexd: cfg.codexd.clone().unwrap_or_default(),
             warnings,
         })

@@ -166,6 +166,7 @@ impl Server {
         let cgroup = self.cgroups.as_ref().and_then(|c| c.create());
         spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_file());
         init.heartbeat_ms = Some(limits.heartbeat_interval.as_millis() as u64);
+        init.use_broker = true;
         let launched =
             WorkerThread::launch(&self.launcher, spec, init, WORKER_START_DEADLINE).await;
         let (worker, messages) = match launched {

@@ -64,6 +64,8 @@ pub struct Server {
     installation_id: String,
     server_name: String,
     limits: Limits,
+    /// The supervised `codex-broker`.
+    pub(crate) broker: codex_ipc::broker_link::BrokerClient,
     /// One loader at a time per thread id (loading from a session file).
     load_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per-worker cgroups, where a writable cgroup2 hierarchy exists.
@@ -91,7 +93,19 @@ impl Server {
             tracing::warn!("{w}");
         }
         let launcher = Launcher::new(tokio::runtime::Handle::current())?;
+        let broker = codex_ipc::broker_link::BrokerClient::start(
+            launcher.clone(),
+            codex_ipc::launcher::LaunchSpec {
+                exe: opts.worker_exe.clone(),
+                ..codex_ipc::launcher::LaunchSpec::current_exe(codex_ipc::launcher::Role::Broker)?
+            },
+            codex_ipc::broker_link::BrokerInit {
+                codex_home: opts.codex_home.clone(),
+                store: config.cli_auth_credentials_store,
+            },
+        );
         let server = Arc::new(Server {
+            broker,
             installation_id: installation_id(&opts.codex_home),
             server_name: hostname(),
             catalog: Catalog::new(opts.codex_home.clone()),
@@ -248,6 +262,7 @@ impl Server {
     pub async fn shutdown(&self) {
         let threads = self.loaded_threads();
         futures_util::future::join_all(threads.iter().map(|t| t.stop())).await;
+        self.broker.stop();
         // Wait (bounded) for the pumps to finish their sweeps.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for t in &threads {

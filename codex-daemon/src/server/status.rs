@@ -37,6 +37,7 @@ impl Server {
             "version": env!("CARGO_PKG_VERSION"),
             "uptimeMs": self.started.elapsed().as_millis() as u64,
             "connections": self.conns.lock().map(|c| c.len()).unwrap_or(0),
+            "broker": {"pid": self.broker.pid(), "restarts": self.broker.restarts()},
             "containment": match &self.cgroups {
                 Some(c) => json!({"mode": "cgroup", "path": c.base()}),
                 None => json!({"mode": "processTreeSweep", "path": null}),

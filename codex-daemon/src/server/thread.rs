@@ -20,6 +20,10 @@ use super::Server;
 use crate::containment::Containment;
 use crate::governor::{Governor, Pressure, Transition};
 
+/// How long a worker's broker request may take (a refresh has its own
+/// 30 s deadline inside).
+const BROKER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Facts about a thread fixed when it was loaded.
 #[derive(Debug, Clone)]
 pub struct ThreadMeta {
@@ -580,6 +584,17 @@ async fn pump(
             WorkerMessage::TurnAccepted { turn_id } => thread.on_turn_accepted(&server, &turn_id),
             WorkerMessage::TurnRejected { turn_id, message } => {
                 thread.on_turn_rejected(&server, &turn_id, &message)
+            }
+            WorkerMessage::Broker { id, request } => {
+                // Answered off the pump: a refresh may take seconds.
+                let broker = server.broker.clone();
+                let t = thread.clone();
+                tokio::spawn(async move {
+                    let result = broker.call(request, BROKER_DEADLINE).await;
+                    let _ = t
+                        .worker
+                        .try_send(codex_ipc::link::ToWorker::BrokerReply { id, result });
+                });
             }
             WorkerMessage::Exited { status } => {
                 tracing::info!("thread {}: worker exited ({status:?})", thread.id);

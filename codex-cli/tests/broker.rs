@@ -1,0 +1,254 @@
+//! codex-broker end to end: many worker processes, one refresh; two daemons
+//! on one home, one refresh; a failing token endpoint; a 401 mid-session;
+//! the broker killed mid-refresh. Real processes, a mock model server and a
+//! mock OAuth server over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use codex_test_support::mock_oauth::{access_token, chatgpt_auth_json};
+use codex_test_support::{
+    procs, sse, MockModelServer, MockOAuthServer, MockResponse, RefreshBehavior, TestHome,
+};
+use common::app_server::{app_server_command, Client, StdioServer, WAIT};
+use serde_json::{json, Value};
+
+/// A home signed in with ChatGPT tokens (`access` as the access token), its
+/// provider pointing at `mock` and requiring that sign-in.
+fn signed_in_home(mock: &MockModelServer, access: &str) -> TestHome {
+    let home = TestHome::new();
+    std::fs::write(
+        home.codex_home().join("config.toml"),
+        format!(
+            r#"model = "mock-model"
+model_provider = "mock"
+approval_policy = "never"
+
+[model_providers.mock]
+name = "Mock"
+base_url = "{}"
+wire_api = "responses"
+requires_openai_auth = true
+request_max_retries = 0
+stream_max_retries = 0
+"#,
+            mock.url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.codex_home().join("auth.json"),
+        chatgpt_auth_json(access, "rt-original"),
+    )
+    .unwrap();
+    home
+}
+
+fn daemon(home: &TestHome, oauth: &MockOAuthServer) -> StdioServer {
+    let mut cmd = app_server_command(home, &[]);
+    cmd.env("CODEX_REFRESH_TOKEN_URL_OVERRIDE", oauth.token_url())
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("CODEX_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    StdioServer::from_command(cmd)
+}
+
+fn bearer(req: &codex_test_support::RecordedRequest) -> String {
+    req.header("authorization").unwrap_or_default().to_string()
+}
+
+async fn completed_turns(c: &mut Client, n: usize) -> Vec<Value> {
+    let mut done = Vec::new();
+    while done.len() < n {
+        done.push(c.notification("turn/completed").await);
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_workers_with_an_expired_token_cause_one_refresh() {
+    let oauth = MockOAuthServer::start().await;
+    oauth.set_refresh_delay(Duration::from_millis(300));
+    let mock = MockModelServer::start((0..50).map(|_| sse::message("ok")).collect()).await;
+    let home = signed_in_home(&mock, &access_token(-60, "expired"));
+    let mut s = daemon(&home, &oauth);
+    let c = &mut s.client;
+    c.initialize("fifty").await;
+    let mut threads = Vec::new();
+    for _ in 0..50 {
+        threads.push(c.start_thread(json!({})).await);
+    }
+    for t in &threads {
+        let id = c
+            .request(
+                "turn/start",
+                json!({"threadId": t, "input": [{"type": "text", "text": "go"}]}),
+            )
+            .await;
+        let _ = id;
+    }
+    let done = completed_turns(c, 50).await;
+    assert!(
+        done.iter()
+            .all(|d| d["params"]["turn"]["status"] == "completed"),
+        "{done:#?}"
+    );
+    assert_eq!(oauth.refresh_count(), 1, "exactly one refresh");
+    let issued = oauth.issued();
+    let requests = mock.model_requests();
+    assert_eq!(requests.len(), 50);
+    for r in &requests {
+        assert_eq!(bearer(r), format!("Bearer {}", issued[0]));
+        assert_eq!(r.header("chatgpt-account-id"), Some("acct-1"));
+    }
+    let path = home.codex_home().join("auth.json");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(saved["tokens"]["access_token"], issued[0].as_str());
+    assert_eq!(saved["tokens"]["refresh_token"], "rt-refreshed-1");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_sharing_a_home_refresh_once() {
+    let oauth = MockOAuthServer::start().await;
+    oauth.set_refresh_delay(Duration::from_millis(500));
+    let mock = MockModelServer::start(vec![sse::message("a"), sse::message("b")]).await;
+    let home = signed_in_home(&mock, &access_token(-60, "expired"));
+    let mut one = daemon(&home, &oauth);
+    let mut two = daemon(&home, &oauth);
+    one.client.initialize("one").await;
+    two.client.initialize("two").await;
+    let t1 = one.client.start_thread(json!({})).await;
+    let t2 = two.client.start_thread(json!({})).await;
+    one.client.start_turn(&t1, "go").await;
+    two.client.start_turn(&t2, "go").await;
+    let d1 = one.client.turn_completed(&t1).await;
+    let d2 = two.client.turn_completed(&t2).await;
+    assert_eq!(d1["params"]["turn"]["status"], "completed");
+    assert_eq!(d2["params"]["turn"]["status"], "completed");
+    assert_eq!(
+        oauth.refresh_count(),
+        1,
+        "the second broker used the first one's refresh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_token_endpoint_fails_every_waiter_alike_and_trips_the_breaker() {
+    let oauth = MockOAuthServer::start().await;
+    oauth.set_refresh_delay(Duration::from_millis(300));
+    oauth.set_refresh(RefreshBehavior::Fail {
+        status: 503,
+        body: json!({"error": "temporarily_unavailable"}),
+    });
+    let mock = MockModelServer::start(vec![]).await;
+    let home = signed_in_home(&mock, &access_token(-60, "expired"));
+    let mut s = daemon(&home, &oauth);
+    let c = &mut s.client;
+    c.initialize("failing").await;
+    let mut threads = Vec::new();
+    for _ in 0..5 {
+        threads.push(c.start_thread(json!({})).await);
+    }
+    for t in &threads {
+        c.start_turn(t, "go").await;
+    }
+    let done = completed_turns(c, 5).await;
+    let errors: Vec<String> = done
+        .iter()
+        .map(|d| {
+            assert_eq!(d["params"]["turn"]["status"], "failed", "{d}");
+            d["params"]["turn"]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(errors.iter().all(|e| e == &errors[0]), "{errors:#?}");
+    assert!(errors[0].contains("token endpoint failed"), "{}", errors[0]);
+    assert_eq!(oauth.refresh_count(), 1);
+    // Within the breaker's window nobody asks the endpoint again.
+    c.start_turn(&threads[0], "again").await;
+    let again = c.turn_completed(&threads[0]).await;
+    assert_eq!(
+        again["params"]["turn"]["error"]["message"],
+        errors[0].as_str()
+    );
+    assert_eq!(oauth.refresh_count(), 1);
+    assert!(mock.model_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_mid_session_refreshes_once_and_retries_once() {
+    let oauth = MockOAuthServer::start().await;
+    let mock = MockModelServer::start(vec![
+        MockResponse::http_error(401, json!({"error": {"message": "token revoked"}})),
+        sse::message("after the refresh"),
+    ])
+    .await;
+    let revoked = access_token(3600, "revoked");
+    let home = signed_in_home(&mock, &revoked);
+    let mut s = daemon(&home, &oauth);
+    let c = &mut s.client;
+    c.initialize("401").await;
+    let t = c.start_thread(json!({})).await;
+    c.start_turn(&t, "go").await;
+    let done = c.turn_completed(&t).await;
+    assert_eq!(
+        done["params"]["turn"]["items"][0]["text"],
+        "after the refresh"
+    );
+    assert_eq!(oauth.refresh_count(), 1);
+    let requests = mock.model_requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(bearer(&requests[0]), format!("Bearer {revoked}"));
+    assert_eq!(
+        bearer(&requests[1]),
+        format!("Bearer {}", oauth.issued()[0])
+    );
+    let sent: Value = serde_json::from_str(&oauth.requests()[0].1).unwrap();
+    assert_eq!(sent["refresh_reason"], "unauthorized_recovery");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_broker_killed_mid_refresh_is_restarted_and_nobody_hangs() {
+    let oauth = MockOAuthServer::start().await;
+    oauth.set_refresh_delay(Duration::from_secs(3));
+    let mock = MockModelServer::start(vec![sse::message("first"), sse::message("second")]).await;
+    let home = signed_in_home(&mock, &access_token(-60, "expired"));
+    let mut s = daemon(&home, &oauth);
+    let c = &mut s.client;
+    c.initialize("killer").await;
+    let t = c.start_thread(json!({})).await;
+    let broker = c.status().await["broker"]["pid"].as_u64().unwrap() as u32;
+    assert!(broker > 0);
+    c.start_turn(&t, "go").await;
+    let deadline = Instant::now() + WAIT;
+    while oauth.refresh_count() == 0 {
+        assert!(Instant::now() < deadline, "no refresh started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    oauth.set_refresh_delay(Duration::ZERO);
+    procs::signal(broker, "-9");
+    // The turn ends (with the result of a retried request, or an error) —
+    // it does not hang.
+    let done = c.turn_completed(&t).await;
+    let status = done["params"]["turn"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(status == "completed" || status == "failed", "{done}");
+    let st = c.status().await;
+    assert!(st["broker"]["restarts"].as_u64().unwrap() >= 1, "{st}");
+    assert_ne!(st["broker"]["pid"].as_u64().unwrap() as u32, broker);
+    // And the next turn works.
+    c.start_turn(&t, "again").await;
+    let again = c.turn_completed(&t).await;
+    assert_eq!(again["params"]["turn"]["status"], "completed", "{again}");
+}

@@ -1,0 +1,90 @@
+//! `codex-broker`: the process that holds the credentials. It is the only
+//! writer of `auth.json` among the daemon's processes: workers ask it (through
+//! codexd) for the access token and for a refresh after a 401, and it
+//! refreshes ahead of expiry on its own. Started and restarted by codexd
+//! through the launcher ([`codex_ipc::broker_link`]).
+
+use std::time::Duration;
+
+use codex_core::auth::refresh::AuthEndpoints;
+use codex_core::auth::LocalBroker;
+use codex_ipc::broker_link::{FromBroker, ToBroker};
+use codex_ipc::launcher::{set_process_name, take_link, Role};
+use codex_ipc::link::{pump_frames, write_frames};
+use tokio::sync::mpsc;
+
+const INIT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Entry point of the `codex-broker` role. Returns the exit code.
+pub fn main() -> i32 {
+    set_process_name(Role::Broker.process_name());
+    let link = match take_link() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("codex-broker: {e}");
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("codex-broker: cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run(link))
+}
+
+async fn run(link: std::os::unix::net::UnixStream) -> i32 {
+    let stream = match link
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(link))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("codex-broker: bad link: {e}");
+            return 2;
+        }
+    };
+    let (r, w) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::channel::<FromBroker>(1024);
+    let writer = tokio::spawn(write_frames(w, out_rx));
+    let (in_tx, mut in_rx) = mpsc::channel::<ToBroker>(1024);
+    tokio::spawn(pump_frames(r, in_tx, "codex-broker"));
+    let init = match tokio::time::timeout(INIT_DEADLINE, in_rx.recv()).await {
+        Ok(Some(ToBroker::Init(i))) => i,
+        _ => {
+            eprintln!("codex-broker: no Init from the supervisor");
+            return 2;
+        }
+    };
+    let (broker, note) = LocalBroker::open(init.codex_home, init.store, AuthEndpoints::from_env());
+    let _ = out_tx
+        .send(FromBroker::Ready {
+            store: broker.store_name().to_string(),
+            note,
+        })
+        .await;
+    let proactive = tokio::spawn(broker.clone().run_proactive_refresh());
+    while let Some(msg) = in_rx.recv().await {
+        match msg {
+            ToBroker::Request { id, request } => {
+                let broker = broker.clone();
+                let out = out_tx.clone();
+                tokio::spawn(async move {
+                    let result = broker.handle(request).await;
+                    let _ = out.send(FromBroker::Reply { id, result }).await;
+                });
+            }
+            ToBroker::Init(_) => tracing::warn!("codex-broker: ignoring a second Init"),
+        }
+    }
+    // The supervisor is gone.
+    proactive.abort();
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    0
+}
