@@ -252,3 +252,46 @@ async fn the_broker_killed_mid_refresh_is_restarted_and_nobody_hangs() {
     let again = c.turn_completed(&t).await;
     assert_eq!(again["params"]["turn"]["status"], "completed", "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn model_list_from_the_provider_is_fetched_once_for_twenty_callers() {
+    let mock = MockModelServer::start(vec![]).await;
+    mock.set_models_delay(Duration::from_millis(300));
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let server = common::app_server::SocketServer::start(&home).await;
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        clients.push(server.client(&format!("c{i}")).await);
+    }
+    let answers =
+        futures_util::future::join_all(clients.iter_mut().map(|c| c.call("model/list", json!({}))))
+            .await;
+    let models_gets = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/models"))
+            .count()
+    };
+    assert_eq!(models_gets(), 1, "one fetch for twenty callers");
+    for a in &answers {
+        let ids: Vec<&str> = a["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["mock-model", "mock-model-mini"]);
+        assert_eq!(a["data"][0]["isDefault"], true);
+    }
+    // Within the TTL it is served from the cache.
+    clients[0].call("model/list", json!({})).await;
+    assert_eq!(models_gets(), 1);
+    // The bearer key of the provider went along.
+    let get = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET")
+        .unwrap();
+    assert_eq!(get.header("authorization"), Some("Bearer sk-mock-test"));
+}

@@ -127,6 +127,9 @@ impl LinkBroker {
         }
         match answer {
             Ok(Ok(Ok(BrokerResponse::Token(t)))) => Ok(t),
+            Ok(Ok(Ok(other))) => Err(AuthError::Transient(format!(
+                "unexpected broker answer {other:?}"
+            ))),
             Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(AuthError::Unavailable(
                 "no answer from the supervisor".into(),

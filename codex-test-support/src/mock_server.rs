@@ -113,6 +113,8 @@ impl RecordedRequest {
 struct State {
     script: VecDeque<MockResponse>,
     requests: Vec<RecordedRequest>,
+    /// `GET .../models` answers wait this long.
+    models_delay: Duration,
 }
 
 pub struct MockModelServer {
@@ -135,6 +137,7 @@ impl MockModelServer {
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
             requests: Vec::new(),
+            models_delay: Duration::ZERO,
         }));
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -168,6 +171,11 @@ impl MockModelServer {
 
     pub fn push(&self, resp: MockResponse) {
         self.state.lock().unwrap().script.push_back(resp);
+    }
+
+    /// Makes `GET .../models` slow (to overlap concurrent askers).
+    pub fn set_models_delay(&self, d: Duration) {
+        self.state.lock().unwrap().models_delay = d;
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -224,13 +232,17 @@ async fn handle(
         }
     };
     let Some(next) = next else {
+        if path.ends_with("/models") {
+            let delay = state.lock().unwrap().models_delay;
+            tokio::time::sleep(delay).await;
+        }
         let status = if path.ends_with("/models") {
             StatusCode::OK
         } else {
             StatusCode::NOT_FOUND
         };
         let body = if status == StatusCode::OK {
-            r#"{"object":"list","data":[{"id":"mock-model","object":"model"}]}"#
+            r#"{"object":"list","data":[{"id":"mock-model","object":"model"},{"id":"mock-model-mini","object":"model"}]}"#
         } else {
             r#"{"error":{"message":"not found"}}"#
         };

@@ -41,6 +41,10 @@ pub enum BrokerRequest {
     GetToken,
     /// `stale` was refused by the server: refresh (once for everyone).
     Refresh { stale: String },
+    /// The models a provider offers (`GET {base_url}/models`, cached).
+    ListModels {
+        provider: Box<crate::config::ModelProviderInfo>,
+    },
 }
 
 /// What it answers.
@@ -48,6 +52,7 @@ pub enum BrokerRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BrokerResponse {
     Token(AuthToken),
+    Models(super::catalog::ModelList),
 }
 
 struct Breaker {
@@ -67,6 +72,7 @@ struct Inner {
     breaker: Mutex<Option<Breaker>>,
     breaker_window: Duration,
     refreshes: AtomicU64,
+    catalog: super::catalog::RemoteCatalog,
 }
 
 /// The broker logic in this process (also what the `codex-broker` process
@@ -139,6 +145,7 @@ impl LocalBroker {
                 breaker: Mutex::new(None),
                 breaker_window: DEFAULT_BREAKER_WINDOW,
                 refreshes: AtomicU64::new(0),
+                catalog: super::catalog::RemoteCatalog::default(),
             }),
         }
     }
@@ -300,7 +307,39 @@ impl LocalBroker {
             BrokerRequest::Refresh { stale } => {
                 self.refresh_stale(stale).await.map(BrokerResponse::Token)
             }
+            BrokerRequest::ListModels { provider } => self
+                .list_models(&provider)
+                .await
+                .map(BrokerResponse::Models),
         }
+    }
+
+    /// A provider's models, authenticated as its model requests are.
+    pub async fn list_models(
+        &self,
+        provider: &crate::config::ModelProviderInfo,
+    ) -> Result<super::catalog::ModelList, AuthError> {
+        let env = |v: &str| std::env::var(v).ok().filter(|s| !s.trim().is_empty());
+        let bearer = match provider.env_key.as_deref().and_then(env) {
+            Some(k) => Some(k),
+            None => match &provider.experimental_bearer_token {
+                Some(t) => Some(t.clone()),
+                None if provider.requires_openai_auth => {
+                    self.get_token().await.ok().map(|t| t.access_token)
+                }
+                None => None,
+            },
+        };
+        self.inner
+            .catalog
+            .list(provider, bearer)
+            .await
+            .map_err(AuthError::Transient)
+    }
+
+    /// Model-list fetches made so far.
+    pub fn model_fetch_count(&self) -> u64 {
+        self.inner.catalog.fetch_count()
     }
 
     /// Refreshes ahead of expiry, forever (for a long-lived broker): wakes

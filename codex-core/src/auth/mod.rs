@@ -8,6 +8,7 @@
 //! through a [`TokenSource`] that its host provides.
 
 pub mod broker;
+pub mod catalog;
 pub mod jwt;
 pub mod keyring;
 pub mod refresh;

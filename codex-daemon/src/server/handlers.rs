@@ -52,6 +52,19 @@ impl ThreadSettings {
     }
 }
 
+/// One `model/list` entry, from either catalog.
+struct CatalogEntry {
+    id: String,
+    display_name: String,
+    description: String,
+    hidden: bool,
+    default_effort: String,
+    efforts: Vec<String>,
+}
+
+/// How long `model/list` waits for the broker.
+const BROKER_CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A notification to send after a response.
 pub(crate) type Note = (&'static str, Value);
 
@@ -100,7 +113,7 @@ impl Server {
             "thread/unsubscribe" => self.thread_unsubscribe(conn, &params),
             "turn/start" => return self.turn_start(conn, id, &params).await,
             "turn/interrupt" => self.turn_interrupt(&params).await,
-            "model/list" => self.model_list(&params),
+            "model/list" => self.model_list(&params).await,
             "config/read" => self.config_read(&params),
             super::status::METHOD => Ok(self.status_report()),
             other => Err(methods::unknown_method(other)),
@@ -807,40 +820,104 @@ impl Server {
         }
     }
 
-    fn model_list(&self, params: &Value) -> Result<Value, RpcError> {
+    /// `model/list`: the built-in catalog for the OpenAI provider; for any
+    /// other provider, what its `GET /models` lists (through the broker:
+    /// cached, fetched once for concurrent askers).
+    async fn model_list(&self, params: &Value) -> Result<Value, RpcError> {
         let p: ModelListParams = methods::parse(params)?;
         let include_hidden = p.include_hidden.unwrap_or(false);
-        let mut all: Vec<&models::ModelInfo> = models::CATALOG
-            .iter()
-            .filter(|m| include_hidden || m.visible)
-            .collect();
-        all.sort_by_key(|m| m.priority);
-        let default = codex_core::config::DEFAULT_MODEL;
+        let (provider_id, provider, configured) = &self.default_model;
+        let mut all: Vec<CatalogEntry> = if provider_id == codex_core::config::OPENAI_PROVIDER_ID {
+            let mut v: Vec<&models::ModelInfo> = models::CATALOG
+                .iter()
+                .filter(|m| include_hidden || m.visible)
+                .collect();
+            v.sort_by_key(|m| m.priority);
+            v.into_iter()
+                .map(|m| CatalogEntry {
+                    id: m.slug.to_string(),
+                    display_name: m.display_name.to_string(),
+                    description: m.description.to_string(),
+                    hidden: !m.visible,
+                    default_effort: m.default_reasoning_effort.to_string(),
+                    efforts: m.reasoning_efforts.iter().map(|e| e.to_string()).collect(),
+                })
+                .collect()
+        } else {
+            let request = codex_core::auth::BrokerRequest::ListModels {
+                provider: Box::new(provider.clone()),
+            };
+            let list = match self.broker.call(request, BROKER_CALL_DEADLINE).await {
+                Ok(codex_core::auth::BrokerResponse::Models(l)) => l,
+                Ok(_) => return Err(RpcError::internal("unexpected broker answer")),
+                Err(e) => {
+                    return Err(RpcError::internal(format!(
+                        "cannot list the models of provider `{provider_id}`: {e}"
+                    )))
+                }
+            };
+            list.models
+                .into_iter()
+                .map(|m| CatalogEntry {
+                    display_name: m.display_name.unwrap_or_else(|| m.id.clone()),
+                    description: m
+                        .description
+                        .unwrap_or_else(|| format!("{} via {}", m.id, provider.name)),
+                    id: m.id,
+                    hidden: false,
+                    default_effort: "medium".into(),
+                    efforts: vec!["low".into(), "medium".into(), "high".into()],
+                })
+                .collect()
+        };
+        // The catalog's default for OpenAI; what threads will use otherwise.
+        let default = if provider_id == codex_core::config::OPENAI_PROVIDER_ID {
+            codex_core::config::DEFAULT_MODEL.to_string()
+        } else {
+            configured.clone()
+        };
+        if !all.iter().any(|m| m.id == default)
+            && provider_id != codex_core::config::OPENAI_PROVIDER_ID
+        {
+            // The configured model is offered even when the server does not
+            // list it (aliases, models pulled on demand).
+            all.insert(
+                0,
+                CatalogEntry {
+                    id: default.clone(),
+                    display_name: default.clone(),
+                    description: format!("{default} via {}", provider.name),
+                    hidden: false,
+                    default_effort: "medium".into(),
+                    efforts: vec!["low".into(), "medium".into(), "high".into()],
+                },
+            );
+        }
         let start = match &p.cursor {
             Some(c) => all
                 .iter()
-                .position(|m| m.slug == c)
+                .position(|m| &m.id == c)
                 .map(|i| i + 1)
                 .unwrap_or(all.len()),
             None => 0,
         };
         let limit = page_limit(p.limit);
-        let page: Vec<&&models::ModelInfo> = all.iter().skip(start).take(limit).collect();
+        let page: Vec<&CatalogEntry> = all.iter().skip(start).take(limit).collect();
         let next = (start + page.len() < all.len())
-            .then(|| page.last().map(|m| m.slug.to_string()))
+            .then(|| page.last().map(|m| m.id.clone()))
             .flatten();
         let data: Vec<Value> = page
             .iter()
             .map(|m| {
                 json!({
-                    "id": m.slug,
-                    "model": m.slug,
+                    "id": m.id,
+                    "model": m.id,
                     "displayName": m.display_name,
                     "description": m.description,
-                    "hidden": !m.visible,
-                    "isDefault": m.slug == default,
-                    "defaultReasoningEffort": m.default_reasoning_effort,
-                    "supportedReasoningEfforts": m.reasoning_efforts.iter().map(|e| json!({
+                    "hidden": m.hidden,
+                    "isDefault": m.id == default,
+                    "defaultReasoningEffort": m.default_effort,
+                    "supportedReasoningEfforts": m.efforts.iter().map(|e| json!({
                         "reasoningEffort": e,
                         "description": effort_description(e),
                     })).collect::<Vec<_>>(),

@@ -64,6 +64,9 @@ pub struct Server {
     installation_id: String,
     server_name: String,
     limits: Limits,
+    /// The provider id, provider and model of new threads, for
+    /// `model/list`.
+    default_model: (String, codex_core::config::ModelProviderInfo, String),
     /// The supervised `codex-broker`.
     pub(crate) broker: codex_ipc::broker_link::BrokerClient,
     /// One loader at a time per thread id (loading from a session file).
@@ -104,7 +107,13 @@ impl Server {
                 store: config.cli_auth_credentials_store,
             },
         );
+        let default_model = (
+            config.model_provider_id.clone(),
+            config.model_provider.clone(),
+            config.model.clone(),
+        );
         let server = Arc::new(Server {
+            default_model,
             broker,
             installation_id: installation_id(&opts.codex_home),
             server_name: hostname(),
