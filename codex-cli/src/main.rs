@@ -6,6 +6,7 @@ mod audit;
 mod daemon;
 mod exec;
 mod logging;
+mod login;
 mod sandbox;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,11 @@ enum Command {
     Daemon(daemon::DaemonArgs),
     /// Run a command under a sandbox policy, as the agent's commands run.
     Sandbox(sandbox::SandboxArgs),
+    /// Sign in (ChatGPT in a browser, `--device-auth`, or `--with-api-key`),
+    /// or `codex login status`.
+    Login(login::LoginArgs),
+    /// Remove the stored credentials.
+    Logout,
     /// Show the audit trail: every command and patch, with its policy,
     /// sandbox, decision and outcome.
     Audit(audit::AuditArgs),
@@ -92,6 +98,8 @@ fn main() {
         Some(Command::Daemon(args)) => daemon::main(args),
         Some(Command::Sandbox(args)) => sandbox::main(args),
         Some(Command::Audit(args)) => audit::main(args),
+        Some(Command::Login(args)) => login::main(args),
+        Some(Command::Logout) => login::logout(),
         None => {
             eprintln!("codex: no command given. Try `codex exec \"<prompt>\"` or `codex --help`.");
             2

@@ -295,3 +295,172 @@ async fn model_list_from_the_provider_is_fetched_once_for_twenty_callers() {
         .unwrap();
     assert_eq!(get.header("authorization"), Some("Bearer sk-mock-test"));
 }
+
+mod login {
+    use super::*;
+
+    fn login_daemon(home: &TestHome, oauth: &MockOAuthServer) -> StdioServer {
+        let mut cmd = app_server_command(home, &[]);
+        cmd.env("CODEX_APP_SERVER_LOGIN_ISSUER", oauth.issuer())
+            .env("CODEX_LOGIN_CALLBACK_PORT", "0")
+            .env_remove("OPENAI_API_KEY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        StdioServer::from_command(cmd)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn device_code_login_completes_and_reaches_the_client() {
+        let oauth = MockOAuthServer::start().await;
+        let home = TestHome::new();
+        let mut s = login_daemon(&home, &oauth);
+        let c = &mut s.client;
+        c.initialize("login").await;
+        let before = c.call("account/read", json!({})).await;
+        assert_eq!(before["account"], Value::Null);
+        let started = c
+            .call("account/login/start", json!({"type": "chatgptDeviceCode"}))
+            .await;
+        assert_eq!(started["type"], "chatgptDeviceCode");
+        assert_eq!(started["userCode"], "ABCD-1234");
+        assert_eq!(
+            started["verificationUrl"],
+            format!("{}/codex/device", oauth.issuer())
+        );
+        let login_id = started["loginId"].as_str().unwrap().to_string();
+        let done = c.notification("account/login/completed").await;
+        assert_eq!(done["params"]["loginId"], login_id.as_str());
+        assert_eq!(done["params"]["success"], true, "{done}");
+        assert_eq!(done["params"]["error"], Value::Null);
+        let updated = c.notification("account/updated").await;
+        assert_eq!(updated["params"]["authMode"], "chatgpt");
+        assert_eq!(updated["params"]["planType"], "pro");
+        let after = c.call("account/read", json!({})).await;
+        assert_eq!(after["account"]["type"], "chatgpt");
+        assert_eq!(after["account"]["email"], "dev@example.com");
+        // Polled until approved, then exchanged the code (form-encoded).
+        let reqs = oauth.requests();
+        assert!(
+            reqs.iter()
+                .filter(|(p, _)| p == "/api/accounts/deviceauth/token")
+                .count()
+                >= 3
+        );
+        let exchange = reqs
+            .iter()
+            .find(|(p, b)| p == "/oauth/token" && b.contains("authorization_code"))
+            .unwrap();
+        assert!(exchange.1.contains("code_verifier=ver"), "{}", exchange.1);
+        let saved: Value = serde_json::from_str(
+            &std::fs::read_to_string(home.codex_home().join("auth.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(saved["auth_mode"], "chatgpt");
+        assert_eq!(saved["tokens"]["account_id"], "acct-1");
+
+        // Logout clears it, and says so.
+        let out = c.call("account/logout", json!(null)).await;
+        assert_eq!(out, json!({}));
+        let cleared = c.notification("account/updated").await;
+        assert_eq!(cleared["params"]["authMode"], Value::Null);
+        assert!(!home.codex_home().join("auth.json").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn browser_login_through_the_loopback_callback() {
+        let oauth = MockOAuthServer::start().await;
+        let home = TestHome::new();
+        let mut s = login_daemon(&home, &oauth);
+        let c = &mut s.client;
+        c.initialize("browser").await;
+        let started = c
+            .call("account/login/start", json!({"type": "chatgpt"}))
+            .await;
+        let url = started["authUrl"].as_str().unwrap();
+        assert!(
+            url.starts_with(&format!(
+                "{}/oauth/authorize?response_type=code&client_id=app_EMoamEEZ73f0CkXaXp7hrann",
+                oauth.issuer()
+            )),
+            "{url}"
+        );
+        let params = codex_core::auth::login::query_params(url);
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("code_challenge_method"), "S256");
+        assert_eq!(get("originator"), "browser");
+        // Play the browser: a wrong state is refused, the right one signs in.
+        let redirect = get("redirect_uri");
+        let wrong = reqwest_get(&format!("{redirect}?code=c1&state=nope")).await;
+        assert!(wrong.starts_with("HTTP/1.1 400"), "{wrong}");
+        let ok = reqwest_get(&format!("{redirect}?code=c1&state={}", get("state"))).await;
+        assert!(ok.contains("Signed in to Codex"), "{ok}");
+        let done = c.notification("account/login/completed").await;
+        assert_eq!(done["params"]["success"], true, "{done}");
+        let saved: Value = serde_json::from_str(
+            &std::fs::read_to_string(home.codex_home().join("auth.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(saved["OPENAI_API_KEY"], "sk-exchanged-api-key");
+    }
+
+    /// A raw HTTP GET (the "browser").
+    async fn reqwest_get(url: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+        s.write_all(format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn cli_api_key_login_status_and_logout() {
+        let home = TestHome::new();
+        let run = |args: &'static [&'static str], stdin: Option<&'static str>| {
+            let home = &home;
+            async move {
+                let mut cmd = common::command(home, args);
+                if stdin.is_some() {
+                    cmd.stdin(Stdio::piped());
+                }
+                common::run_cmd(cmd, stdin.map(str::to_string)).await
+            }
+        };
+        let r = run(&["login", "status"], None).await;
+        assert_eq!(r.code, Some(1));
+        assert!(r.stderr.contains("Not logged in"));
+        let r = run(
+            &["login", "--with-api-key"],
+            Some("sk-fake-test-1234567890abcdef\n"),
+        )
+        .await;
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(r.stderr.contains("API key saved"));
+        let path = home.codex_home().join("auth.json");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"auth_mode\": \"apikey\",\n  \"OPENAI_API_KEY\": \"sk-fake-test-1234567890abcdef\"\n}"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let r = run(&["login", "status"], None).await;
+        assert_eq!(r.code, Some(0));
+        assert!(
+            r.stderr.contains("API key configured - sk-fake-***bcdef"),
+            "{}",
+            r.stderr
+        );
+        let r = run(&["logout"], None).await;
+        assert!(r.stderr.contains("Successfully logged out"));
+        assert!(!path.exists());
+    }
+}

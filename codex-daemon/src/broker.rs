@@ -69,6 +69,20 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         })
         .await;
     let proactive = tokio::spawn(broker.clone().run_proactive_refresh());
+    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    broker.set_event_sink(ev_tx);
+    let events_out = out_tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            if events_out
+                .send(FromBroker::Event { event: ev })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
     while let Some(msg) = in_rx.recv().await {
         match msg {
             ToBroker::Request { id, request } => {

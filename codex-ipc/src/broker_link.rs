@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use codex_core::auth::broker::BrokerEvent;
 use codex_core::auth::{AuthError, BrokerRequest, BrokerResponse, CredentialsStoreMode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -53,6 +54,10 @@ pub enum FromBroker {
         id: u64,
         result: Result<BrokerResponse, AuthError>,
     },
+    /// Something the broker reports on its own (a sign-in finished, ...).
+    Event {
+        event: BrokerEvent,
+    },
 }
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<BrokerResponse, AuthError>>>>;
@@ -68,6 +73,7 @@ struct Inner {
     pid: AtomicU32,
     restarts: AtomicU64,
     stop: CancellationToken,
+    events: mpsc::Sender<BrokerEvent>,
 }
 
 /// A supervised `codex-broker`.
@@ -77,8 +83,14 @@ pub struct BrokerClient {
 }
 
 impl BrokerClient {
-    /// Starts the broker and its supervisor task.
-    pub fn start(launcher: Launcher, spec: LaunchSpec, init: BrokerInit) -> Self {
+    /// Starts the broker and its supervisor task; what the broker reports
+    /// on its own goes to `events`.
+    pub fn start(
+        launcher: Launcher,
+        spec: LaunchSpec,
+        init: BrokerInit,
+        events: mpsc::Sender<BrokerEvent>,
+    ) -> Self {
         let inner = Arc::new(Inner {
             launcher,
             spec,
@@ -90,6 +102,7 @@ impl BrokerClient {
             pid: AtomicU32::new(0),
             restarts: AtomicU64::new(0),
             stop: CancellationToken::new(),
+            events,
         });
         tokio::spawn(supervise(inner.clone()));
         Self { inner }
@@ -243,11 +256,17 @@ async fn run_once(inner: &Arc<Inner>) -> Result<(), String> {
                 m = from_rx.recv() => m,
                 _ = inner.stop.cancelled() => None,
             } {
-                if let FromBroker::Reply { id, result } = msg {
-                    let waiter = inner.pending.lock().ok().and_then(|mut p| p.remove(&id));
-                    if let Some(w) = waiter {
-                        let _ = w.send(result);
+                match msg {
+                    FromBroker::Reply { id, result } => {
+                        let waiter = inner.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                        if let Some(w) = waiter {
+                            let _ = w.send(result);
+                        }
                     }
+                    FromBroker::Event { event } => {
+                        let _ = inner.events.try_send(event);
+                    }
+                    FromBroker::Ready { .. } => {}
                 }
             }
             Ok(())
@@ -259,4 +278,45 @@ async fn run_once(inner: &Arc<Inner>) -> Result<(), String> {
     let _ = child.wait().await;
     codex_core::process::unregister_child(pid);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_core::auth::broker::{AccountInfo, BrokerEvent};
+
+    /// Every message survives the link encoding (nested tagged enums must
+    /// not share a tag field).
+    #[test]
+    fn messages_round_trip() {
+        let msgs = vec![
+            FromBroker::Event {
+                event: BrokerEvent::LoginCompleted {
+                    login_id: "l".into(),
+                    success: true,
+                    error: None,
+                },
+            },
+            FromBroker::Event {
+                event: BrokerEvent::AccountUpdated(AccountInfo::default()),
+            },
+            FromBroker::Reply {
+                id: 1,
+                result: Ok(BrokerResponse::Done),
+            },
+        ];
+        for m in msgs {
+            let line = crate::link::encode(&m).unwrap();
+            let back: FromBroker = serde_json::from_slice(&line).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{m:?}"));
+        }
+        let req = ToBroker::Request {
+            id: 2,
+            request: BrokerRequest::LoginCancel {
+                login_id: "x".into(),
+            },
+        };
+        let back: ToBroker = serde_json::from_slice(&crate::link::encode(&req).unwrap()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{req:?}"));
+    }
 }

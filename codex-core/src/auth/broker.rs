@@ -40,11 +40,66 @@ pub enum BrokerRequest {
     /// The current access token.
     GetToken,
     /// `stale` was refused by the server: refresh (once for everyone).
-    Refresh { stale: String },
+    Refresh {
+        stale: String,
+    },
     /// The models a provider offers (`GET {base_url}/models`, cached).
     ListModels {
         provider: Box<crate::config::ModelProviderInfo>,
     },
+    /// Who is signed in.
+    Account,
+    /// Saves an API key as the sign-in.
+    LoginApiKey {
+        api_key: String,
+    },
+    /// Starts a ChatGPT sign-in; its end is a [`BrokerEvent::LoginCompleted`].
+    LoginStart {
+        kind: LoginKind,
+        originator: String,
+    },
+    LoginCancel {
+        login_id: String,
+    },
+    Logout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginKind {
+    /// PKCE in a browser, callback on 127.0.0.1.
+    Browser,
+    DeviceCode,
+}
+
+/// Who is signed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// `apikey` or `chatgpt`; `None`: not signed in.
+    pub auth_mode: Option<String>,
+    pub email: Option<String>,
+    pub plan_type: Option<String>,
+}
+
+/// A sign-in that started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginStarted {
+    pub login_id: String,
+    pub auth_url: Option<String>,
+    pub user_code: Option<String>,
+    pub verification_url: Option<String>,
+}
+
+/// Things the broker reports on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BrokerEvent {
+    LoginCompleted {
+        login_id: String,
+        success: bool,
+        error: Option<String>,
+    },
+    AccountUpdated(AccountInfo),
 }
 
 /// What it answers.
@@ -53,6 +108,10 @@ pub enum BrokerRequest {
 pub enum BrokerResponse {
     Token(AuthToken),
     Models(super::catalog::ModelList),
+    Account(AccountInfo),
+    LoginStarted(LoginStarted),
+    LoginCancelled { found: bool },
+    Done,
 }
 
 struct Breaker {
@@ -73,6 +132,9 @@ struct Inner {
     breaker_window: Duration,
     refreshes: AtomicU64,
     catalog: super::catalog::RemoteCatalog,
+    /// Sign-ins in progress.
+    logins: Mutex<std::collections::HashMap<String, tokio_util::sync::CancellationToken>>,
+    events: Mutex<Option<tokio::sync::mpsc::Sender<BrokerEvent>>>,
 }
 
 /// The broker logic in this process (also what the `codex-broker` process
@@ -146,6 +208,8 @@ impl LocalBroker {
                 breaker_window: DEFAULT_BREAKER_WINDOW,
                 refreshes: AtomicU64::new(0),
                 catalog: super::catalog::RemoteCatalog::default(),
+                logins: Mutex::new(std::collections::HashMap::new()),
+                events: Mutex::new(None),
             }),
         }
     }
@@ -311,7 +375,129 @@ impl LocalBroker {
                 .list_models(&provider)
                 .await
                 .map(BrokerResponse::Models),
+            BrokerRequest::Account => self.account().await.map(BrokerResponse::Account),
+            BrokerRequest::LoginApiKey { api_key } => {
+                self.save(super::login::api_key_auth(&api_key)).await?;
+                Ok(BrokerResponse::Done)
+            }
+            BrokerRequest::LoginStart { kind, originator } => self
+                .login_start(kind, &originator)
+                .await
+                .map(BrokerResponse::LoginStarted),
+            BrokerRequest::LoginCancel { login_id } => {
+                let token = self
+                    .inner
+                    .logins
+                    .lock()
+                    .ok()
+                    .and_then(|mut l| l.remove(&login_id));
+                let found = token.is_some();
+                if let Some(t) = token {
+                    t.cancel();
+                }
+                Ok(BrokerResponse::LoginCancelled { found })
+            }
+            BrokerRequest::Logout => {
+                self.delete().await?;
+                if let Ok(mut b) = self.inner.breaker.lock() {
+                    *b = None;
+                }
+                Ok(BrokerResponse::Done)
+            }
         }
+    }
+
+    /// Where [`BrokerEvent`]s go.
+    pub fn set_event_sink(&self, tx: tokio::sync::mpsc::Sender<BrokerEvent>) {
+        if let Ok(mut e) = self.inner.events.lock() {
+            *e = Some(tx);
+        }
+    }
+
+    fn emit(&self, ev: BrokerEvent) {
+        let tx = self.inner.events.lock().ok().and_then(|e| e.clone());
+        if let Some(tx) = tx {
+            let _ = tx.try_send(ev);
+        }
+    }
+
+    /// Who is signed in (from the stored credentials).
+    pub async fn account(&self) -> Result<AccountInfo, AuthError> {
+        Ok(account_of(self.load().await?.as_ref()))
+    }
+
+    /// Starts a ChatGPT sign-in; it finishes in the background, saves the
+    /// credentials, and reports [`BrokerEvent::LoginCompleted`].
+    pub async fn login_start(
+        &self,
+        kind: LoginKind,
+        originator: &str,
+    ) -> Result<LoginStarted, AuthError> {
+        use super::login;
+        type Finish = BoxFuture<'static, Result<AuthDotJson, login::LoginError>>;
+        let endpoints = self.inner.endpoints.clone();
+        let login_id = uuid::Uuid::new_v4().to_string();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (started, finish): (LoginStarted, Finish) = match kind {
+            LoginKind::DeviceCode => {
+                let code = login::device_code_start(&endpoints)
+                    .await
+                    .map_err(|e| AuthError::Transient(e.0))?;
+                let started = LoginStarted {
+                    login_id: login_id.clone(),
+                    auth_url: None,
+                    user_code: Some(code.user_code.clone()),
+                    verification_url: Some(code.verification_url.clone()),
+                };
+                let c = cancel.clone();
+                let e = endpoints.clone();
+                (
+                    started,
+                    Box::pin(async move { login::device_code_finish(&e, &code, c).await }),
+                )
+            }
+            LoginKind::Browser => {
+                let b = login::browser_start(&endpoints, originator)
+                    .await
+                    .map_err(|e| AuthError::Transient(e.0))?;
+                let started = LoginStarted {
+                    login_id: login_id.clone(),
+                    auth_url: Some(b.auth_url.clone()),
+                    user_code: None,
+                    verification_url: None,
+                };
+                let c = cancel.clone();
+                let e = endpoints.clone();
+                (started, Box::pin(async move { b.finish(&e, c).await }))
+            }
+        };
+        if let Ok(mut l) = self.inner.logins.lock() {
+            l.insert(login_id.clone(), cancel);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let result = match finish.await {
+                Ok(auth) => me.save(auth).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.0),
+            };
+            if let Ok(mut l) = me.inner.logins.lock() {
+                l.remove(&login_id);
+            }
+            if result.is_ok() {
+                if let Ok(mut b) = me.inner.breaker.lock() {
+                    *b = None;
+                }
+            }
+            me.emit(BrokerEvent::LoginCompleted {
+                login_id,
+                success: result.is_ok(),
+                error: result.err(),
+            });
+            if let Ok(info) = me.account().await {
+                me.emit(BrokerEvent::AccountUpdated(info));
+            }
+        });
+        Ok(started)
     }
 
     /// A provider's models, authenticated as its model requests are.
@@ -373,6 +559,35 @@ impl LocalBroker {
                 }
             }
         }
+    }
+}
+
+/// Who `auth` signs in.
+pub fn account_of(auth: Option<&AuthDotJson>) -> AccountInfo {
+    let Some(auth) = auth else {
+        return AccountInfo::default();
+    };
+    let has_key = auth
+        .openai_api_key
+        .as_deref()
+        .is_some_and(|k| !k.is_empty());
+    let mode = match (auth.auth_mode.as_deref(), &auth.tokens, has_key) {
+        (Some(m), _, _) => Some(m.to_string()),
+        (None, _, true) => Some("apikey".to_string()),
+        (None, Some(_), false) => Some("chatgpt".to_string()),
+        (None, None, false) => None,
+    };
+    let (email, plan_type) = match (&mode, &auth.tokens) {
+        (Some(m), Some(t)) if m == "chatgpt" => (
+            jwt::email(&t.id_token),
+            jwt::plan_and_account(&t.id_token).0,
+        ),
+        _ => (None, None),
+    };
+    AccountInfo {
+        auth_mode: mode,
+        email,
+        plan_type,
     }
 }
 

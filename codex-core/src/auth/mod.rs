@@ -11,6 +11,7 @@ pub mod broker;
 pub mod catalog;
 pub mod jwt;
 pub mod keyring;
+pub mod login;
 pub mod refresh;
 pub mod store;
 

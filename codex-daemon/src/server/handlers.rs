@@ -116,6 +116,10 @@ impl Server {
             "model/list" => self.model_list(&params).await,
             "config/read" => self.config_read(&params),
             super::status::METHOD => Ok(self.status_report()),
+            "account/read" => self.account_read().await,
+            "account/login/start" => return self.account_login_start(conn, &params).await,
+            "account/login/cancel" => self.account_login_cancel(&params).await,
+            "account/logout" => return self.account_logout(conn).await,
             other => Err(methods::unknown_method(other)),
         };
         Reply::Now(r)

@@ -4,6 +4,7 @@
 //! its worker over the link, and the worker's events are mapped to app-server
 //! notifications and fanned out to every subscribed connection, in order.
 
+mod account;
 mod catalog;
 pub(crate) mod conn;
 mod handlers;
@@ -96,6 +97,7 @@ impl Server {
             tracing::warn!("{w}");
         }
         let launcher = Launcher::new(tokio::runtime::Handle::current())?;
+        let (broker_events, broker_events_rx) = tokio::sync::mpsc::channel(64);
         let broker = codex_ipc::broker_link::BrokerClient::start(
             launcher.clone(),
             codex_ipc::launcher::LaunchSpec {
@@ -106,6 +108,7 @@ impl Server {
                 codex_home: opts.codex_home.clone(),
                 store: config.cli_auth_credentials_store,
             },
+            broker_events,
         );
         let default_model = (
             config.model_provider_id.clone(),
@@ -133,6 +136,10 @@ impl Server {
             limits,
         });
         tokio::spawn(monitor::run(Arc::downgrade(&server)));
+        tokio::spawn(account::forward_broker_events(
+            Arc::downgrade(&server),
+            broker_events_rx,
+        ));
         Ok(server)
     }
 
@@ -156,6 +163,34 @@ impl Server {
 
     fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a notification to every connection.
+    pub(crate) fn broadcast(&self, method: &str, params: Value) {
+        let conns: Vec<Arc<Conn>> = self
+            .conns
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        for c in conns {
+            if c.is_initialized() {
+                c.notify(method, params.clone());
+            }
+        }
+    }
+
+    /// Sends a notification to every connection but `except`.
+    pub(crate) fn broadcast_except(&self, except: u64, method: &str, params: Value) {
+        let conns: Vec<Arc<Conn>> = self
+            .conns
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        for c in conns {
+            if c.id != except && c.is_initialized() {
+                c.notify(method, params.clone());
+            }
+        }
     }
 
     fn register_conn(&self, conn: Arc<Conn>) {

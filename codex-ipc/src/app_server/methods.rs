@@ -24,6 +24,11 @@ pub const METHODS: &[&str] = &[
     "turn/interrupt",
     "model/list",
     "config/read",
+    "account/read",
+    "account/login/start",
+    "account/login/cancel",
+    "account/logout",
+    "codexd/status",
 ];
 
 /// `-32600 Invalid request: unknown variant ...` (upstream's answer to an
