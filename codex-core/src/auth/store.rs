@@ -177,6 +177,13 @@ impl RefreshLock {
     }
 }
 
+fn inner(e: &AuthError) -> String {
+    match e {
+        AuthError::Store(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The store `mode` asks for. `Auto` prefers the keyring and falls back to
 /// the file (saying so in the returned note).
 pub fn open(
@@ -186,22 +193,33 @@ pub fn open(
     match mode {
         CredentialsStoreMode::File => (Box::new(FileStore::new(codex_home)), None),
         CredentialsStoreMode::Ephemeral => (Box::new(MemoryStore::default()), None),
-        CredentialsStoreMode::Keyring | CredentialsStoreMode::Auto => {
-            match super::keyring::KeyringStore::probe(codex_home) {
-                Ok(k) => (Box::new(k), None),
-                Err(e) if mode == CredentialsStoreMode::Auto => (
-                    Box::new(FileStore::new(codex_home)),
-                    Some(format!(
-                        "the OS keyring is not available ({e}); using {}",
-                        codex_home.join(AUTH_FILE).display()
-                    )),
-                ),
-                Err(e) => (
-                    Box::new(super::keyring::Unavailable(e.to_string())),
-                    Some(format!("the OS keyring is not available: {e}")),
-                ),
+        CredentialsStoreMode::Keyring => match super::keyring::KeyringStore::probe(codex_home) {
+            Ok(k) => (Box::new(k), None),
+            Err(e) => {
+                let why = format!("the OS keyring is not available ({})", inner(&e));
+                (
+                    Box::new(super::keyring::Unavailable(why.clone())),
+                    Some(why),
+                )
             }
-        }
+        },
+        CredentialsStoreMode::Auto => match super::keyring::KeyringStore::probe(codex_home) {
+            Ok(k) => (
+                Box::new(super::keyring::AutoStore {
+                    keyring: k,
+                    file: FileStore::new(codex_home),
+                }),
+                None,
+            ),
+            Err(e) => (
+                Box::new(FileStore::new(codex_home)),
+                Some(format!(
+                    "the OS keyring is not available ({}); using {}",
+                    inner(&e),
+                    codex_home.join(AUTH_FILE).display()
+                )),
+            ),
+        },
     }
 }
 
