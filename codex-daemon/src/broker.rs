@@ -10,7 +10,7 @@ use codex_core::auth::refresh::AuthEndpoints;
 use codex_core::auth::LocalBroker;
 use codex_ipc::broker_link::{FromBroker, ToBroker};
 use codex_ipc::launcher::{set_process_name, take_link, Role};
-use codex_ipc::link::{pump_frames, write_frames};
+use codex_ipc::link::serve_link;
 use tokio::sync::mpsc;
 
 const INIT_DEADLINE: Duration = Duration::from_secs(30);
@@ -39,21 +39,14 @@ pub fn main() -> i32 {
 }
 
 async fn run(link: std::os::unix::net::UnixStream) -> i32 {
-    let stream = match link
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(link))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("codex-broker: bad link: {e}");
-            return 2;
-        }
-    };
-    let (r, w) = stream.into_split();
-    let (out_tx, out_rx) = mpsc::channel::<FromBroker>(1024);
-    let writer = tokio::spawn(write_frames(w, out_rx));
-    let (in_tx, mut in_rx) = mpsc::channel::<ToBroker>(1024);
-    tokio::spawn(pump_frames(r, in_tx, "codex-broker"));
+    let (out_tx, mut in_rx, writer) =
+        match serve_link::<ToBroker, FromBroker>(link, 1024, "codex-broker") {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("codex-broker: bad link: {e}");
+                return 2;
+            }
+        };
     let init = match tokio::time::timeout(INIT_DEADLINE, in_rx.recv()).await {
         Ok(Some(ToBroker::Init(i))) => i,
         _ => {

@@ -18,7 +18,7 @@ use codex_core::exec::Isolation;
 use codex_core::protocol::Event;
 use codex_core::{CancellationToken, Thread, ThreadOptions, TurnRequest};
 use codex_ipc::launcher::{set_process_name, take_link, Role};
-use codex_ipc::link::{pump_frames, write_frames, FromWorker, ThreadInit, ThreadReady, ToWorker};
+use codex_ipc::link::{serve_link, FromWorker, ThreadInit, ThreadReady, ToWorker};
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
@@ -291,21 +291,14 @@ fn open_thread(
 }
 
 async fn run(link: std::os::unix::net::UnixStream) -> i32 {
-    let stream = match link
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::UnixStream::from_std(link))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("codex-session: bad link: {e}");
-            return 2;
-        }
-    };
-    let (read_half, write_half) = stream.into_split();
-    let (out_tx, out_rx) = mpsc::channel::<FromWorker>(1024);
-    let writer = tokio::spawn(write_frames(write_half, out_rx));
-    let (in_tx, mut in_rx) = mpsc::channel::<ToWorker>(256);
-    tokio::spawn(pump_frames(read_half, in_tx, "codex-session"));
+    let (out_tx, mut in_rx, writer) =
+        match serve_link::<ToWorker, FromWorker>(link, 1024, "codex-session") {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("codex-session: bad link: {e}");
+                return 2;
+            }
+        };
 
     let init = match tokio::time::timeout(INIT_DEADLINE, in_rx.recv()).await {
         Ok(Some(ToWorker::Init(init))) => *init,

@@ -229,6 +229,33 @@ where
     let _ = writer.shutdown().await;
 }
 
+/// The child's side of a link (worker, broker): the stream taken from the
+/// launcher, split into a bounded outbox (written by a task, whose handle is
+/// returned so the last messages can be flushed before exit) and a bounded
+/// inbox fed until EOF.
+pub fn serve_link<In, Out>(
+    link: std::os::unix::net::UnixStream,
+    capacity: usize,
+    what: &'static str,
+) -> std::io::Result<(
+    mpsc::Sender<Out>,
+    mpsc::Receiver<In>,
+    tokio::task::JoinHandle<()>,
+)>
+where
+    In: for<'de> Deserialize<'de> + Send + 'static,
+    Out: Serialize + Send + 'static,
+{
+    link.set_nonblocking(true)?;
+    let stream = tokio::net::UnixStream::from_std(link)?;
+    let (read_half, write_half) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::channel::<Out>(capacity);
+    let writer = tokio::spawn(write_frames(write_half, out_rx));
+    let (in_tx, in_rx) = mpsc::channel::<In>(capacity);
+    tokio::spawn(pump_frames(read_half, in_tx, what));
+    Ok((out_tx, in_rx, writer))
+}
+
 /// What a worker sends after `Ready`, plus its end.
 #[derive(Debug)]
 pub enum WorkerMessage {

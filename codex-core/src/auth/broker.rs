@@ -273,11 +273,7 @@ impl LocalBroker {
         if let Some(fresh) = already_fresh(&auth, &stale) {
             return Ok(fresh);
         }
-        let refresh_token = auth
-            .tokens
-            .as_ref()
-            .map(|t| t.refresh_token.clone())
-            .ok_or(AuthError::NotSignedIn)?;
+        let refresh_token = refresh_token_of(&auth)?;
         self.check_breaker(&refresh_token)?;
 
         // Across processes: under the lock, re-read before asking.
@@ -292,11 +288,7 @@ impl LocalBroker {
             drop(lock);
             return Ok(fresh);
         }
-        let refresh_token = auth
-            .tokens
-            .as_ref()
-            .map(|t| t.refresh_token.clone())
-            .ok_or(AuthError::NotSignedIn)?;
+        let refresh_token = refresh_token_of(&auth)?;
         let http = self.http()?;
         self.inner.refreshes.fetch_add(1, Ordering::Relaxed);
         tracing::info!("refreshing the access token ({reason:?})");
@@ -589,6 +581,13 @@ pub fn account_of(auth: Option<&AuthDotJson>) -> AccountInfo {
         email,
         plan_type,
     }
+}
+
+fn refresh_token_of(auth: &AuthDotJson) -> Result<String, AuthError> {
+    auth.tokens
+        .as_ref()
+        .map(|t| t.refresh_token.clone())
+        .ok_or(AuthError::NotSignedIn)
 }
 
 /// The stored token, if it is not the stale one and not expired.

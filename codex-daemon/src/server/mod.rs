@@ -167,16 +167,8 @@ impl Server {
 
     /// Sends a notification to every connection.
     pub(crate) fn broadcast(&self, method: &str, params: Value) {
-        let conns: Vec<Arc<Conn>> = self
-            .conns
-            .lock()
-            .map(|c| c.values().cloned().collect())
-            .unwrap_or_default();
-        for c in conns {
-            if c.is_initialized() {
-                c.notify(method, params.clone());
-            }
-        }
+        // Connection ids start at 1.
+        self.broadcast_except(0, method, params);
     }
 
     /// Sends a notification to every connection but `except`.
