@@ -464,3 +464,36 @@ mod login {
         assert!(!path.exists());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chatgpt_sign_in_sends_the_openai_provider_to_the_chatgpt_backend() {
+    let oauth = MockOAuthServer::start().await;
+    let mock = MockModelServer::start(vec![sse::message("from the backend")]).await;
+    let home = TestHome::new();
+    let base = format!("http://127.0.0.1:{}/backend-api/", mock.port());
+    std::fs::write(
+        home.codex_home().join("config.toml"),
+        format!("model_provider = \"openai\"\nchatgpt_base_url = \"{base}\"\n"),
+    )
+    .unwrap();
+    let token = access_token(3600, "valid");
+    std::fs::write(
+        home.codex_home().join("auth.json"),
+        chatgpt_auth_json(&token, "rt"),
+    )
+    .unwrap();
+    let mut s = daemon(&home, &oauth);
+    let c = &mut s.client;
+    c.initialize("chatgpt").await;
+    let t = c.start_thread(json!({})).await;
+    c.start_turn(&t, "hi").await;
+    let done = c.turn_completed(&t).await;
+    assert_eq!(
+        done["params"]["turn"]["items"][0]["text"],
+        "from the backend"
+    );
+    let req = &mock.model_requests()[0];
+    assert_eq!(req.path, "/backend-api/codex/responses");
+    assert_eq!(bearer(req), format!("Bearer {token}"));
+    assert_eq!(oauth.refresh_count(), 0);
+}

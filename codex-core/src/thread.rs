@@ -315,9 +315,19 @@ fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, Th
         opts.token_source.clone(),
         config.cli_auth_credentials_store,
     )?;
-    Ok(model_service(
-        &config.model_provider,
-        creds,
-        opts.identity.clone(),
-    )?)
+    // A ChatGPT sign-in talks to the ChatGPT backend, not the API, when the
+    // built-in OpenAI provider is used as is (upstream's behaviour).
+    let mut provider = config.model_provider.clone();
+    let default_openai = config.model_provider_id == crate::config::OPENAI_PROVIDER_ID
+        && provider
+            .base_url
+            .as_deref()
+            .is_none_or(|u| u == crate::config::DEFAULT_OPENAI_BASE_URL);
+    if default_openai && matches!(creds, crate::client::Credentials::Managed(_)) {
+        provider.base_url = Some(format!(
+            "{}/codex",
+            config.chatgpt_base_url.trim_end_matches('/')
+        ));
+    }
+    Ok(model_service(&provider, creds, opts.identity.clone())?)
 }

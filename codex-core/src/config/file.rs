@@ -70,7 +70,7 @@ pub struct ConfigToml {
     pub model_max_output_tokens: Unused,
     pub model_auto_compact_token_limit: Unused,
     pub review_model: Unused,
-    pub chatgpt_base_url: Unused,
+    pub chatgpt_base_url: Option<String>,
     pub projects: Unused,
     pub tools: Unused,
     pub features: Unused,

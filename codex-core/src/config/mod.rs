@@ -121,6 +121,10 @@ pub struct Config {
     pub exec_timeout: Duration,
     pub approval_timeout: Duration,
     pub tool_output_token_limit: u64,
+    /// The ChatGPT backend (`chatgpt_base_url`); the built-in `openai`
+    /// provider talks to `{chatgpt_base_url}codex` when signed in with
+    /// ChatGPT.
+    pub chatgpt_base_url: String,
     /// Where sign-in credentials are kept.
     pub cli_auth_credentials_store: crate::auth::CredentialsStoreMode,
     /// What environment tool commands get.
@@ -130,6 +134,9 @@ pub struct Config {
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
 }
+
+/// Upstream's default `chatgpt_base_url`.
+pub const DEFAULT_CHATGPT_BASE_URL: &str = "https://chatgpt.com/backend-api/";
 
 /// `$CODEX_HOME`, else `~/.codex`.
 pub fn find_codex_home() -> Result<PathBuf, ConfigError> {
@@ -371,6 +378,10 @@ impl Config {
                 .max(1),
             shell_environment_policy,
             cli_auth_credentials_store: cfg.cli_auth_credentials_store.unwrap_or_default(),
+            chatgpt_base_url: cfg
+                .chatgpt_base_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CHATGPT_BASE_URL.to_string()),
             codexd: cfg.codexd.clone().unwrap_or_default(),
             warnings,
         })
