@@ -145,9 +145,48 @@ struct Figures {
     pss_init_kib: u64,
     pss_loaded_kib: u64,
     root_rss_kib: u64,
+    exec_wall: Duration,
 }
 
-async fn measure(cmd: &[String], inits: usize, threads: usize, turns: usize) -> Figures {
+/// Wall time of whole `codex exec --json` processes (spawn to exit) for one
+/// plain turn, p50 over `runs`.
+async fn exec_wall_time(bin: &str, runs: usize) -> Duration {
+    let mock = MockModelServer::start(vec![]).await;
+    for _ in 0..runs {
+        mock.push(sse::message("Hello from the mock model."));
+    }
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let status = tokio::process::Command::new(bin)
+            .args(["exec", "--json", "--skip-git-repo-check", "Say hello."])
+            .current_dir(home.workspace())
+            .env("CODEX_HOME", home.codex_home())
+            .env("HOME", home.home())
+            .env("MOCK_API_KEY", "sk-bench")
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("spawn codex exec");
+        times.push(t.elapsed());
+        assert!(status.success(), "{bin} exec failed: {status}");
+    }
+    times.sort();
+    percentile(&times, 0.5)
+}
+
+async fn measure(
+    cmd: &[String],
+    inits: usize,
+    threads: usize,
+    turns: usize,
+    exec_runs: usize,
+) -> Figures {
     let mock = MockModelServer::start(vec![]).await;
     for _ in 0..turns + 2 {
         mock.push(sse::message("Hello from the mock model."));
@@ -200,6 +239,7 @@ async fn measure(cmd: &[String], inits: usize, threads: usize, turns: usize) -> 
     }
     turn_times.sort();
     drop(rpc);
+    let exec_wall = exec_wall_time(&cmd[0], exec_runs).await;
     Figures {
         init: percentile(&init_times, 0.5),
         start_p50: percentile(&start_times, 0.5),
@@ -208,6 +248,7 @@ async fn measure(cmd: &[String], inits: usize, threads: usize, turns: usize) -> 
         pss_init_kib,
         pss_loaded_kib,
         root_rss_kib,
+        exec_wall,
     }
 }
 
@@ -224,7 +265,11 @@ fn our_binary() -> Option<PathBuf> {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (inits, threads, turns) = if bench { (10, 100, 20) } else { (1, 3, 1) };
+    let (inits, threads, turns, exec_runs) = if bench {
+        (10, 100, 20, 10)
+    } else {
+        (1, 3, 1, 1)
+    };
     let Some(ours) = our_binary() else {
         println!("app_server bench: build the binary first (cargo build --release -p codex-cli) or set CODEX_BIN");
         return;
@@ -245,7 +290,7 @@ fn main() {
         .map(|(name, cmd)| {
             (
                 name.clone(),
-                rt.block_on(measure(cmd, inits, threads, turns)),
+                rt.block_on(measure(cmd, inits, threads, turns, exec_runs)),
             )
         })
         .collect();
@@ -268,6 +313,10 @@ fn main() {
         (
             "plain turn, turn/start → turn/completed (p50)".into(),
             Box::new(move |f| ms(f.turn)),
+        ),
+        (
+            "codex exec, one plain turn, whole process (p50)".into(),
+            Box::new(move |f| ms(f.exec_wall)),
         ),
         (
             "tree PSS after initialize".into(),

@@ -92,6 +92,6 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     // The supervisor is gone.
     proactive.abort();
     drop(out_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    writer.close(Duration::from_secs(2)).await;
     0
 }

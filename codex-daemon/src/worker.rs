@@ -325,17 +325,30 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             let _ = out_tx.send(FromWorker::InitFailed { message }).await;
             drop(out_tx);
             drop(approvals);
-            let _ = writer.await;
+            writer.close(SHUTDOWN_GRACE).await;
             return 1;
         }
     };
     let _ = out_tx.send(FromWorker::Ready(Box::new(ready))).await;
 
+    // Forwards events and approval messages, in order, until told to stop;
+    // then forwards what is already queued and ends. (Waiting for the event
+    // channel to close would wait on every clone of the thread.)
+    let (stop_forward, mut stop_rx) = oneshot::channel::<()>();
     let forward = {
         let out = out_tx.clone();
         tokio::spawn(async move {
             let send_event = |event| FromWorker::Event {
                 event: Box::new(event),
+            };
+            let approval_msg = |msg| match msg {
+                ApprovalMsg::Request(approval_id, request) => FromWorker::ApprovalRequest {
+                    approval_id,
+                    request,
+                },
+                ApprovalMsg::Cancelled(approval_id) => {
+                    FromWorker::ApprovalCancelled { approval_id }
+                }
             };
             loop {
                 tokio::select! {
@@ -343,7 +356,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     ev = events.recv() => match ev {
                         Some(ev) => {
                             if out.send(send_event(ev)).await.is_err() {
-                                break;
+                                return;
                             }
                         }
                         None => break,
@@ -353,17 +366,18 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                         while let Ok(ev) = events.try_recv() {
                             let _ = out.send(send_event(ev)).await;
                         }
-                        let msg = match msg {
-                            ApprovalMsg::Request(approval_id, request) => {
-                                FromWorker::ApprovalRequest { approval_id, request }
-                            }
-                            ApprovalMsg::Cancelled(approval_id) => {
-                                FromWorker::ApprovalCancelled { approval_id }
-                            }
-                        };
-                        let _ = out.send(msg).await;
+                        let _ = out.send(approval_msg(msg)).await;
                     }
+                    _ = &mut stop_rx => break,
                 }
+            }
+            while let Ok(ev) = events.try_recv() {
+                if out.send(send_event(ev)).await.is_err() {
+                    return;
+                }
+            }
+            while let Ok(msg) = approval_rx.try_recv() {
+                let _ = out.send(approval_msg(msg)).await;
             }
         })
     };
@@ -460,11 +474,13 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             ToWorker::Init(_) => tracing::warn!("codex-session: ignoring a second Init"),
         }
     }
+    // The turn has ended and recorded its end: what it emitted is queued.
     approvals.decline_all();
     drop(thread);
+    let _ = stop_forward.send(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, forward).await;
     drop(approvals);
     drop(out_tx);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, writer).await;
+    writer.close(SHUTDOWN_GRACE).await;
     0
 }

@@ -215,33 +215,86 @@ where
 
 /// Writes messages from `rx` to `writer` until the channel closes or a write
 /// fails.
-pub async fn write_frames<W, T>(mut writer: W, mut rx: mpsc::Receiver<T>)
+pub async fn write_frames<W, T>(writer: W, rx: mpsc::Receiver<T>)
 where
     W: tokio::io::AsyncWrite + Unpin,
     T: Serialize,
 {
-    while let Some(msg) = rx.recv().await {
+    write_frames_until(writer, rx, std::future::pending()).await
+}
+
+/// Like [`write_frames`], but also stops when `finish` resolves: what is
+/// queued by then is written, then the stream is shut down. A link must not
+/// stay open only because some task still holds a sender.
+async fn write_frames_until<W, T>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<T>,
+    finish: impl std::future::Future<Output = ()>,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+    T: Serialize,
+{
+    tokio::pin!(finish);
+    let mut finishing = false;
+    loop {
+        let msg = if finishing {
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(_) => None,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                m = rx.recv() => m,
+                () = &mut finish => {
+                    finishing = true;
+                    continue;
+                }
+            }
+        };
+        let Some(msg) = msg else { break };
         let Ok(bytes) = encode(&msg) else { continue };
         if writer.write_all(&bytes).await.is_err() {
             return;
         }
     }
+    let _ = writer.flush().await;
     let _ = writer.shutdown().await;
 }
 
+/// The writing half of a child's link: [`LinkWriter::close`] writes what is
+/// queued and closes the link, whoever still holds a sender.
+#[derive(Debug)]
+pub struct LinkWriter {
+    finish: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LinkWriter {
+    /// Flushes the queued messages and closes the link, waiting at most
+    /// `deadline` for a peer that does not read.
+    pub async fn close(mut self, deadline: Duration) {
+        if let Some(f) = self.finish.take() {
+            let _ = f.send(());
+        }
+        if tokio::time::timeout(deadline, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
 /// The child's side of a link (worker, broker): the stream taken from the
-/// launcher, split into a bounded outbox (written by a task, whose handle is
-/// returned so the last messages can be flushed before exit) and a bounded
-/// inbox fed until EOF.
+/// launcher, split into a bounded outbox (written by a task; close it with
+/// [`LinkWriter::close`] so the last messages are flushed before exit) and a
+/// bounded inbox fed until EOF.
 pub fn serve_link<In, Out>(
     link: std::os::unix::net::UnixStream,
     capacity: usize,
     what: &'static str,
-) -> std::io::Result<(
-    mpsc::Sender<Out>,
-    mpsc::Receiver<In>,
-    tokio::task::JoinHandle<()>,
-)>
+) -> std::io::Result<(mpsc::Sender<Out>, mpsc::Receiver<In>, LinkWriter)>
 where
     In: for<'de> Deserialize<'de> + Send + 'static,
     Out: Serialize + Send + 'static,
@@ -250,10 +303,23 @@ where
     let stream = tokio::net::UnixStream::from_std(link)?;
     let (read_half, write_half) = stream.into_split();
     let (out_tx, out_rx) = mpsc::channel::<Out>(capacity);
-    let writer = tokio::spawn(write_frames(write_half, out_rx));
+    let (finish_tx, finish_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(write_frames_until(write_half, out_rx, async move {
+        // A writer dropped without `close` leaves the link to the senders.
+        if finish_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }));
     let (in_tx, in_rx) = mpsc::channel::<In>(capacity);
     tokio::spawn(pump_frames(read_half, in_tx, what));
-    Ok((out_tx, in_rx, writer))
+    Ok((
+        out_tx,
+        in_rx,
+        LinkWriter {
+            finish: Some(finish_tx),
+            task,
+        },
+    ))
 }
 
 /// What a worker sends after `Ready`, plus its end.
@@ -500,5 +566,40 @@ mod tests {
         };
         let back: FromWorker = serde_json::from_slice(&encode(&e).unwrap()).unwrap();
         assert!(matches!(back, FromWorker::Event { .. }));
+    }
+
+    /// Regression: a worker's link stayed open (and `codex exec` waited 5 s)
+    /// while any task still held a sender of its outbox.
+    #[tokio::test]
+    async fn closing_a_link_flushes_and_ends_it_while_senders_remain() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (tx, _rx, writer) = serve_link::<ToWorker, FromWorker>(ours, 8, "test").unwrap();
+        let stray = tx.clone();
+        tx.send(FromWorker::Heartbeat).await.unwrap();
+        tx.send(FromWorker::TurnAccepted {
+            turn_id: "t".into(),
+        })
+        .await
+        .unwrap();
+        writer.close(Duration::from_secs(30)).await;
+
+        theirs.set_nonblocking(true).unwrap();
+        let theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
+        let (raw_tx, mut raw_rx) = mpsc::channel::<FromWorker>(8);
+        let pump = tokio::spawn(pump_frames(theirs, raw_tx, "test"));
+        let got = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut got = Vec::new();
+            while let Some(m) = raw_rx.recv().await {
+                got.push(m);
+            }
+            got
+        })
+        .await
+        .expect("the link reaches EOF although a sender is still alive");
+        assert!(matches!(got[0], FromWorker::Heartbeat));
+        assert!(matches!(got[1], FromWorker::TurnAccepted { .. }));
+        assert_eq!(got.len(), 2);
+        pump.await.unwrap();
+        drop(stray);
     }
 }
