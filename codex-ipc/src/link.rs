@@ -238,10 +238,7 @@ async fn write_frames_until<W, T>(
     let mut finishing = false;
     loop {
         let msg = if finishing {
-            match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(_) => None,
-            }
+            rx.try_recv().ok()
         } else {
             tokio::select! {
                 biased;
