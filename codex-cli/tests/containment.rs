@@ -63,6 +63,46 @@ fn error_code(reply: &Value) -> i64 {
     reply["error"]["code"].as_i64().unwrap_or(0)
 }
 
+/// Whether this machine has a cgroup2 hierarchy this test process could
+/// create cgroups in (codexd must then use it). `CODEX_REQUIRE_CGROUPS=1`
+/// (CI, as root) makes its absence a failure rather than a skip.
+fn writable_cgroup2() -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mount = info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+    });
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()));
+    let writable = match (mount, own) {
+        (Some(m), Some(own)) => {
+            let probe = m
+                .join(own.trim_start_matches('/'))
+                .join(format!("codex-test-probe-{}", std::process::id()));
+            let ok = std::fs::create_dir(&probe).is_ok() && probe.join("cgroup.kill").exists();
+            let _ = std::fs::remove_dir(&probe);
+            ok
+        }
+        _ => false,
+    };
+    if !writable && std::env::var_os("CODEX_REQUIRE_CGROUPS").is_some_and(|v| v == "1") {
+        panic!("CODEX_REQUIRE_CGROUPS=1 but no writable cgroup2 hierarchy with cgroup.kill");
+    }
+    writable
+}
+
+/// The containment mode codexd must report for a `[codexd] cgroups` value.
+fn expected_mode(cgroups: bool) -> &'static str {
+    if cgroups && writable_cgroup2() {
+        "cgroup"
+    } else {
+        "processTreeSweep"
+    }
+}
+
 async fn kill9_mid_turn(cgroups: bool) {
     let home = TestHome::new();
     let pidfile = home.root().join("escaped.pid");
@@ -93,10 +133,7 @@ async fn kill9_mid_turn(cgroups: bool) {
     let escaped = wait_for_pidfile(&pidfile).await;
     assert!(procs::is_alive(escaped), "the setsid'd sleep runs");
     let mode = a.status().await["containment"]["mode"].clone();
-    if !cgroups {
-        assert_eq!(mode, "processTreeSweep");
-    }
-    eprintln!("containment mode: {mode}");
+    assert_eq!(mode, expected_mode(cgroups));
 
     let mut b = server.client("b").await;
     let t2 = b.start_thread(on(&mock2)).await;
@@ -530,12 +567,13 @@ async fn codexd_killed_mid_turn_and_restarted_loses_nothing() {
     let worker = a.worker_pid(&t).await;
     server.kill9().await;
     drop(a);
-    // The worker follows its supervisor (parent-death signal).
+    // The worker follows its supervisor, and takes its tool with it.
     let deadline = Instant::now() + WAIT;
     while procs::is_alive(worker) {
         assert!(Instant::now() < deadline, "worker outlived codexd");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(procs::wait_none_matching("restart-victim", Duration::from_secs(2)).is_empty());
     let file = home.rollouts().pop().unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     for line in text.lines() {
@@ -621,4 +659,65 @@ async fn an_idle_thread_unloads_and_reloads_transparently() {
     let second = &mock.model_requests()[1];
     assert!(second.body.to_string().contains("hello"));
     server.kill9().await;
+}
+
+/// `kill -9` of codexd with five threads each running a long tool that also
+/// left the group (`setsid`) and ignored hangups (`nohup`): every worker
+/// takes its whole tree down before it exits, so nothing is left running.
+async fn codexd_kill9_leaves_no_tool_running(cgroups: bool) {
+    let home = TestHome::new();
+    let marker = format!("sleep 4142{}", u8::from(cgroups));
+    let cmd = format!(
+        "setsid {marker} </dev/null >/dev/null 2>&1 & nohup {marker} </dev/null >/dev/null 2>&1 & {marker}"
+    );
+    let mock = MockModelServer::start(vec![]).await;
+    for i in 0..5 {
+        mock.push(sse::exec_command(&format!("call_{i}"), &cmd));
+    }
+    home.write_config(&mock.url(), &format!("[codexd]\ncgroups = {cgroups}\n"));
+    let mut server = SocketServer::start(&home).await;
+    let mut a = server.client("a").await;
+    assert_eq!(
+        a.status().await["containment"]["mode"],
+        expected_mode(cgroups)
+    );
+    let mut workers = Vec::new();
+    for _ in 0..5 {
+        let t = a.start_thread(json!({})).await;
+        a.start_turn(&t, "run the long job").await;
+        workers.push(a.worker_pid(&t).await);
+    }
+    // Three sleeps per thread (plus their shells).
+    let deadline = Instant::now() + WAIT;
+    while procs::processes_matching(&marker).len() < 15 {
+        assert!(Instant::now() < deadline, "the tools never all started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let escapees: Vec<u32> = procs::processes_matching(&marker);
+    let killed_at = Instant::now();
+    server.kill9().await;
+    drop(a);
+    let left = procs::wait_none_matching(&marker, Duration::from_secs(2));
+    procs::kill_matching(&marker);
+    assert!(
+        left.is_empty(),
+        "tool processes alive 2 s after codexd died: {left:?} (of {escapees:?})"
+    );
+    // The workers record the interrupted turns and exit.
+    let deadline = Instant::now() + WAIT;
+    while workers.iter().any(|w| procs::is_alive(*w)) {
+        assert!(Instant::now() < deadline, "a worker outlived codexd");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("workers gone {:?} after the kill", killed_at.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codexd_kill9_leaves_no_tool_running_with_cgroups_where_available() {
+    codexd_kill9_leaves_no_tool_running(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codexd_kill9_leaves_no_tool_running_by_the_tree_walk() {
+    codexd_kill9_leaves_no_tool_running(false).await;
 }

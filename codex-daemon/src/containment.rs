@@ -78,7 +78,7 @@ impl Drop for Cgroups {
     }
 }
 
-fn cgroup2_mount() -> Option<PathBuf> {
+pub(crate) fn cgroup2_mount() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().find_map(|l| {
         // ... mount-point ... - fstype source options

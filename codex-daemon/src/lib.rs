@@ -12,6 +12,7 @@
 pub mod broker;
 pub mod containment;
 pub mod governor;
+pub mod guardian;
 pub mod limits;
 pub mod server;
 pub mod transport;

@@ -41,6 +41,12 @@ pub fn main() -> i32 {
     if let Err(e) = codex_core::process::become_subreaper() {
         tracing::warn!("codex-session: cannot become subreaper: {e}");
     }
+    // Before anything can start a tool: nothing this worker starts may
+    // outlive its supervisor.
+    if let Err(e) = crate::guardian::spawn(std::os::fd::AsRawFd::as_raw_fd(&link)) {
+        eprintln!("codex-session: cannot start the guardian: {e}");
+        return 2;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -389,6 +395,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     ));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut active: Option<(String, CancellationToken, tokio::task::JoinHandle<()>)> = None;
+    let mut supervisor_gone = false;
     loop {
         if active.as_ref().is_some_and(|(_, _, h)| h.is_finished()) {
             active = None;
@@ -404,6 +411,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         };
         let Some(msg) = msg else {
             // The supervisor is gone: stop working for nobody.
+            supervisor_gone = true;
             if let Some((_, cancel, handle)) = active.take() {
                 cancel.cancel();
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
@@ -477,6 +485,10 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     // The turn has ended and recorded its end: what it emitted is queued.
     approvals.decline_all();
     drop(thread);
+    if supervisor_gone {
+        // Nobody is left to read the link or to kill what remains.
+        crate::guardian::end_self();
+    }
     let _ = stop_forward.send(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, forward).await;
     drop(approvals);

@@ -8,11 +8,14 @@
 //! - its **own session and process group** (`setsid`): it has no controlling
 //!   terminal, and killing its group takes everything it started that did not
 //!   leave the group;
-//! - **parent-death handling**: `PR_SET_PDEATHSIG(SIGKILL)`, armed from a
-//!   dedicated launcher thread that lives as long as the process (the signal
-//!   fires when the *thread* that forked dies, so spawning from a short-lived
+//! - **parent-death handling**: `PR_SET_PDEATHSIG`, armed from a dedicated
+//!   launcher thread that lives as long as the process (the signal fires
+//!   when the *thread* that forked dies, so spawning from a short-lived
 //!   runtime thread would be wrong), plus a check that the parent did not
-//!   already die before the signal was armed;
+//!   already die before the signal was armed. The signal is `SIGKILL`, except
+//!   for a `codex-session`: it must outlive its supervisor long enough to
+//!   take its tools down (its guardian does, on EOF of the link), so its
+//!   signal is `SIGCONT`, which only wakes a stopped worker so it can;
 //! - its **role in `ps`**: `argv[0]` is the role name, and the worker sets its
 //!   thread name (`comm`) to it at start.
 
@@ -46,6 +49,14 @@ impl Role {
         }
     }
 
+    /// What the worker gets when its parent dies.
+    pub fn parent_death(self) -> ParentDeath {
+        match self {
+            Role::Session => ParentDeath::Wake,
+            Role::Broker | Role::Memory => ParentDeath::Kill,
+        }
+    }
+
     /// The role named by an `argv[0]` (its file name), if any.
     pub fn from_argv0(argv0: &str) -> Option<Role> {
         let name = std::path::Path::new(argv0).file_name()?.to_str()?;
@@ -53,6 +64,16 @@ impl Role {
             .into_iter()
             .find(|r| r.process_name() == name)
     }
+}
+
+/// The parent-death signal of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentDeath {
+    /// `SIGKILL`: the worker has nothing to clean up.
+    Kill,
+    /// `SIGCONT`: the worker notices on its own (EOF on the link) and takes
+    /// its tree down; the signal only resumes it if it was stopped.
+    Wake,
 }
 
 /// A resource limit applied to a worker (and inherited by all it starts).
@@ -80,6 +101,7 @@ pub struct LaunchSpec {
     /// A cgroup v2 `cgroup.procs` file the worker joins before it runs any
     /// code of its own (so nothing it forks can start outside the cgroup).
     pub cgroup_procs: Option<PathBuf>,
+    pub parent_death: ParentDeath,
 }
 
 impl LaunchSpec {
@@ -93,6 +115,7 @@ impl LaunchSpec {
             cwd: None,
             rlimits: Vec::new(),
             cgroup_procs: None,
+            parent_death: role.parent_death(),
         })
     }
 }
@@ -185,6 +208,11 @@ fn spawn(spec: LaunchSpec) -> std::io::Result<Launched> {
         .as_ref()
         .and_then(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok());
     let rlimits = spec.rlimits.clone();
+    #[cfg(target_os = "linux")]
+    let death_signal = match spec.parent_death {
+        ParentDeath::Kill => libc::SIGKILL,
+        ParentDeath::Wake => libc::SIGCONT,
+    };
     // SAFETY: everything below runs in the forked child before exec and only
     // calls async-signal-safe functions (setsid, prctl, getppid, open, write,
     // close, getrlimit, setrlimit, dup2, fcntl, _exit); it allocates nothing.
@@ -224,7 +252,7 @@ fn spawn(spec: LaunchSpec) -> std::io::Result<Launched> {
             }
             #[cfg(target_os = "linux")]
             {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal, 0, 0, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The parent may have died before the signal was armed.

@@ -207,6 +207,43 @@ pub fn kill_tree(leader: u32, leader_reaped: bool, leader_group: bool) {
     }
 }
 
+/// Kills every live descendant of this process, whatever its group or
+/// session: for a host whose supervisor is gone, so that nothing it started
+/// runs on. Each round stops what it finds (so nothing forks or re-parents
+/// mid-walk) and then kills it; rounds repeat (bounded) until none is left,
+/// since a subreaper adopts the children of what it kills. Returns how many
+/// processes were killed.
+pub fn kill_all_descendants() -> usize {
+    let me = std::process::id();
+    let own = own_pgid();
+    let mut killed = 0;
+    for _round in 0..32 {
+        let live: Vec<ProcInfo> = descendants(me)
+            .into_iter()
+            .filter(|p| !p.is_zombie())
+            .collect();
+        if live.is_empty() {
+            break;
+        }
+        for p in &live {
+            signal_pid(p.pid, libc::SIGSTOP);
+        }
+        for p in &live {
+            if p.pgid == p.pid && p.pgid != own {
+                signal_group(p.pgid, libc::SIGKILL);
+            }
+            signal_pid(p.pid, libc::SIGKILL);
+        }
+        killed += live.len();
+        if SUBREAPER.load(Ordering::Relaxed) {
+            reap_adopted_orphans();
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    killed
+}
+
 fn own_pgid() -> u32 {
     // SAFETY: getpgrp cannot fail.
     unsafe { libc::getpgrp() as u32 }
