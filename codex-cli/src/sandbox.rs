@@ -62,7 +62,7 @@ fn run(args: SandboxArgs) -> anyhow::Result<i32> {
     for w in &config.warnings {
         eprintln!("codex sandbox: warning: {w}");
     }
-    let sandbox = exec::platform_sandbox();
+    let sandbox = exec::platform_sandbox(exec::Protection::for_config(&config));
     let policy = &config.sandbox_policy;
     let spec = CommandSpec {
         program: args.command[0].clone(),

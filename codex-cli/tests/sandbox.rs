@@ -179,8 +179,38 @@ fn matrix(runner: &Runner, home: &TestHome, sibling: &Path) {
         std::fs::read_to_string(ws.join(".git/config")).unwrap(),
         "[core]\n"
     );
-    let o = run("workspace-write", &format!("{PY_UNIX} {}", sock.display()));
-    assert!(ok(&o), "unix socket under workspace-write: {}", why(&o));
+    // Credentials: not even readable (as any user: the mask is a mount).
+    let auth = home.codex_home().join("auth.json");
+    std::fs::write(&auth, "{\"OPENAI_API_KEY\":\"sk-matrix-secret\"}").unwrap();
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for mode in ["workspace-write", "read-only"] {
+        let o = run(mode, &format!("cat {}", auth.display()));
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("sk-matrix-secret"),
+            "{mode} read auth.json: {}",
+            why(&o)
+        );
+    }
+    // Local sockets: none unless named.
+    for mode in ["workspace-write", "read-only"] {
+        let o = run(mode, &format!("{PY_UNIX} {}", sock.display()));
+        assert!(!ok(&o), "{mode} reached a unix socket: {}", why(&o));
+    }
+    let named = format!(
+        "permissions.network.allow_unix_sockets=[\"{}\"]",
+        sock.display()
+    );
+    for mode in ["workspace-write", "read-only"] {
+        let o = runner
+            .command(
+                home,
+                &["sandbox", "-s", mode, "-c", &named, "--", "sh", "-c"],
+            )
+            .arg(format!("{PY_UNIX} {}", sock.display()))
+            .output()
+            .unwrap();
+        assert!(ok(&o), "{mode}: a named unix socket: {}", why(&o));
+    }
 
     // read-only: nothing is written anywhere.
     for script in [
@@ -270,6 +300,216 @@ fn without_landlock_the_command_is_refused_not_run_unconfined() {
         "{err}"
     );
     assert!(!home.workspace().join("never").exists());
+}
+
+/// Prints the errno of `socket(AF_INET, SOCK_STREAM)` made through its x32
+/// system call number (41 | `__X32_SYSCALL_BIT`).
+const PY_X32_SOCKET: &str = "python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); r=l.syscall(41 | 0x40000000, 2, 1, 0); print(\"rc\", r, \"errno\", ctypes.get_errno())'";
+
+/// Regression: the filter let x32 system calls through (on kernels with x32
+/// enabled, a network socket under "no network"). The answer must be the
+/// filter's own `EPERM`, not the kernel's `ENOSYS` (x32 disabled here).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn an_x32_socket_call_is_refused_by_the_filter() {
+    let (home, _) = setup();
+    for mode in ["read-only", "workspace-write"] {
+        let o = Runner::me().sandboxed(&home, mode, PY_X32_SOCKET);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(ok(&o), "{}", why(&o));
+        assert_eq!(
+            out.trim(),
+            format!("rc -1 errno {}", libc::EPERM),
+            "{mode}: {}",
+            why(&o)
+        );
+    }
+}
+
+/// A `dbus-daemon --session` listening at `address`, killed on drop.
+struct Bus(std::process::Child);
+
+impl Bus {
+    fn start(address: &str) -> Option<Bus> {
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile", "--print-address"])
+            .arg(format!("--address={address}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        // It prints its address once it listens.
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
+        Some(Bus(child))
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects to the bus at `path` (abstract when it starts with `@`) and
+/// says hello, as any D-Bus client (and the Secret Service's) does first.
+const PY_DBUS_HELLO: &str = r#"python3 -c '
+import os, socket, sys
+p = sys.argv[1]
+s = socket.socket(socket.AF_UNIX)
+s.connect("\0" + p[1:] if p.startswith("@") else p)
+s.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
+assert s.recv(100).startswith(b"OK"), "no OK"
+print("talked to the bus")
+'"#;
+
+/// Item 10 of the hardening issue: whatever the policy grants, a sandboxed
+/// command reaches neither the credentials nor the local sockets of the
+/// control plane and the desktop (D-Bus, keyring), unless named.
+#[test]
+fn commands_reach_no_credentials_and_no_local_socket_unless_named() {
+    let (home, _) = setup();
+    let codex_home = home.codex_home();
+    std::fs::write(
+        codex_home.join("auth.json"),
+        "{\"OPENAI_API_KEY\":\"sk-secret-auth-0123\"}",
+    )
+    .unwrap();
+    std::fs::create_dir_all(codex_home.join("audit")).unwrap();
+    std::fs::write(
+        codex_home.join("audit/audit.jsonl"),
+        "{\"cmd\":\"audit-secret-77\"}\n",
+    )
+    .unwrap();
+    let sock = home.root().join("other.sock");
+    unix_listener(&sock);
+    let allowed = home.root().join("agent.sock");
+    unix_listener(&allowed);
+    let bus_path = home.root().join("bus");
+    let abstract_name = format!("/tmp/codex-test-bus-{}", std::process::id());
+    let required = std::env::var_os("CODEX_REQUIRE_KEYRING").is_some_and(|v| v == "1");
+    let buses = (
+        Bus::start(&format!("unix:path={}", bus_path.display())),
+        Bus::start(&format!("unix:abstract={abstract_name}")),
+    );
+    assert!(
+        buses.0.is_some() || !required,
+        "dbus-daemon is required (CODEX_REQUIRE_KEYRING=1)"
+    );
+    let r = Runner::me();
+    let with_net = "sandbox_workspace_write.network_access=true";
+    let named = format!(
+        "permissions.network.allow_unix_sockets=[\"{}\"]",
+        allowed.display()
+    );
+    let run = |extra: &[&str], mode: &str, script: &str| {
+        let mut args = vec!["sandbox", "-s", mode];
+        for e in extra {
+            args.extend(["-c", e]);
+        }
+        args.extend(["--", "sh", "-c", script]);
+        r.command(&home, &args).output().unwrap()
+    };
+    let setups: [(&str, &[&str]); 5] = [
+        ("read-only", &[]),
+        ("workspace-write", &[]),
+        ("workspace-write", &[with_net]),
+        ("workspace-write", &[named.as_str()]),
+        ("workspace-write", &[with_net, named.as_str()]),
+    ];
+    for (mode, extra) in setups {
+        let what = format!("{mode} {extra:?}");
+        let o = run(
+            extra,
+            mode,
+            &format!("cat {}/auth.json", codex_home.display()),
+        );
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("sk-secret-auth"),
+            "{what} read auth.json: {}",
+            why(&o)
+        );
+        let o = run(
+            extra,
+            mode,
+            &format!("cat {}/audit/*", codex_home.display()),
+        );
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("audit-secret"),
+            "{what} read the audit log: {}",
+            why(&o)
+        );
+        let o = run(
+            extra,
+            mode,
+            &format!("echo x >> {}/config.toml", codex_home.display()),
+        );
+        assert!(!ok(&o), "{what} wrote config.toml: {}", why(&o));
+        let o = run(extra, mode, &format!("{PY_UNIX} {}", sock.display()));
+        assert!(!ok(&o), "{what} reached an unnamed socket: {}", why(&o));
+        // The kernel keyring (the `keyring` crate's linux-native store).
+        let o = run(
+            extra,
+            mode,
+            &format!(
+                "python3 -c 'import ctypes; l=ctypes.CDLL(None, use_errno=True); r=l.syscall({}, 0, -3, 0); print(r, ctypes.get_errno())'",
+                libc::SYS_keyctl
+            ),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            format!("-1 {}", libc::EPERM),
+            "{what} used keyctl: {}",
+            why(&o)
+        );
+        if buses.0.is_some() {
+            let o = run(
+                extra,
+                mode,
+                &format!("{PY_DBUS_HELLO} {}", bus_path.display()),
+            );
+            assert!(!ok(&o), "{what} reached the D-Bus bus: {}", why(&o));
+        }
+        if buses.1.is_some() {
+            let o = run(extra, mode, &format!("{PY_DBUS_HELLO} @{abstract_name}"));
+            assert!(!ok(&o), "{what} reached an abstract D-Bus bus: {}", why(&o));
+        }
+        let o = run(extra, mode, &format!("{PY_UNIX} {}", allowed.display()));
+        assert_eq!(
+            ok(&o),
+            extra.contains(&named.as_str()),
+            "{what}: the named socket: {}",
+            why(&o)
+        );
+    }
+    // Outside the sandbox all of it works (the refusals above are the
+    // sandbox's).
+    let o = run(
+        &[],
+        "danger-full-access",
+        &format!("{PY_UNIX} {}", sock.display()),
+    );
+    assert!(ok(&o), "{}", why(&o));
+    if buses.0.is_some() {
+        let o = run(
+            &[],
+            "danger-full-access",
+            &format!("{PY_DBUS_HELLO} {}", bus_path.display()),
+        );
+        assert!(ok(&o), "{}", why(&o));
+        let o = run(
+            &[],
+            "danger-full-access",
+            &format!("{PY_DBUS_HELLO} @{abstract_name}"),
+        );
+        assert!(ok(&o), "{}", why(&o));
+    }
 }
 
 mod agent {

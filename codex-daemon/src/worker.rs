@@ -265,7 +265,11 @@ fn open_thread(
     opts.thread_id = init.thread_id.clone();
     opts.command_isolation = Isolation::InheritGroup;
     // This binary is the sandbox helper (`codex-linux-sandbox`).
-    opts.sandbox = codex_core::exec::platform_sandbox();
+    let mut protection = codex_core::exec::Protection::for_config(&config);
+    for p in &init.protected_paths {
+        protection.hide(p);
+    }
+    opts.sandbox = codex_core::exec::platform_sandbox(protection);
     if let Some(b) = broker {
         opts.token_source = Some(Arc::new(LinkTokens(b)));
     }

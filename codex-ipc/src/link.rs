@@ -71,6 +71,11 @@ pub struct ThreadInit {
     /// instead of refreshing them in the worker.
     #[serde(default)]
     pub use_broker: bool,
+    /// Paths of the host that the thread's commands must never reach (the
+    /// supervisor's sockets, its WebSocket token file), besides the
+    /// defaults of `codex_core::exec::Protection`.
+    #[serde(default)]
+    pub protected_paths: Vec<PathBuf>,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.

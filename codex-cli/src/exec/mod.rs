@@ -285,6 +285,7 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
         // Without a daemon the worker refreshes in-process (under the same
         // cross-process lock as any broker).
         use_broker: false,
+        protected_paths: Vec::new(),
     };
 
     // The thread runs in a `codex-session` worker, as under the daemon.

@@ -54,6 +54,9 @@ pub struct ConfigToml {
     pub codexd: Option<toml::Table>,
 
     pub shell_environment_policy: Option<crate::exec::env::ShellEnvironmentPolicyToml>,
+    /// `[permissions]`: only `[permissions.network]`'s unix-socket keys are
+    /// acted on; the rest (upstream's network proxy) is reported unknown.
+    pub permissions: Option<PermissionsToml>,
     pub cli_auth_credentials_store: Option<crate::auth::CredentialsStoreMode>,
 
     // Upstream keys accepted but not acted on (yet).
@@ -96,6 +99,19 @@ pub struct ConfigToml {
     pub experimental_resume: Unused,
     pub disable_response_storage: Unused,
     pub responses_originator_header_internal_override: Unused,
+}
+
+/// `[permissions]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PermissionsToml {
+    pub network: Option<NetworkPermissionsToml>,
+}
+
+/// `[permissions.network]`: the local sockets a sandboxed command may reach.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NetworkPermissionsToml {
+    pub allow_unix_sockets: Option<Vec<PathBuf>>,
+    pub dangerously_allow_all_unix_sockets: Option<bool>,
 }
 
 /// `[profiles.<name>]`: a named bundle of overrides.

@@ -129,10 +129,21 @@ pub struct Config {
     pub cli_auth_credentials_store: crate::auth::CredentialsStoreMode,
     /// What environment tool commands get.
     pub shell_environment_policy: crate::exec::env::ShellEnvironmentPolicy,
+    /// Local sockets sandboxed commands may reach.
+    pub unix_sockets: UnixSocketPermissions,
     /// The raw `[codexd]` table (supervisor settings).
     pub codexd: toml::Table,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
+}
+
+/// `[permissions.network]` `allow_unix_sockets` and
+/// `dangerously_allow_all_unix_sockets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixSocketPermissions {
+    /// Absolute paths (relative ones are taken from `$CODEX_HOME`).
+    pub allow: Vec<PathBuf>,
+    pub allow_all: bool,
 }
 
 /// Upstream's default `chatgpt_base_url`.
@@ -318,6 +329,26 @@ impl Config {
             (!parts.is_empty()).then(|| parts.join("\n\n"))
         };
 
+        let unix_sockets = {
+            let net = cfg.permissions.as_ref().and_then(|p| p.network.as_ref());
+            UnixSocketPermissions {
+                allow: net
+                    .and_then(|n| n.allow_unix_sockets.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| {
+                        if p.is_absolute() {
+                            p
+                        } else {
+                            codex_home.join(p)
+                        }
+                    })
+                    .collect(),
+                allow_all: net
+                    .and_then(|n| n.dangerously_allow_all_unix_sockets)
+                    .unwrap_or(false),
+            }
+        };
         Ok(Config {
             model: opts
                 .overrides
@@ -382,6 +413,7 @@ impl Config {
                 .chatgpt_base_url
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CHATGPT_BASE_URL.to_string()),
+            unix_sockets,
             codexd: cfg.codexd.clone().unwrap_or_default(),
             warnings,
         })

@@ -7,6 +7,7 @@ pub mod env;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod output;
+pub mod protection;
 pub mod sandbox;
 pub mod seatbelt;
 
@@ -18,6 +19,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 pub use output::{HeadTailBuffer, Utf8Chunker};
+pub use protection::Protection;
 pub use sandbox::{platform_sandbox, CommandSpec, Sandbox, SandboxError, Unconfined};
 
 use crate::config::SandboxPolicy;

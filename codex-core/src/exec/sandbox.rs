@@ -42,14 +42,17 @@ pub trait Sandbox: Send + Sync + std::fmt::Debug {
 
 /// The confining backend of this platform: Landlock + seccomp on Linux
 /// (through this binary as the helper), Seatbelt on macOS; elsewhere
-/// nothing, which refuses every policy but `danger-full-access`.
-pub fn platform_sandbox() -> std::sync::Arc<dyn Sandbox> {
+/// nothing, which refuses every policy but `danger-full-access`. Whatever
+/// the policy, commands never reach what `protection` protects.
+pub fn platform_sandbox(protection: super::Protection) -> std::sync::Arc<dyn Sandbox> {
     #[cfg(target_os = "linux")]
     if let Ok(s) = super::linux::LinuxSandbox::current_exe() {
-        return std::sync::Arc::new(s);
+        return std::sync::Arc::new(s.with_protection(protection));
     }
     #[cfg(target_os = "macos")]
-    return std::sync::Arc::new(super::seatbelt::SeatbeltSandbox);
+    return std::sync::Arc::new(super::seatbelt::SeatbeltSandbox::new(protection));
+    #[allow(unreachable_code)]
+    let _ = protection;
     #[allow(unreachable_code)]
     std::sync::Arc::new(Unconfined)
 }

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Protection;
 use crate::config::SandboxPolicy;
 
 /// Where `sandbox-exec` lives (never looked up on `PATH`).
@@ -36,9 +37,9 @@ pub struct Profile {
     pub params: Vec<(String, String)>,
 }
 
-/// The profile for `policy` with commands running in `cwd`; `None` for
-/// `danger-full-access` (no sandbox).
-pub fn profile(policy: &SandboxPolicy, cwd: &Path) -> Option<Profile> {
+/// The profile for `policy` with commands running in `cwd`, never reaching
+/// what `protection` protects; `None` for `danger-full-access` (no sandbox).
+pub fn profile(policy: &SandboxPolicy, cwd: &Path, protection: &Protection) -> Option<Profile> {
     let roots: Vec<PathBuf> = policy.writable_roots(cwd)?;
     let mut text = BASE.to_string();
     let mut params = Vec::new();
@@ -66,11 +67,36 @@ pub fn profile(policy: &SandboxPolicy, cwd: &Path) -> Option<Profile> {
         }
     );
     if network {
-        text.push_str("(allow network-outbound)\n(allow network-inbound)\n(allow system-socket)\n");
+        text.push_str("(allow network-outbound (remote ip))\n(allow network-inbound)\n(allow system-socket)\n");
     } else {
-        text.push_str(
-            "(allow system-socket (socket-domain AF_UNIX))\n(allow network-outbound (remote unix-socket))\n(allow network-bind (local unix-socket))\n",
-        );
+        text.push_str("(allow system-socket (socket-domain AF_UNIX))\n(allow network-bind (local unix-socket))\n");
+    }
+    // Local sockets: only the named ones (or all, when asked).
+    if protection.allow_all_unix_sockets {
+        text.push_str("(allow network-outbound (remote unix-socket))\n");
+    } else {
+        for (i, sock) in protection.allow_unix_sockets.iter().enumerate() {
+            let name = format!("UNIX_SOCKET_{i}");
+            params.push((name.clone(), sock.display().to_string()));
+            text.push_str(&format!(
+                "(allow network-outbound (remote unix-socket (path-literal (param \"{name}\"))))\n"
+            ));
+        }
+    }
+    // Later rules win: what is protected stays so inside writable roots.
+    for (i, ro) in protection.read_only.iter().enumerate() {
+        let name = format!("READ_ONLY_{i}");
+        params.push((name.clone(), ro.display().to_string()));
+        text.push_str(&format!(
+            "(deny file-write* (subpath (param \"{name}\")))\n"
+        ));
+    }
+    for (i, hidden) in protection.hidden.iter().enumerate() {
+        let name = format!("HIDDEN_{i}");
+        params.push((name.clone(), hidden.display().to_string()));
+        text.push_str(&format!(
+            "(deny file-read* file-write* (subpath (param \"{name}\")))\n(deny network-outbound (remote unix-socket (path-literal (param \"{name}\"))))\n"
+        ));
     }
     Some(Profile { text, params })
 }
@@ -90,8 +116,17 @@ pub fn sandbox_exec_args(profile: &Profile, program: &str, args: &[String]) -> V
 
 /// Runs commands under Seatbelt.
 #[cfg(target_os = "macos")]
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SeatbeltSandbox;
+#[derive(Debug, Default, Clone)]
+pub struct SeatbeltSandbox {
+    protection: Protection,
+}
+
+#[cfg(target_os = "macos")]
+impl SeatbeltSandbox {
+    pub fn new(protection: Protection) -> Self {
+        Self { protection }
+    }
+}
 
 #[cfg(target_os = "macos")]
 impl super::Sandbox for SeatbeltSandbox {
@@ -108,7 +143,7 @@ impl super::Sandbox for SeatbeltSandbox {
         spec: super::CommandSpec,
         policy: &SandboxPolicy,
     ) -> Result<super::CommandSpec, super::SandboxError> {
-        let Some(profile) = profile(policy, &spec.cwd) else {
+        let Some(profile) = profile(policy, &spec.cwd, &self.protection) else {
             return Ok(spec);
         };
         if !Path::new(SANDBOX_EXEC).exists() {
@@ -142,19 +177,32 @@ mod tests {
 
     #[test]
     fn full_access_has_no_profile() {
-        assert!(profile(&SandboxPolicy::DangerFullAccess, Path::new("/w")).is_none());
+        assert!(profile(
+            &SandboxPolicy::DangerFullAccess,
+            Path::new("/w"),
+            &Protection::default()
+        )
+        .is_none());
     }
 
     #[test]
     fn read_only_writes_nothing_but_dev_null() {
-        let p = profile(&SandboxPolicy::ReadOnly, Path::new("/w")).unwrap();
+        let p = profile(
+            &SandboxPolicy::ReadOnly,
+            Path::new("/w"),
+            &Protection::default(),
+        )
+        .unwrap();
         assert!(p.text.starts_with("(version 1)\n(deny default)"));
         assert!(p.text.contains("(allow file-read*)"));
         assert!(!p.text.contains("(allow file-write* (subpath"));
         assert!(!p.text.contains("require-all"));
         assert!(p.params.is_empty());
-        assert!(p.text.contains("(remote unix-socket)"));
-        assert!(!p.text.contains("(allow network-outbound)\n"));
+        assert!(
+            !p.text.contains("(remote unix-socket)"),
+            "no local socket by default"
+        );
+        assert!(!p.text.contains("(allow network-outbound"));
     }
 
     #[test]
@@ -162,7 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().join("w");
         std::fs::create_dir_all(w.join(".git")).unwrap();
-        let p = profile(&ww(false), &w).unwrap();
+        let p = profile(&ww(false), &w, &Protection::default()).unwrap();
         let w_s = w.display().to_string();
         assert!(p.params.contains(&("WRITABLE_ROOT_0".into(), w_s.clone())));
         assert!(p
@@ -179,18 +227,49 @@ mod tests {
             .contains("(allow file-write* (subpath (param \"WRITABLE_ROOT_1\")))"));
         // No path is spliced into the profile text.
         assert!(!p.text.contains(&w_s));
-        let with_net = profile(&ww(true), &w).unwrap();
-        assert!(with_net.text.contains("(allow network-outbound)\n"));
+        let with_net = profile(&ww(true), &w, &Protection::default()).unwrap();
+        assert!(with_net
+            .text
+            .contains("(allow network-outbound (remote ip))\n"));
     }
 
     #[test]
     fn sandbox_exec_command_line() {
-        let p = profile(&ww(false), Path::new("/w")).unwrap();
+        let p = profile(&ww(false), Path::new("/w"), &Protection::default()).unwrap();
         let args = sandbox_exec_args(&p, "ls", &["-l".into()]);
         assert_eq!(args[0], "-p");
         assert_eq!(args[2], "-D");
         assert!(args[3].starts_with("WRITABLE_ROOT_0="));
         let dd = args.iter().position(|a| a == "--").unwrap();
         assert_eq!(&args[dd + 1..], ["ls", "-l"]);
+    }
+
+    #[test]
+    fn protected_paths_are_denied_after_everything_else() {
+        let protection = Protection {
+            hidden: vec!["/h/.codex/auth.json".into()],
+            read_only: vec!["/h/.codex".into()],
+            allow_unix_sockets: vec!["/run/agent.sock".into()],
+            allow_all_unix_sockets: false,
+        };
+        let p = profile(&ww(false), Path::new("/w"), &protection).unwrap();
+        assert!(p
+            .params
+            .contains(&("HIDDEN_0".into(), "/h/.codex/auth.json".into())));
+        assert!(p
+            .params
+            .contains(&("UNIX_SOCKET_0".into(), "/run/agent.sock".into())));
+        let deny = p
+            .text
+            .find("(deny file-read* file-write* (subpath (param \"HIDDEN_0\")))")
+            .unwrap();
+        let allow = p.text.rfind("(allow ").unwrap();
+        assert!(deny > allow, "the denials come last: {}", p.text);
+        assert!(p
+            .text
+            .contains("(deny file-write* (subpath (param \"READ_ONLY_0\")))"));
+        assert!(p.text.contains(
+            "(allow network-outbound (remote unix-socket (path-literal (param \"UNIX_SOCKET_0\"))))"
+        ));
     }
 }

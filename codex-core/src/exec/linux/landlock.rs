@@ -110,9 +110,29 @@ pub struct Ruleset {
     handled: u64,
 }
 
+/// ABI 6: no connecting to abstract unix sockets created outside the
+/// sandbox (a D-Bus bus, say).
+pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+/// ABI 6: no signals to processes outside the sandbox (codexd, the worker,
+/// anything else of the same user).
+pub const SCOPE_SIGNAL: u64 = 1 << 1;
+
+/// `struct landlock_ruleset_attr`; the size passed tells the kernel which
+/// fields exist (net: ABI 4, scoped: ABI 6).
 #[repr(C)]
 struct RulesetAttr {
     handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+/// The scopes this ABI can enforce.
+pub fn scopes(abi: u32) -> u64 {
+    if abi >= 6 {
+        SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+    } else {
+        0
+    }
 }
 
 #[repr(C, packed)]
@@ -129,19 +149,28 @@ fn sys(what: impl Into<String>) -> LandlockError {
 }
 
 impl Ruleset {
-    /// A ruleset that restricts every right the ABI knows.
+    /// A ruleset that restricts every filesystem right the ABI knows, and
+    /// every scope it can (see [`scopes`]).
     pub fn new(abi: u32) -> Result<Self, LandlockError> {
         let handled = all_rights(abi);
         let attr = RulesetAttr {
             handled_access_fs: handled,
+            handled_access_net: 0,
+            scoped: scopes(abi),
         };
-        // SAFETY: `attr` is a valid ruleset attribute of the given size and
-        // outlives the call.
+        // Older kernels refuse a larger attribute than they know.
+        let size = if abi >= 6 {
+            std::mem::size_of::<RulesetAttr>()
+        } else {
+            std::mem::size_of::<u64>()
+        };
+        // SAFETY: `attr` is a valid ruleset attribute at least `size` bytes
+        // long and outlives the call.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_landlock_create_ruleset,
                 &attr as *const RulesetAttr,
-                std::mem::size_of::<RulesetAttr>(),
+                size,
                 0u32,
             )
         };

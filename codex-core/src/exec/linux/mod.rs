@@ -2,12 +2,18 @@
 //! same binary started as `codex-linux-sandbox`) that confines itself and
 //! then execs the command:
 //!
-//! 1. `.git` (and other read-only islands) inside writable roots are
-//!    bind-mounted read-only in a private mount namespace;
+//! 1. a private mount namespace: `.git` and `.codex` inside writable roots
+//!    and `$CODEX_HOME` are bind-mounted read-only; the [`Protection`]'s
+//!    hidden paths (credentials, audit logs, codexd's sockets, the D-Bus
+//!    session bus, the keyring) and every bound pathname unix socket not
+//!    named by `allow_unix_sockets` are covered;
 //! 2. `no_new_privs`;
 //! 3. Landlock: read everywhere, write only beneath the writable roots (and
-//!    `/dev/null`);
-//! 4. seccomp: no sockets but `AF_UNIX` unless the policy allows network;
+//!    `/dev/null`); from ABI 6, no abstract unix sockets and no signals
+//!    outside the sandbox; mounts can no longer change;
+//! 4. seccomp: no x32 or foreign-architecture calls, no kernel keyring; no
+//!    sockets but `AF_UNIX` unless the policy allows network, and no
+//!    `connect` at all when neither network nor a local socket is allowed;
 //! 5. `execvp`.
 //!
 //! A kernel that cannot enforce the policy (no Landlock) makes
@@ -23,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::sandbox::{CommandSpec, Sandbox, SandboxError};
+use super::Protection;
 use crate::config::SandboxPolicy;
 
 /// `argv[0]` that makes our binary run as the sandbox helper.
@@ -38,11 +45,21 @@ pub const SETUP_FAILED_PREFIX: &str = "codex-linux-sandbox: sandbox setup failed
 pub struct LinuxSandbox {
     /// The binary that becomes the helper under [`HELPER_ARGV0`].
     helper: PathBuf,
+    protection: Protection,
 }
 
 impl LinuxSandbox {
     pub fn new(helper: PathBuf) -> Self {
-        Self { helper }
+        Self {
+            helper,
+            protection: Protection::default(),
+        }
+    }
+
+    /// Commands never reach what `protection` protects.
+    pub fn with_protection(mut self, protection: Protection) -> Self {
+        self.protection = protection;
+        self
     }
 
     /// The helper is this process's own executable.
@@ -87,9 +104,13 @@ impl Sandbox for LinuxSandbox {
         }
         let policy_json =
             serde_json::to_string(policy).map_err(|e| SandboxError::Setup(e.to_string()))?;
+        let protect_json = serde_json::to_string(&self.protection)
+            .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut args = vec![
             "--policy".to_string(),
             policy_json,
+            "--protect".to_string(),
+            protect_json,
             "--cwd".to_string(),
             spec.cwd.display().to_string(),
             "--".to_string(),
@@ -110,12 +131,14 @@ impl Sandbox for LinuxSandbox {
 #[derive(Debug)]
 struct HelperArgs {
     policy: SandboxPolicy,
+    protection: Protection,
     cwd: PathBuf,
     command: Vec<OsString>,
 }
 
 fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
     let mut policy = None;
+    let mut protection = Protection::default();
     let mut cwd = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -128,6 +151,12 @@ fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
                         .map_err(|e| format!("bad --policy: {e}"))?,
                 );
             }
+            Some("--protect") => {
+                let v = it.next().ok_or("--protect needs a value")?;
+                let v = v.to_str().ok_or("--protect is not UTF-8")?;
+                protection = serde_json::from_str::<Protection>(v)
+                    .map_err(|e| format!("bad --protect: {e}"))?;
+            }
             Some("--cwd") => cwd = Some(PathBuf::from(it.next().ok_or("--cwd needs a value")?)),
             Some("--") => break,
             _ => return Err(format!("unexpected argument {a:?}")),
@@ -139,16 +168,17 @@ fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
     }
     Ok(HelperArgs {
         policy: policy.ok_or("--policy is required")?,
+        protection,
         cwd: cwd.ok_or("--cwd is required")?,
         command,
     })
 }
 
-/// The read-only islands of `roots`: their `.git` entries.
+/// The read-only islands of `roots`: their `.git` and `.codex` entries.
 pub fn read_only_islands(roots: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = roots
         .iter()
-        .map(|r| r.join(".git"))
+        .flat_map(|r| [r.join(".git"), r.join(".codex")])
         .filter(|g| g.symlink_metadata().is_ok())
         .filter_map(|g| std::fs::canonicalize(&g).ok())
         .collect();
@@ -157,15 +187,57 @@ pub fn read_only_islands(roots: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Confines this process to `policy`.
-fn confine(policy: &SandboxPolicy, cwd: &Path) -> Result<(), String> {
+/// Whether `path` is `allowed` or lies beneath one of them.
+fn covered_by(path: &Path, allowed: &[PathBuf]) -> bool {
+    allowed.iter().any(|a| path.starts_with(a))
+}
+
+/// Sets up the mount namespace: read-only islands first, then what is
+/// hidden on top (a hidden path may lie inside an island).
+fn arrange_mounts(roots: &[PathBuf], protection: &Protection) -> Result<(), String> {
+    let canonical = |paths: &[PathBuf]| -> Vec<PathBuf> {
+        paths
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect()
+    };
+    let mut read_only = read_only_islands(roots);
+    // Read-only paths outside every writable root are read-only already.
+    read_only.extend(
+        canonical(&protection.read_only)
+            .into_iter()
+            .filter(|p| roots.iter().any(|r| p.starts_with(r))),
+    );
+    read_only.sort();
+    read_only.dedup();
+    let mut hidden: Vec<PathBuf> = protection.hidden.clone();
+    if !protection.allow_all_unix_sockets {
+        let allowed = canonical(&protection.allow_unix_sockets);
+        hidden.extend(namespace::bound_unix_sockets().into_iter().filter(|s| {
+            !covered_by(s, &allowed) && !covered_by(s, &protection.allow_unix_sockets)
+        }));
+    }
+    hidden.sort();
+    hidden.dedup();
+    namespace::enter().map_err(|e| e.to_string())?;
+    for p in &read_only {
+        namespace::bind_read_only(p).map_err(|e| e.to_string())?;
+    }
+    for p in &hidden {
+        namespace::hide(p).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Confines this process to `policy`, never reaching what `protection`
+/// protects.
+fn confine(policy: &SandboxPolicy, protection: &Protection, cwd: &Path) -> Result<(), String> {
     let roots: Vec<PathBuf> = policy
         .writable_roots(cwd)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|r| std::fs::canonicalize(r).ok())
         .collect();
-    namespace::make_read_only(&read_only_islands(&roots)).map_err(|e| e.to_string())?;
     let abi = landlock::abi_version().map_err(|e| {
         format!(
             "{e}; kernel {} cannot enforce the {} policy",
@@ -173,6 +245,7 @@ fn confine(policy: &SandboxPolicy, cwd: &Path) -> Result<(), String> {
             policy.mode()
         )
     })?;
+    arrange_mounts(&roots, protection)?;
     let mut rules = landlock::Ruleset::new(abi).map_err(|e| e.to_string())?;
     rules
         .allow(Path::new("/"), landlock::READ_RIGHTS)
@@ -209,10 +282,12 @@ fn confine(policy: &SandboxPolicy, cwd: &Path) -> Result<(), String> {
             ..
         }
     );
-    if !network {
-        seccomp::install(&seccomp::no_network())
-            .map_err(|e| format!("cannot install the network filter: {e}"))?;
-    }
+    let filter = seccomp::confinement(seccomp::FilterPolicy {
+        network,
+        unix_connect: protection.allow_all_unix_sockets
+            || !protection.allow_unix_sockets.is_empty(),
+    });
+    seccomp::install(&filter).map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
     Ok(())
 }
 
@@ -227,7 +302,7 @@ pub fn helper_main(args: &[OsString]) -> i32 {
             return SETUP_FAILED;
         }
     };
-    if let Err(e) = confine(&parsed.policy, &parsed.cwd) {
+    if let Err(e) = confine(&parsed.policy, &parsed.protection, &parsed.cwd) {
         eprintln!("{SETUP_FAILED_PREFIX} {e}");
         return SETUP_FAILED;
     }
