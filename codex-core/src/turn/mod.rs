@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -508,7 +509,10 @@ fn user_response_item(input: &[UserInput]) -> Result<ResponseItem, String> {
                     _ => return Err(format!("unsupported image type: {}", path.display())),
                 };
                 content.push(ContentItem::InputImage {
-                    image_url: format!("data:{mime};base64,{}", base64_encode(&bytes)),
+                    image_url: format!(
+                        "data:{mime};base64,{}",
+                        base64::engine::general_purpose::STANDARD.encode(&bytes)
+                    ),
                 });
             }
         }
@@ -521,32 +525,6 @@ fn user_response_item(input: &[UserInput]) -> Result<ResponseItem, String> {
         role: "user".into(),
         content,
     })
-}
-
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
 }
 
 struct TurnRun<'a> {
@@ -944,9 +922,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64() {
-        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
-        assert_eq!(base64_encode(b"hi!"), "aGkh");
-        assert_eq!(base64_encode(b"a"), "YQ==");
+    fn local_image_becomes_a_padded_base64_data_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.PNG");
+        std::fs::write(&path, b"hi!a").unwrap();
+        let item = user_response_item(&[UserInput::LocalImage { path }]).unwrap();
+        let ResponseItem::Message { content, .. } = item else {
+            panic!("{item:?}");
+        };
+        assert!(
+            matches!(&content[..], [ContentItem::InputImage { image_url }]
+                if image_url == "data:image/png;base64,aGkhYQ=="),
+            "{content:?}"
+        );
     }
 }
