@@ -2,21 +2,43 @@
 //! cache) as it is appended, so a worker killed with `kill -9` loses nothing
 //! it recorded; [`RolloutWriter::sync`] makes it durable against power loss
 //! (fsync, at turn boundaries).
+//!
+//! A line that cannot be written (a full disk, an I/O error) is never left
+//! half-written: the file is cut back to its last complete line, and the
+//! line waits in a bounded backlog, in order, to be written before anything
+//! else. Until the backlog is empty every [`append`](RolloutWriter::append)
+//! and [`sync`](RolloutWriter::sync) reports the failure, so the turn that
+//! could not be recorded is never reported as completed; once the disk
+//! takes the lines again, the file is whole.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::line::{timestamp_now, RolloutItem, RolloutLine};
+
+/// Bytes of unwritten lines kept for a retry; beyond, lines are lost (and
+/// the record says so at every sync).
+const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct RolloutWriter {
     path: PathBuf,
     /// `None` until the first line is written (deferred creation).
-    out: Option<BufWriter<File>>,
+    out: Option<File>,
     /// The first line of a deferred file.
     pending_first: Option<RolloutItem>,
     ordinal: u64,
+    /// Length of the file up to its last complete line.
+    len: u64,
+    /// Encoded lines not written yet, oldest first.
+    backlog: VecDeque<Vec<u8>>,
+    backlog_bytes: usize,
+    /// Lines dropped because the backlog was full.
+    lost: u64,
+    /// This writer created the file (a failed first write may have left it).
+    created: bool,
 }
 
 impl RolloutWriter {
@@ -36,6 +58,11 @@ impl RolloutWriter {
             out: None,
             pending_first: first,
             ordinal: 0,
+            len: 0,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            lost: 0,
+            created: false,
         }
     }
 
@@ -44,20 +71,26 @@ impl RolloutWriter {
     /// bytes stay as an unparsable line that readers skip.
     pub fn open_append(path: &Path, next_ordinal: u64) -> std::io::Result<Self> {
         let mut file = OpenOptions::new().read(true).append(true).open(path)?;
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
         if len > 0 {
             let mut last = [0u8; 1];
             file.seek(SeekFrom::Start(len - 1))?;
             file.read_exact(&mut last)?;
             if last[0] != b'\n' {
                 file.write_all(b"\n")?;
+                len += 1;
             }
         }
         Ok(Self {
             path: path.to_path_buf(),
-            out: Some(BufWriter::new(file)),
+            out: Some(file),
             pending_first: None,
             ordinal: next_ordinal,
+            len,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            lost: 0,
+            created: true,
         })
     }
 
@@ -70,19 +103,31 @@ impl RolloutWriter {
         self.out.is_some()
     }
 
+    /// Appends a line. An error means the line (and maybe earlier ones) is
+    /// not in the file yet; it is retried before the next line.
     pub fn append(&mut self, item: RolloutItem) -> std::io::Result<()> {
-        self.ensure_open()?;
-        self.write_line(item)
+        if self.out.is_none() {
+            if let Some(first) = self.pending_first.take() {
+                self.queue(first)?;
+            }
+        }
+        self.queue(item)?;
+        self.write_backlog()
     }
 
-    /// Writes everything buffered and waits until it is on disk (a deferred
-    /// file that was never created has nothing to sync).
+    /// Writes every pending line and waits until the file is on disk (a
+    /// deferred file that was never created has nothing to sync). Fails while
+    /// a line is missing from the file.
     pub fn sync(&mut self) -> std::io::Result<()> {
+        self.write_backlog()?;
+        if self.lost > 0 {
+            return Err(std::io::Error::other(format!(
+                "{} lines could not be written and were dropped",
+                self.lost
+            )));
+        }
         match self.out.as_mut() {
-            Some(out) => {
-                out.flush()?;
-                out.get_ref().sync_data()
-            }
+            Some(out) => out.sync_data(),
             None => Ok(()),
         }
     }
@@ -94,34 +139,81 @@ impl RolloutWriter {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&self.path)?;
-        self.out = Some(BufWriter::new(file));
+        let file = if self.created {
+            // Created by an earlier attempt whose first line failed: it holds
+            // nothing complete.
+            let f = OpenOptions::new().append(true).open(&self.path)?;
+            f.set_len(0)?;
+            f
+        } else {
+            OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&self.path)?
+        };
+        self.created = true;
+        self.out = Some(file);
+        self.len = 0;
         if let Some(first) = self.pending_first.take() {
-            self.write_line(first)?;
+            self.backlog.push_front(encode(first, &mut self.ordinal)?);
         }
         Ok(())
     }
 
-    fn write_line(&mut self, item: RolloutItem) -> std::io::Result<()> {
-        let line = RolloutLine {
-            timestamp: timestamp_now(),
-            item,
-            ordinal: Some(self.ordinal),
-        };
-        let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("rollout writer not open"))?;
-        out.write_all(&bytes)?;
-        out.flush()?;
-        self.ordinal += 1;
+    /// Encodes `item` as the next line and queues it.
+    fn queue(&mut self, item: RolloutItem) -> std::io::Result<()> {
+        let bytes = encode(item, &mut self.ordinal)?;
+        if self.backlog_bytes + bytes.len() > MAX_BACKLOG_BYTES {
+            self.lost += 1;
+            return Err(std::io::Error::other(format!(
+                "{} lines could not be written and were dropped",
+                self.lost
+            )));
+        }
+        self.backlog_bytes += bytes.len();
+        self.backlog.push_back(bytes);
         Ok(())
     }
+
+    /// Writes the backlog in order; on failure cuts the file back to its last
+    /// complete line and keeps the rest.
+    fn write_backlog(&mut self) -> std::io::Result<()> {
+        if self.backlog.is_empty() {
+            return Ok(());
+        }
+        self.ensure_open()?;
+        let Some(out) = self.out.as_mut() else {
+            return Err(std::io::Error::other("rollout writer not open"));
+        };
+        while let Some(line) = self.backlog.front() {
+            if let Err(e) = out.write_all(line) {
+                // Nothing half-written stays behind to glue onto the next line.
+                if let Err(cut) = out.set_len(self.len) {
+                    tracing::error!(
+                        "cannot cut {} back to its last line: {cut}",
+                        self.path.display()
+                    );
+                }
+                return Err(e);
+            }
+            self.len += line.len() as u64;
+            self.backlog_bytes -= line.len();
+            self.backlog.pop_front();
+        }
+        Ok(())
+    }
+}
+
+fn encode(item: RolloutItem, ordinal: &mut u64) -> std::io::Result<Vec<u8>> {
+    let line = RolloutLine {
+        timestamp: timestamp_now(),
+        item,
+        ordinal: Some(*ordinal),
+    };
+    let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    *ordinal += 1;
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -349,6 +349,11 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
                 cfg.turn_timeout.as_secs()
             ),
         })),
+        // Work that cannot be recorded stops at once.
+        message = sink.unsaved() => Err(TurnEnd::Failed(TurnError {
+            kind: TurnErrorKind::Other,
+            message,
+        })),
     };
     tool_ctx.cancel.cancel();
     // A dropped body may have left function calls without outputs; the
@@ -417,8 +422,7 @@ async fn finish(
             "duration_ms": duration_ms,
         })),
     }
-    if let Err(e) = sink.sync().await {
-        let message = format!("could not save the session file: {e}");
+    if let Err(message) = sink.sync().await {
         status = TurnStatus::Failed {
             error: TurnError {
                 kind: TurnErrorKind::Other,

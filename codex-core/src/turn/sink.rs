@@ -19,6 +19,8 @@ pub struct EventSink {
     tx: mpsc::Sender<Event>,
     rollout: Option<RolloutHandle>,
     thread_id: String,
+    /// Why the session file is missing lines, while it is.
+    unsaved: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 impl EventSink {
@@ -27,7 +29,30 @@ impl EventSink {
             tx,
             rollout,
             thread_id,
+            unsaved: Arc::new(tokio::sync::watch::channel(None).0),
         }
+    }
+
+    /// Resolves, with the reason, as soon as a line of the session file
+    /// cannot be written: the turn must not go on as if it were recorded.
+    pub async fn unsaved(&self) -> String {
+        let mut rx = self.unsaved.subscribe();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn set_unsaved(&self, why: Option<String>) {
+        self.unsaved.send_if_modified(|cur| {
+            let changed = *cur != why;
+            *cur = why;
+            changed
+        });
     }
 
     /// Sends an event; completed items are also recorded in the rollout.
@@ -62,34 +87,48 @@ impl EventSink {
         self.record(RolloutItem::EventMsg(payload));
     }
 
-    /// Appends any rollout line; a failing disk is logged, the turn goes on
-    /// (and fails at the next sync, before it is reported complete).
+    /// Appends any rollout line. A line the disk does not take waits in the
+    /// writer's backlog; the failure is signalled through
+    /// [`unsaved`](Self::unsaved), so the turn fails rather than completes.
     pub fn record(&self, item: RolloutItem) {
-        if let Some(r) = &self.rollout {
-            if let Ok(mut w) = r.lock() {
-                if let Err(e) = w.append(item) {
-                    tracing::error!("writing rollout {}: {e}", w.path().display());
-                }
+        let Some(r) = &self.rollout else { return };
+        let Ok(mut w) = r.lock() else { return };
+        match w.append(item) {
+            Ok(()) => self.set_unsaved(None),
+            Err(e) => {
+                let why = unsaved_message(w.path(), &e);
+                tracing::error!("{why}");
+                self.set_unsaved(Some(why));
             }
         }
     }
 
-    /// Flushes the rollout and waits for the disk.
-    pub async fn sync(&self) -> std::io::Result<()> {
+    /// Writes what is pending and waits for the disk. The error names the
+    /// session file.
+    pub async fn sync(&self) -> Result<(), String> {
         let Some(r) = self.rollout.clone() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || match r.lock() {
-            Ok(mut w) => w.sync(),
-            Err(_) => Err(std::io::Error::other("rollout writer poisoned")),
+        let result = tokio::task::spawn_blocking(move || match r.lock() {
+            Ok(mut w) => w.sync().map_err(|e| unsaved_message(w.path(), &e)),
+            Err(_) => Err("the session file's writer is poisoned".to_string()),
         })
         .await
-        .map_err(std::io::Error::other)?
+        .unwrap_or_else(|e| Err(format!("the session file could not be written: {e}")));
+        self.set_unsaved(result.clone().err());
+        result
     }
 
     pub fn thread_id(&self) -> &str {
         &self.thread_id
     }
+}
+
+fn unsaved_message(path: &std::path::Path, e: &std::io::Error) -> String {
+    format!(
+        "the session file {} could not be written: {e}",
+        path.display()
+    )
 }
 
 fn user_text(content: &[UserInput]) -> String {
