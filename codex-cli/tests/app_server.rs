@@ -376,22 +376,66 @@ async fn protocol_errors_get_upstreams_answers_and_the_connection_survives() {
         c.response(id).await["error"]["message"],
         "Already initialized"
     );
-    // Undecodable input: no reply, the connection stays.
+    // Undecodable input without an id: no reply, the connection stays.
     c.send_raw("{this is not json").await;
-    c.send_raw(r#"{"id": 902}"#).await;
     c.send_raw(r#"[{"id": 903, "method": "thread/list", "params": {}}]"#)
         .await;
     c.send_raw(r#"{"method": "no/suchNotification", "params": {}}"#)
         .await;
+    // Undecodable requests with an id: an error reply each (upstream drops
+    // them, and its client waits forever).
+    c.send_raw(r#"{"id": 902}"#).await;
+    let r = c.next_reply().await;
+    assert_eq!(
+        r,
+        json!({"id": 902, "error": {"code": -32600, "message": "Invalid request: missing field `method`"}})
+    );
     c.send_raw(&format!(
-        "{{\"id\": 906, \"method\": \"thread/list\", \"params\": {{\"pad\": \"{}\"}}}}",
+        "{{\"method\": \"thread/list\", \"params\": {{\"pad\": \"{}\"}}, \"id\": 906}}",
         "x".repeat(9 * 1024 * 1024)
     ))
     .await;
+    let r = c.next_reply().await;
+    assert_eq!(r["id"], 906, "the oversized request is answered: {r}");
+    assert_eq!(r["error"]["code"], -32600);
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("over the 8388608-byte limit"), "{msg}");
+    c.send_raw(&format!(
+        r#"{{"id": "deep", "method": "thread/list", "params": {}{}}}"#,
+        "[".repeat(1000),
+        "]".repeat(1000)
+    ))
+    .await;
+    let r = c.next_reply().await;
+    assert_eq!(r["id"], "deep");
+    assert_eq!(r["error"]["code"], -32700);
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit"),
+        "{r}"
+    );
+    c.send_raw(r#"{"id": 907, "method": "thread/list", "params": {"#)
+        .await;
+    let r = c.next_reply().await;
+    assert_eq!(
+        (r["id"].clone(), r["error"]["code"].clone()),
+        (json!(907), json!(-32700))
+    );
+    // A lone surrogate (JavaScript's JSON.stringify emits them) is U+FFFD.
+    c.send_raw(r#"{"id": 908, "method": "thread/list", "params": {"searchTerm": "\ud800"}}"#)
+        .await;
+    let r = c.next_reply().await;
+    assert_eq!(r["id"], 908);
+    assert!(
+        r.get("result").is_some(),
+        "a lone surrogate is accepted: {r}"
+    );
     c.send_raw(r#"{"id": 900, "method": "no/suchMethod", "params": {}}"#)
         .await;
     let r = c.next_reply().await;
-    assert_eq!(r["id"], 900, "nothing answered the undecodable lines: {r}");
+    assert_eq!(r["id"], 900, "nothing answered the id-less lines: {r}");
     assert_eq!(r["error"]["code"], -32600);
     assert!(r["error"]["message"].as_str().unwrap().starts_with(
         "Invalid request: unknown variant `no/suchMethod`, expected one of `initialize`"

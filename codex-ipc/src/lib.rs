@@ -11,6 +11,7 @@ pub mod app_server;
 pub mod broker_link;
 pub mod exec_events;
 pub mod framing;
+pub mod id_scan;
 pub mod jsonrpc;
 pub mod launcher;
 pub mod link;

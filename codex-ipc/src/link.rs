@@ -210,7 +210,7 @@ where
                     Err(e) => tracing::warn!("{what}: undecodable link message: {e}"),
                 }
             }
-            Ok(Some(Frame::TooLarge(n))) => {
+            Ok(Some(Frame::TooLarge { bytes: n, .. })) => {
                 tracing::warn!("{what}: link message of {n} bytes dropped (over the cap)")
             }
             Ok(None) | Err(_) => return,

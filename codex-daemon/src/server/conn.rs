@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use codex_core::CancellationToken;
 use codex_ipc::framing::{read_frame, Frame};
-use codex_ipc::jsonrpc::{self, Incoming, RequestId, RpcError};
+use codex_ipc::jsonrpc::{self, DecodeError, Incoming, RequestId, RpcError};
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -205,22 +205,24 @@ where
             f = read_frame(&mut reader, MAX_FRAME_BYTES) => f,
             _ = conn.closed.cancelled() => break,
         };
-        let line = match frame {
-            Ok(Some(Frame::Line(l))) => l,
-            Ok(Some(Frame::TooLarge(n))) => {
-                tracing::warn!("connection {}: dropped a {n}-byte message (over the {MAX_FRAME_BYTES}-byte cap)", conn.id);
-                continue;
+        let decoded = match frame {
+            Ok(Some(Frame::Line(l))) if l.trim().is_empty() => continue,
+            Ok(Some(Frame::Line(l))) => jsonrpc::decode(&l),
+            Ok(Some(Frame::TooLarge { bytes, id })) => {
+                Err(DecodeError::too_large(bytes, MAX_FRAME_BYTES, id))
             }
             Ok(None) | Err(_) => break,
         };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let msg = match jsonrpc::decode(&line) {
+        let msg = match decoded {
             Ok(m) => m,
             Err(e) => {
-                // Upstream's behaviour: log, no reply, keep the connection.
-                tracing::warn!("{e}");
+                // Logged, and the connection lives on. Upstream never answers;
+                // a request whose id we could recover is answered, so its
+                // sender does not wait forever.
+                tracing::warn!("connection {}: {e}", conn.id);
+                if let Some((id, err)) = e.reply() {
+                    conn.error(&id, &err);
+                }
                 continue;
             }
         };
