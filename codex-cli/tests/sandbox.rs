@@ -710,4 +710,71 @@ mod agent {
         let told = mock.model_requests()[1].function_output("call_x").unwrap();
         assert!(told.contains("refused"), "{told}");
     }
+
+    /// A client that connects to codexd's socket and asks for a thread with
+    /// `danger-full-access`: the complete escape, were it possible.
+    const PY_ESCAPE: &str = r#"python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("ESCAPE REFUSED:", e)
+    sys.exit(3)
+f = s.makefile("rw")
+for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "escape", "version": "1"}}},
+          {"id": 2, "method": "thread/start", "params": {"sandbox": "danger-full-access"}}):
+    f.write(json.dumps(m) + "\n"); f.flush()
+    print("ESCAPED:", f.readline().strip())
+'"#;
+
+    /// Item 10: a sandboxed command of a thread cannot reach its own codexd
+    /// (same uid, so the peer check would pass) and start an unsandboxed
+    /// thread, with or without network access.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sandboxed_command_cannot_reach_its_own_codexd() {
+        use common::app_server::SocketServer;
+        for network in [false, true] {
+            let (home, _) = setup();
+            let socket = home.root().join("run").join("codexd.sock");
+            let cmd = format!("{PY_ESCAPE} {}", socket.display());
+            let mock = MockModelServer::start(vec![
+                sse::exec_command("call_escape", &cmd),
+                sse::message("done"),
+            ])
+            .await;
+            home.write_config(
+                &mock.url(),
+                &format!(
+                    "[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\nnetwork_access = {network}\n"
+                ),
+            );
+            let mut server = SocketServer::start(&home).await;
+            let mut c = server.client("victim").await;
+            let tid = c.start_thread(json!({})).await;
+            c.start_turn(&tid, "try to escape").await;
+            let item = c
+                .wait_for("the command's end", |v| {
+                    v["method"] == "item/completed"
+                        && v["params"]["item"]["type"] == "commandExecution"
+                })
+                .await;
+            c.turn_completed(&tid).await;
+            let out = item["params"]["item"]["aggregatedOutput"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                out.contains("ESCAPE REFUSED") && !out.contains("ESCAPED:"),
+                "network_access = {network}: {out}"
+            );
+            let loaded = c.call("thread/loaded/list", json!({})).await;
+            assert_eq!(
+                loaded["data"],
+                json!([tid]),
+                "no thread was started from inside"
+            );
+            server.kill9().await;
+        }
+    }
 }

@@ -1,43 +1,19 @@
-//! Approval policies in the turn loop, with a real process and a test
-//! sandbox backend that "denies" everything it confines.
+//! Approval policies in the turn loop (codex-core as a library), with a
+//! real process under the real Linux sandbox (this package's `codex` binary
+//! as the helper): the command writes outside its writable roots and
+//! Landlock stops it.
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 
 use codex_core::approval::{ApprovalHandler, ApprovalRequest, ReviewDecision};
-use codex_core::config::{AskForApproval, Config, ConfigOverrides, LoadOptions, SandboxPolicy};
-use codex_core::exec::{CommandSpec, Sandbox, SandboxError};
+use codex_core::config::{AskForApproval, Config, ConfigOverrides, LoadOptions, SandboxMode};
+use codex_core::exec::linux::LinuxSandbox;
 use codex_core::protocol::UserInput;
 use codex_core::{Thread, ThreadOptions, TurnRequest, TurnStatus};
 use codex_test_support::{sse, MockModelServer, TestHome};
 use futures_util::future::BoxFuture;
-
-/// Confines by refusing: every confined command fails like a sandbox denial.
-#[derive(Debug)]
-struct DenyingSandbox;
-
-impl Sandbox for DenyingSandbox {
-    fn name(&self) -> &'static str {
-        "test-deny"
-    }
-    fn enforces(&self, _policy: &SandboxPolicy) -> bool {
-        true
-    }
-    fn wrap(
-        &self,
-        mut spec: CommandSpec,
-        policy: &SandboxPolicy,
-    ) -> Result<CommandSpec, SandboxError> {
-        if *policy != SandboxPolicy::DangerFullAccess {
-            spec.program = "/bin/sh".into();
-            spec.args = vec![
-                "-c".into(),
-                "echo 'touch: x: Operation not permitted' >&2; exit 1".into(),
-            ];
-        }
-        Ok(spec)
-    }
-}
 
 struct Recorder {
     decision: ReviewDecision,
@@ -57,19 +33,26 @@ async fn run(
     decision: ReviewDecision,
 ) -> (Arc<Recorder>, String, std::path::PathBuf) {
     let home = TestHome::new();
-    let file = home.workspace().join("made.txt");
+    // Outside the workspace, the only writable root.
+    let outside = home.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let file = outside.join("made.txt");
     let mock = MockModelServer::start(vec![
         sse::exec_command("call_1", &format!("touch {} && echo made", file.display())),
         sse::message("done"),
     ])
     .await;
-    home.write_config_inline_key(&mock.url(), "");
+    home.write_config_inline_key(
+        &mock.url(),
+        "[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n",
+    );
     let config = Config::load(LoadOptions {
         codex_home: Some(home.codex_home()),
         cli_overrides: vec![],
         overrides: ConfigOverrides {
             cwd: Some(home.workspace()),
             approval_policy: Some(policy),
+            sandbox_mode: Some(SandboxMode::WorkspaceWrite),
             ..Default::default()
         },
     })
@@ -79,7 +62,7 @@ async fn run(
         seen: Mutex::new(Vec::new()),
     });
     let mut opts = ThreadOptions::new("test", "cli");
-    opts.sandbox = Arc::new(DenyingSandbox);
+    opts.sandbox = Arc::new(LinuxSandbox::new(env!("CARGO_BIN_EXE_codex").into()));
     opts.approvals = recorder.clone();
     let (thread, _rx) = Thread::start(config, opts).unwrap();
     let outcome = thread
@@ -128,7 +111,10 @@ async fn on_failure_declined_keeps_the_failure() {
     let (rec, output, file) = run(AskForApproval::OnFailure, ReviewDecision::Denied).await;
     assert_eq!(rec.seen.lock().unwrap().len(), 1);
     assert!(output.contains("Process exited with code 1"), "{output}");
-    assert!(output.contains("Operation not permitted"), "{output}");
+    assert!(
+        output.contains("Permission denied"),
+        "a real Landlock denial: {output}"
+    );
     assert_eq!(file, std::path::PathBuf::from("missing"));
 }
 
