@@ -426,13 +426,31 @@ async fn a_flooding_connection_sheds_only_its_own_excess() {
         Duration::from_millis(200),
     )])
     .await;
+    // The flooder's first request holds its connection's (sequential)
+    // processing for a while, so what follows must queue or be shed.
+    mock.set_models_delay(Duration::from_secs(3));
     home.write_config(&mock.url(), "");
     let mut server = SocketServer::start(&home).await;
     let daemon = server.pid();
     let mut good = server.client("good").await;
     let t = good.start_thread(json!({})).await;
+    let baseline = procs::rss_bytes(daemon);
+    // codexd's memory, sampled all through the flood.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(procs::rss_bytes(daemon));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            peak
+        })
+    };
 
-    // The flood: 10,000 requests written without reading a byte back.
+    // The flood: 20,000 requests written without reading a byte back.
+    const FLOOD: usize = 20_000;
     let stream = tokio::net::UnixStream::connect(&server.socket)
         .await
         .unwrap();
@@ -442,7 +460,7 @@ async fn a_flooding_connection_sheds_only_its_own_excess() {
         let hello = json!({"id": "init", "method": "initialize", "params": {"clientInfo": {"name": "flood", "version": "1"}}});
         let _ = flood_w.write_all(format!("{hello}\n").as_bytes()).await;
         let mut batch = String::new();
-        for i in 0..10_000 {
+        for i in 0..FLOOD {
             batch.push_str(&json!({"id": i, "method": "model/list", "params": {}}).to_string());
             batch.push('\n');
             if i % 100 == 99 {
@@ -465,10 +483,9 @@ async fn a_flooding_connection_sheds_only_its_own_excess() {
         .await
         .expect("the flooder's writes never ended: codexd neither read nor dropped it")
         .unwrap();
-    let rss = procs::rss_bytes(daemon);
-    assert!(rss < 200 * 1024 * 1024, "codexd RSS {rss} bytes");
 
-    // What the flooder gets: shed requests (-32001) and/or a disconnect.
+    // What the flooder gets: its excess shed (-32001), then a disconnect
+    // once thousands of replies sat unread.
     let mut flood = Client::new(
         Box::new(tokio::io::BufReader::new(flood_r)),
         Box::new(tokio::io::sink()),
@@ -477,6 +494,8 @@ async fn a_flooding_connection_sheds_only_its_own_excess() {
         .drain_to_eof(WAIT)
         .await
         .expect("codexd never closed the flooder's connection");
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap();
     let (mut ok, mut shed) = (0, 0);
     for m in &flood.seen {
         match m {
@@ -486,15 +505,69 @@ async fn a_flooding_connection_sheds_only_its_own_excess() {
             m => panic!("unexpected {m}"),
         }
     }
-    assert!(
-        shed > 0 || ok < 10_000,
-        "every request was served: nothing shed (ok {ok}, shed {shed})"
+    eprintln!(
+        "flood: {ok} served, {shed} shed (seen before the disconnect); codexd RSS {} -> peak {} KiB",
+        baseline / 1024,
+        peak / 1024
     );
-    eprintln!("flood: {ok} served, {shed} shed, then disconnected");
+    // Only the queue (128) and the one request in progress can be served
+    // before the slow first answer; the rest was shed at once.
+    assert!(ok <= 130, "{ok} served: the ingress queue is not bounded");
+    assert!(shed >= 1_000, "only {shed} shed");
+    // The unread replies are bounded too (8192 messages, then disconnect).
+    let growth = peak.saturating_sub(baseline);
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "codexd grew by {growth} bytes during the flood"
+    );
     // codexd is unharmed and still serves; the flooder was dropped.
     let status = good.status().await;
     assert_eq!(status["pid"], daemon);
     assert_eq!(status["connections"], 1, "the flooder was disconnected");
+    server.kill9().await;
+}
+
+/// `max_loaded_threads` workers at once: one more is refused with `-32001`,
+/// the loaded ones keep working, and room frees up as one unloads.
+#[tokio::test(flavor = "multi_thread")]
+async fn loading_past_max_loaded_threads_is_shed_and_others_carry_on() {
+    let home = TestHome::new();
+    let mock = MockModelServer::start(vec![
+        sse::message("one"),
+        sse::message("two"),
+        sse::message("three"),
+    ])
+    .await;
+    home.write_config(&mock.url(), "[codexd]\nmax_loaded_threads = 2\n");
+    let mut server = SocketServer::start(&home).await;
+    let mut a = server.client("a").await;
+    let t1 = a.start_thread(json!({})).await;
+    let t2 = a.start_thread(json!({})).await;
+    let id = a.request("thread/start", json!({})).await;
+    let r = a.response(id).await;
+    assert_eq!(error_code(&r), -32001, "{r}");
+    assert_eq!(r["error"]["message"], "Server overloaded; retry later.");
+    assert_eq!(a.status().await["threads"].as_array().unwrap().len(), 2);
+    // The loaded threads are untouched.
+    for t in [&t1, &t2] {
+        a.start_turn(t, "hello").await;
+        let done = a.turn_completed(t).await;
+        assert_eq!(done["params"]["turn"]["status"], "completed");
+    }
+    // One unloads (archived): a new thread fits again.
+    a.call("thread/archive", json!({"threadId": t2})).await;
+    let deadline = Instant::now() + WAIT;
+    while a.status().await["threads"].as_array().unwrap().len() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the archived thread never unloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let t3 = a.start_thread(json!({})).await;
+    a.start_turn(&t3, "hello").await;
+    let done = a.turn_completed(&t3).await;
+    assert_eq!(done["params"]["turn"]["status"], "completed");
     server.kill9().await;
 }
 
