@@ -55,7 +55,7 @@ pub fn parse<T: DeserializeOwned>(params: &Value) -> Result<T, RpcError> {
         .map_err(|e| RpcError::invalid_request(format!("Invalid request: {e}")))
 }
 
-/// `initialize` params.
+/// `initialize` params (also sent by [`super::client::Client`]).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializeParams {
