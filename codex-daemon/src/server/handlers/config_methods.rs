@@ -1,5 +1,7 @@
 //! `config/read`: `$CODEX_HOME/config.toml` with the daemon's `-c`
-//! overrides applied, and where each top-level key came from.
+//! overrides applied, and where each top-level key came from. A file that
+//! cannot be read or parsed is an error naming the file, line and reason
+//! (as `codex exec` reports it), never an empty config.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +18,8 @@ impl Server {
     pub(super) fn config_read(&self, params: &Value) -> Result<ConfigReadResponse, RpcError> {
         let p: ConfigReadParams = methods::parse(params)?;
         let path = self.codex_home().join(codex_core::config::CONFIG_FILE_NAME);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let mut table: codex_core::config::TomlTable = text.parse().unwrap_or_default();
+        let (text, mut table) = codex_core::config::read_config_file(&path)
+            .map_err(|e| RpcError::invalid_request(e.to_string()))?;
         for o in &self.opts.config_overrides {
             o.apply(&mut table);
         }
