@@ -5,10 +5,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use codex_ipc::app_server::client::{Client, ClientError};
+use codex_ipc::app_server::codexd_status::{ContainmentMode, StatusReport, METHOD};
+use codex_ipc::app_server::methods::ClientInfo;
+use codex_ipc::app_server::objects::ThreadStatusView;
 
 /// How long the whole exchange may take.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -71,38 +73,24 @@ async fn status(socket: Option<PathBuf>, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fetch(socket: &std::path::Path) -> anyhow::Result<Value> {
-    let stream = tokio::net::UnixStream::connect(socket).await.with_context(|| {
-        format!(
-            "cannot connect to codexd at {} (is it running? start it with `codex app-server --listen unix://`)",
-            socket.display()
-        )
-    })?;
-    let (r, mut w) = stream.into_split();
-    let mut lines = BufReader::new(r).lines();
-    let hello = json!({"id": 0, "method": "initialize", "params": {
-        "clientInfo": {"name": "codex_daemon_status", "title": null, "version": env!("CARGO_PKG_VERSION")}
-    }});
-    let ask = json!({"id": 1, "method": "codexd/status", "params": {}});
-    let mut out = String::new();
-    for msg in [hello, json!({"method": "initialized"}), ask] {
-        out.push_str(&msg.to_string());
-        out.push('\n');
-    }
-    w.write_all(out.as_bytes()).await?;
-    while let Some(line) = lines.next_line().await? {
-        let Ok(v) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if v.get("method").is_some() || v["id"] != 1 {
-            continue;
+async fn fetch(socket: &std::path::Path) -> anyhow::Result<StatusReport> {
+    let info = ClientInfo {
+        name: "codex_daemon_status".into(),
+        title: None,
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let mut client = match Client::connect_unix(socket, info, DEADLINE).await {
+        Ok(c) => c,
+        Err(e @ ClientError::Connect { .. }) => {
+            return Err(anyhow::Error::new(e).context(
+                "cannot reach codexd (is it running? start it with `codex app-server --listen unix://`)",
+            ))
         }
-        if let Some(err) = v.get("error") {
-            bail!("codexd answered with an error: {err}");
-        }
-        return Ok(v["result"].clone());
-    }
-    bail!("codexd closed the connection without answering")
+        Err(e) => return Err(e.into()),
+    };
+    Ok(client
+        .request(METHOD, &serde_json::Map::new(), DEADLINE)
+        .await?)
 }
 
 fn mib(bytes: u64) -> String {
@@ -119,35 +107,37 @@ fn duration(ms: u64) -> String {
 }
 
 /// The human-readable report.
-pub fn render(r: &Value) -> String {
-    let u = |v: &Value| v.as_u64().unwrap_or(0);
-    let l = &r["limits"];
+pub fn render(r: &StatusReport) -> String {
+    let l = &r.limits;
     let mut out = format!(
         "codexd {}  pid {}  up {}  {} connection(s)\ncontainment: {}{}\n",
-        r["version"].as_str().unwrap_or("?"),
-        u(&r["pid"]),
-        duration(u(&r["uptimeMs"])),
-        u(&r["connections"]),
-        r["containment"]["mode"].as_str().unwrap_or("?"),
-        r["containment"]["path"]
-            .as_str()
-            .map(|p| format!(" ({p})"))
+        r.version,
+        r.pid,
+        duration(r.uptime_ms),
+        r.connections,
+        match r.containment.mode {
+            ContainmentMode::Cgroup => "cgroup",
+            ContainmentMode::ProcessTreeSweep => "processTreeSweep",
+        },
+        r.containment
+            .path
+            .as_ref()
+            .map(|p| format!(" ({})", p.display()))
             .unwrap_or_default(),
     );
     out.push_str(&format!(
         "limits: watchdog {} · idle unload {} · CPU soft/hard {}%/{}% over {} · memory soft/hard/cap {}/{}/{} · {} threads max\n",
-        duration(u(&l["watchdogTimeoutMs"])),
-        duration(u(&l["idleUnloadMs"])),
-        u(&l["cpuSoftPercent"]),
-        u(&l["cpuHardPercent"]),
-        duration(u(&l["cpuWindowMs"])),
-        mib(u(&l["memorySoftBytes"])),
-        mib(u(&l["memoryHardBytes"])),
-        mib(u(&l["memoryCapBytes"])),
-        u(&l["maxLoadedThreads"]),
+        duration(l.watchdog_timeout_ms),
+        duration(l.idle_unload_ms),
+        l.cpu_soft_percent,
+        l.cpu_hard_percent,
+        duration(l.cpu_window_ms),
+        mib(l.memory_soft_bytes),
+        mib(l.memory_hard_bytes),
+        mib(l.memory_cap_bytes),
+        l.max_loaded_threads,
     ));
-    let threads = r["threads"].as_array().cloned().unwrap_or_default();
-    if threads.is_empty() {
+    if r.threads.is_empty() {
         out.push_str("no threads loaded\n");
         return out;
     }
@@ -155,17 +145,21 @@ pub fn render(r: &Value) -> String {
         "{:<36}  {:>7}  {:<8}  {:<8}  {:>6}  {:>10}  {:>5}  {:>4}\n",
         "THREAD", "PID", "STATUS", "PRESSURE", "CPU%", "RSS", "PROCS", "SUBS"
     ));
-    for t in threads {
+    for t in &r.threads {
         out.push_str(&format!(
             "{:<36}  {:>7}  {:<8}  {:<8}  {:>6.1}  {:>10}  {:>5}  {:>4}\n",
-            t["threadId"].as_str().unwrap_or("?"),
-            u(&t["pid"]),
-            t["status"]["type"].as_str().unwrap_or("?"),
-            t["pressure"].as_str().unwrap_or("?"),
-            t["cpuPercent"].as_f64().unwrap_or(0.0),
-            mib(u(&t["rssBytes"])),
-            u(&t["processes"]),
-            u(&t["subscribers"]),
+            t.thread_id,
+            t.pid,
+            match t.status {
+                ThreadStatusView::NotLoaded => "notLoaded",
+                ThreadStatusView::Idle => "idle",
+                ThreadStatusView::Active { .. } => "active",
+            },
+            t.pressure.as_str(),
+            t.cpu_percent,
+            mib(t.rss_bytes),
+            t.processes,
+            t.subscribers,
         ));
     }
     out

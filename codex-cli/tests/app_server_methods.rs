@@ -5,66 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
 use codex_test_support::{sse, MockModelServer, MockResponse, TestHome};
 use common::app_server::StdioServer;
+use common::schema::validate;
 use serde_json::{json, Value};
-
-fn schema_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/upstream-protocol/schema");
-    dir.join("ServerNotification.json").exists().then_some(dir)
-}
-
-/// Validates `(request method, message)` pairs with tests/schema/validate.py.
-fn validate(messages: &[(Option<String>, Value)]) {
-    let Some(dir) = schema_dir() else {
-        let msg =
-            "upstream schema not found next to the repository (../shared/upstream-protocol/schema)";
-        if std::env::var("CODEX_REQUIRE_SCHEMA").as_deref() == Ok("1") {
-            panic!("{msg}");
-        }
-        eprintln!("SKIPPED schema validation: {msg}");
-        return;
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/schema/validate.py");
-    let input: String = messages
-        .iter()
-        .map(|(f, m)| format!("{}\n", json!({"for": f, "message": m})))
-        .collect();
-    let mut child = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("No module named 'jsonschema'") {
-        if std::env::var("CODEX_REQUIRE_SCHEMA").as_deref() == Ok("1") {
-            panic!("python3 module jsonschema is missing");
-        }
-        eprintln!("SKIPPED schema validation: jsonschema is not installed");
-        return;
-    }
-    assert!(
-        out.status.success(),
-        "schema violations:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn archive_unarchive_name_models_config_and_their_schemas() {

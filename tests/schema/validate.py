@@ -32,6 +32,8 @@ def main():
         if name.endswith("Params"):
             response_of[method] = name[:-6] + "Response"
     response_of["thread/name/set"] = "ThreadSetNameResponse"
+    # Methods without params have no `*Params` to derive the name from.
+    response_of["account/logout"] = "LogoutAccountResponse"
 
     def branch_for(doc, method):
         for b in doc["oneOf"]:
@@ -53,7 +55,7 @@ def main():
             instance = {k: v for k, v in msg.items()}
         elif "result" in msg:
             name = response_of.get(rec.get("for") or "")
-            if name is None and rec.get("for") == "initialize":
+            if rec.get("for") == "initialize" and name not in defs:
                 schema = json.load(open(os.path.join(schema_dir, "v1", "InitializeResponse.json")))
             else:
                 schema = {"$ref": "#/definitions/" + name, "definitions": defs} if name in defs else None

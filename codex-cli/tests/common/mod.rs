@@ -111,3 +111,4 @@ pub fn rollout_lines(path: &Path) -> Vec<Value> {
 }
 
 pub mod app_server;
+pub mod schema;

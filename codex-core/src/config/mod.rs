@@ -426,9 +426,18 @@ impl Config {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    read_config_file(path).map(|(_, table)| table)
+}
+
+/// Reads and parses a config file as [`Config::load`] does, returning its
+/// text and table: a missing file is empty; one that cannot be read or does
+/// not parse is an error naming the file (and the line and column).
+pub fn read_config_file(path: &Path) -> Result<(String, toml::Table), ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(toml::Table::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((String::new(), toml::Table::new()))
+        }
         Err(source) => {
             return Err(ConfigError::Read {
                 path: path.to_path_buf(),
@@ -436,15 +445,18 @@ fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
             })
         }
     };
-    text.parse::<toml::Table>().map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
-        ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line,
-            column,
-            reason: e.message().to_string(),
+    match text.parse::<toml::Table>() {
+        Ok(table) => Ok((text, table)),
+        Err(e) => {
+            let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+            Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                reason: e.message().to_string(),
+            })
         }
-    })
+    }
 }
 
 fn load_profile_file(codex_home: &Path, name: &str) -> Result<ConfigProfile, ConfigError> {
@@ -507,6 +519,27 @@ mod tests {
                 ..Default::default()
             },
         })
+    }
+
+    #[test]
+    fn config_file_errors_name_file_line_and_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        assert_eq!(read_config_file(&path).unwrap().0, "");
+        std::fs::write(&path, "model = \"m\"\n\n[broken\n").unwrap();
+        let e = read_config_file(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:3:", path.display())), "{e}");
+        assert!(e.contains("invalid TOML"), "{e}");
+        // The same words as `Config::load` (what `codex exec` prints).
+        let loaded = load_with("model = \"m\"\n\n[broken\n", &[]).unwrap_err();
+        assert!(loaded.to_string().contains(":3:"), "{loaded}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let e = read_config_file(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("cannot read {}: ", path.display())),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,9 +7,17 @@ use std::time::Duration;
 
 use codex_core::auth::broker::{AccountInfo, BrokerEvent, LoginKind};
 use codex_core::auth::{BrokerRequest, BrokerResponse};
+use codex_ipc::app_server::methods::{self, CancelLoginAccountParams, LoginAccountParams};
+use codex_ipc::app_server::notifications::{
+    AccountLoginCompletedNotification, AccountUpdatedNotification, ServerNotification,
+};
+use codex_ipc::app_server::objects::plan_type;
+use codex_ipc::app_server::responses::{
+    Account, CancelLoginAccountResponse, CancelLoginAccountStatus, GetAccountResponse,
+    LoginAccountResponse, LogoutAccountResponse,
+};
 use codex_ipc::jsonrpc::RpcError;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::conn::Conn;
 use super::{Reply, Server};
@@ -17,59 +25,13 @@ use super::{Reply, Server};
 /// How long an `account/*` request waits for the broker.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Upstream's `PlanType` values; anything else reads `unknown`.
-const PLAN_TYPES: &[&str] = &[
-    "free",
-    "go",
-    "plus",
-    "pro",
-    "prolite",
-    "promax",
-    "team",
-    "self_serve_business_prolite",
-    "self_serve_business_usage_based",
-    "business",
-    "ent26",
-    "enterprise_cbp_automation",
-    "enterprise_cbp_usage_based",
-    "enterprise",
-    "edu",
-    "edu_plus",
-    "edu_pro",
-    "sci",
-    "sci_plus",
-];
-
-fn plan(p: Option<&str>) -> Value {
-    match p {
-        None => Value::Null,
-        Some(p) if PLAN_TYPES.contains(&p) => json!(p),
-        Some(_) => json!("unknown"),
+/// `account/updated` for what the broker reports.
+fn updated(info: &AccountInfo) -> ServerNotification {
+    AccountUpdatedNotification {
+        auth_mode: info.auth_mode.clone(),
+        plan_type: info.plan_type.as_deref().map(plan_type),
     }
-}
-
-/// `account/updated` params.
-fn updated(info: &AccountInfo) -> Value {
-    json!({"authMode": info.auth_mode, "planType": plan(info.plan_type.as_deref())})
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum LoginParams {
-    #[serde(rename_all = "camelCase")]
-    ApiKey {
-        api_key: String,
-    },
-    Chatgpt {},
-    ChatgptDeviceCode {},
-    #[serde(other)]
-    Other,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CancelParams {
-    login_id: String,
+    .into()
 }
 
 fn broker_err(e: codex_core::auth::AuthError) -> RpcError {
@@ -81,33 +43,32 @@ impl Server {
         self.broker.call(req, DEADLINE).await.map_err(broker_err)
     }
 
-    pub(crate) async fn account_read(&self) -> Result<Value, RpcError> {
+    pub(crate) async fn account_read(&self) -> Result<GetAccountResponse, RpcError> {
         let BrokerResponse::Account(info) = self.ask_broker(BrokerRequest::Account).await? else {
             return Err(RpcError::internal("unexpected broker answer"));
         };
         let account = match info.auth_mode.as_deref() {
-            None => Value::Null,
-            Some("chatgpt") => json!({
-                "type": "chatgpt",
-                "email": info.email,
-                "planType": plan(info.plan_type.as_deref()).as_str().unwrap_or("unknown"),
+            None => None,
+            Some("chatgpt") => Some(Account::Chatgpt {
+                email: info.email,
+                plan_type: plan_type(info.plan_type.as_deref().unwrap_or("unknown")),
             }),
-            Some(_) => json!({"type": "apiKey"}),
+            Some(_) => Some(Account::ApiKey),
         };
-        Ok(json!({
-            "account": account,
-            "requiresOpenaiAuth": self.default_model.1.requires_openai_auth,
-            "userId": null,
-        }))
+        Ok(GetAccountResponse {
+            account,
+            requires_openai_auth: self.default_model.1.requires_openai_auth,
+            user_id: None,
+        })
     }
 
     pub(crate) async fn account_login_start(&self, conn: &Arc<Conn>, params: &Value) -> Reply {
-        let p: LoginParams = match codex_ipc::app_server::methods::parse(params) {
+        let p: LoginAccountParams = match methods::parse(params) {
             Ok(p) => p,
             Err(e) => return Reply::Now(Err(e)),
         };
         let kind = match p {
-            LoginParams::ApiKey { api_key } => {
+            LoginAccountParams::ApiKey { api_key } => {
                 if api_key.trim().is_empty() {
                     return Reply::Now(Err(RpcError::invalid_request(
                         "Invalid request: apiKey is empty",
@@ -125,19 +86,21 @@ impl Server {
                     auth_mode: Some("apikey".into()),
                     ..Default::default()
                 };
-                let done = json!({"loginId": null, "success": true, "error": null, "onboardingEntrypoint": null});
-                self.broadcast_except(conn.id, "account/updated", updated(&info));
-                return Reply::NowThen(
-                    json!({"type": "apiKey"}),
-                    vec![
-                        ("account/login/completed", done),
-                        ("account/updated", updated(&info)),
-                    ],
+                let done = AccountLoginCompletedNotification {
+                    login_id: None,
+                    success: true,
+                    error: None,
+                    onboarding_entrypoint: None,
+                };
+                self.broadcast_except(conn.id, &updated(&info));
+                return Reply::now_then(
+                    &LoginAccountResponse::ApiKey,
+                    vec![done.into(), updated(&info)],
                 );
             }
-            LoginParams::Chatgpt {} => LoginKind::Browser,
-            LoginParams::ChatgptDeviceCode {} => LoginKind::DeviceCode,
-            LoginParams::Other => {
+            LoginAccountParams::Chatgpt {} => LoginKind::Browser,
+            LoginAccountParams::ChatgptDeviceCode {} => LoginKind::DeviceCode,
+            LoginAccountParams::Other => {
                 return Reply::Now(Err(RpcError::invalid_request(
                     "Invalid request: this login type is not supported by this server",
                 )))
@@ -146,43 +109,48 @@ impl Server {
         let originator = conn
             .client_name()
             .unwrap_or_else(|| "codex_app_server".into());
-        match self
+        let answer = match self
             .ask_broker(BrokerRequest::LoginStart { kind, originator })
             .await
         {
-            Ok(BrokerResponse::LoginStarted(s)) => Reply::Now(Ok(match kind {
-                LoginKind::Browser => {
-                    json!({"type": "chatgpt", "loginId": s.login_id, "authUrl": s.auth_url})
-                }
-                LoginKind::DeviceCode => json!({
-                    "type": "chatgptDeviceCode",
-                    "loginId": s.login_id,
-                    "userCode": s.user_code,
-                    "verificationUrl": s.verification_url,
-                }),
-            })),
-            Ok(_) => Reply::Now(Err(RpcError::internal("unexpected broker answer"))),
-            Err(e) => Reply::Now(Err(e)),
-        }
+            Ok(BrokerResponse::LoginStarted(s)) => Ok(match kind {
+                LoginKind::Browser => LoginAccountResponse::Chatgpt {
+                    login_id: s.login_id,
+                    auth_url: s.auth_url,
+                },
+                LoginKind::DeviceCode => LoginAccountResponse::ChatgptDeviceCode {
+                    login_id: s.login_id,
+                    user_code: s.user_code,
+                    verification_url: s.verification_url,
+                },
+            }),
+            Ok(_) => Err(RpcError::internal("unexpected broker answer")),
+            Err(e) => Err(e),
+        };
+        Reply::now(answer)
     }
 
-    pub(crate) async fn account_login_cancel(&self, params: &Value) -> Result<Value, RpcError> {
-        let p: CancelParams = codex_ipc::app_server::methods::parse(params)?;
+    pub(crate) async fn account_login_cancel(
+        &self,
+        params: &Value,
+    ) -> Result<CancelLoginAccountResponse, RpcError> {
+        let p: CancelLoginAccountParams = methods::parse(params)?;
         if uuid::Uuid::parse_str(&p.login_id).is_err() {
             return Err(RpcError::invalid_request(format!(
                 "invalid login id: {}",
                 p.login_id
             )));
         }
-        match self
+        let status = match self
             .ask_broker(BrokerRequest::LoginCancel {
                 login_id: p.login_id,
             })
             .await?
         {
-            BrokerResponse::LoginCancelled { found: true } => Ok(json!({"status": "canceled"})),
-            _ => Ok(json!({"status": "notFound"})),
-        }
+            BrokerResponse::LoginCancelled { found: true } => CancelLoginAccountStatus::Canceled,
+            _ => CancelLoginAccountStatus::NotFound,
+        };
+        Ok(CancelLoginAccountResponse { status })
     }
 
     pub(crate) async fn account_logout(&self, conn: &Arc<Conn>) -> Reply {
@@ -190,8 +158,8 @@ impl Server {
             return Reply::Now(Err(e));
         }
         let note = updated(&AccountInfo::default());
-        self.broadcast_except(conn.id, "account/updated", note.clone());
-        Reply::NowThen(json!({}), vec![("account/updated", note)])
+        self.broadcast_except(conn.id, &note);
+        Reply::now_then(&LogoutAccountResponse {}, vec![note])
     }
 }
 
@@ -210,12 +178,15 @@ pub(crate) async fn forward_broker_events(
                 success,
                 error,
             } => server.broadcast(
-                "account/login/completed",
-                json!({"loginId": login_id, "success": success, "error": error, "onboardingEntrypoint": null}),
+                &AccountLoginCompletedNotification {
+                    login_id: Some(login_id),
+                    success,
+                    error,
+                    onboarding_entrypoint: None,
+                }
+                .into(),
             ),
-            BrokerEvent::AccountUpdated(info) => {
-                server.broadcast("account/updated", updated(&info))
-            }
+            BrokerEvent::AccountUpdated(info) => server.broadcast(&updated(&info)),
         }
     }
 }

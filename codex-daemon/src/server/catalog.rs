@@ -15,14 +15,23 @@ use codex_core::rollout::{
     read_rollout, recorded_turns, thread_id_from_file_name, RecordedTurnStatus, SessionMeta,
     ARCHIVED_SESSIONS_SUBDIR, SESSIONS_SUBDIR,
 };
+use codex_ipc::app_server::items::ItemView;
 use codex_ipc::app_server::objects::{
-    ItemView, ThreadStatusView, ThreadView, TurnStatusView, TurnView,
+    ItemsView, ThreadStatusView, ThreadView, TurnError, TurnStatusView, TurnView,
 };
 use serde_json::Value;
 
 /// How much of a file is scanned for its preview.
 const PREVIEW_SCAN_BYTES: u64 = 1024 * 1024;
 pub const SESSION_INDEX_FILE: &str = "session_index.jsonl";
+
+/// One line of the session index (upstream's file format).
+#[derive(serde::Serialize)]
+struct SessionIndexEntry<'a> {
+    id: &'a str,
+    thread_name: &'a str,
+    updated_at: String,
+}
 
 /// One thread file, summarized.
 #[derive(Debug, Clone)]
@@ -203,11 +212,11 @@ impl Catalog {
     /// Records a thread name.
     pub fn set_name(&self, id: &str, name: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.codex_home)?;
-        let line = serde_json::json!({
-            "id": id,
-            "thread_name": name,
-            "updated_at": codex_core::rollout::timestamp_now(),
-        });
+        let line = serde_json::to_string(&SessionIndexEntry {
+            id,
+            thread_name: name,
+            updated_at: codex_core::rollout::timestamp_now(),
+        })?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -348,8 +357,7 @@ pub fn view_of(s: &ThreadSummary, status: ThreadStatusView, name: Option<String>
 pub fn turn_views(turns: &[codex_core::rollout::RecordedTurn]) -> Vec<TurnView> {
     turns
         .iter()
-        .map(|t| {
-            TurnView {
+        .map(|t| TurnView {
             id: t.id.clone(),
             status: match t.status {
                 RecordedTurnStatus::InProgress => TurnStatusView::InProgress,
@@ -366,14 +374,11 @@ pub fn turn_views(turns: &[codex_core::rollout::RecordedTurn]) -> Vec<TurnView> 
                     completed_at_ms: i.completed_at_ms,
                 })
                 .collect(),
-            items_view: "full",
-            error: t.error.as_ref().map(|m| {
-                serde_json::json!({"message": m, "codexErrorInfo": null, "additionalDetails": null})
-            }),
+            items_view: ItemsView::Full,
+            error: t.error.as_deref().map(TurnError::recorded),
             started_at: t.started_at,
             completed_at: t.completed_at,
             duration_ms: t.duration_ms,
-        }
         })
         .collect()
 }

@@ -9,6 +9,7 @@ mod catalog;
 pub(crate) mod conn;
 mod handlers;
 mod monitor;
+mod send;
 mod status;
 mod thread;
 
@@ -19,12 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
+use codex_ipc::app_server::notifications::{
+    RemoteControlStatus, RemoteControlStatusChangedNotification, ServerNotification,
+};
 use codex_ipc::jsonrpc::{Incoming, RequestId, RpcError};
 use codex_ipc::launcher::Launcher;
 use serde_json::Value;
 
 use crate::containment::Cgroups;
 use crate::limits::Limits;
+use send::ConnSend;
 
 pub use catalog::Catalog;
 pub use conn::Conn;
@@ -166,13 +171,16 @@ impl Server {
     }
 
     /// Sends a notification to every connection.
-    pub(crate) fn broadcast(&self, method: &str, params: Value) {
+    pub(crate) fn broadcast(&self, note: &ServerNotification) {
         // Connection ids start at 1.
-        self.broadcast_except(0, method, params);
+        self.broadcast_except(0, note);
     }
 
     /// Sends a notification to every connection but `except`.
-    pub(crate) fn broadcast_except(&self, except: u64, method: &str, params: Value) {
+    pub(crate) fn broadcast_except(&self, except: u64, note: &ServerNotification) {
+        let Some((method, params)) = send::encode(note) else {
+            return;
+        };
         let conns: Vec<Arc<Conn>> = self
             .conns
             .lock()
@@ -245,8 +253,8 @@ impl Server {
                     Reply::Now(Err(e)) => conn.error(&id, &e),
                     Reply::NowThen(result, then) => {
                         conn.respond(&id, result);
-                        for (method, params) in then {
-                            conn.notify(method, params);
+                        for note in &then {
+                            conn.send_notification(note);
                         }
                     }
                     Reply::Deferred => {}
@@ -254,14 +262,14 @@ impl Server {
             }
             Incoming::Notification { method, .. } => {
                 if method == "initialized" && conn.is_initialized() && conn.mark_announced() {
-                    conn.notify(
-                        "remoteControl/status/changed",
-                        serde_json::json!({
-                            "status": "disabled",
-                            "installationId": self.installation_id,
-                            "serverName": self.server_name,
-                            "environmentId": null,
-                        }),
+                    conn.send_notification(
+                        &RemoteControlStatusChangedNotification {
+                            status: RemoteControlStatus::Disabled,
+                            installation_id: self.installation_id.clone(),
+                            server_name: self.server_name.clone(),
+                            environment_id: None,
+                        }
+                        .into(),
                     );
                 }
                 // Other client notifications are ignored, as upstream does.
@@ -353,12 +361,30 @@ impl Server {
     }
 }
 
-/// A request's answer: now, now followed by notifications, or later (sent
-/// by whoever completes it).
+/// A request's answer (an encoded codex-ipc result): now, now followed by
+/// notifications, or later (sent by whoever completes it).
 pub(crate) enum Reply {
     Now(Result<Value, RpcError>),
-    NowThen(Value, Vec<handlers::Note>),
+    NowThen(Value, Vec<ServerNotification>),
     Deferred,
+}
+
+impl Reply {
+    /// Answers now with a typed result.
+    pub(crate) fn now<T: serde::Serialize>(result: Result<T, RpcError>) -> Reply {
+        Reply::Now(result.and_then(|r| codex_ipc::app_server::to_value(&r)))
+    }
+
+    /// Answers now, then sends `notes` to the same client.
+    pub(crate) fn now_then<T: serde::Serialize>(
+        result: &T,
+        notes: Vec<ServerNotification>,
+    ) -> Reply {
+        match codex_ipc::app_server::to_value(result) {
+            Ok(v) => Reply::NowThen(v, notes),
+            Err(e) => Reply::Now(Err(e)),
+        }
+    }
 }
 
 fn installation_id(codex_home: &std::path::Path) -> String {

@@ -1,65 +1,87 @@
 //! `codexd/status`: what the supervisor is doing, for `codex daemon status`
-//! and for operators. Not an upstream method (hence the `codexd/` prefix).
+//! and for operators (the shape is codex-ipc's `StatusReport`).
 
-use serde_json::{json, Value};
+use codex_ipc::app_server::codexd_status::{
+    BrokerStatus, ContainmentMode, ContainmentStatus, LimitsStatus, PressureLevel, StatusReport,
+    ThreadStatusEntry,
+};
 
 use super::Server;
+use crate::governor::Pressure;
 
-/// The method name.
-pub const METHOD: &str = "codexd/status";
+pub use codex_ipc::app_server::codexd_status::METHOD;
 
 impl Server {
-    pub(crate) fn status_report(&self) -> Value {
-        let mut threads: Vec<Value> = self
+    pub(crate) fn status_report(&self) -> StatusReport {
+        let mut threads: Vec<ThreadStatusEntry> = self
             .loaded_threads()
             .iter()
             .map(|t| {
                 let usage = t.governor().usage();
-                json!({
-                    "threadId": t.id,
-                    "pid": t.worker.pid,
-                    "status": t.status().to_json(),
-                    "pressure": t.pressure().as_str(),
-                    "cpuPercent": (usage.cpu_percent * 10.0).round() / 10.0,
-                    "rssBytes": usage.rss_bytes,
-                    "processes": usage.processes,
-                    "subscribers": t.subscriber_count(),
-                    "queued": t.worker.queued(),
-                    "silentMs": t.worker.silent_for().as_millis() as u64,
-                    "cgroup": t.containment.cgroup_dir(),
-                })
+                ThreadStatusEntry {
+                    thread_id: t.id.clone(),
+                    pid: t.worker.pid,
+                    status: t.status(),
+                    pressure: pressure_level(t.pressure()),
+                    cpu_percent: (usage.cpu_percent * 10.0).round() / 10.0,
+                    rss_bytes: usage.rss_bytes,
+                    processes: usage.processes,
+                    subscribers: t.subscriber_count(),
+                    queued: t.worker.queued(),
+                    silent_ms: t.worker.silent_for().as_millis() as u64,
+                    cgroup: t.containment.cgroup_dir().map(|p| p.to_path_buf()),
+                }
             })
             .collect();
-        threads.sort_by(|a, b| a["threadId"].as_str().cmp(&b["threadId"].as_str()));
+        threads.sort_by(|a, b| a.thread_id.cmp(&b.thread_id));
         let l = self.limits();
-        json!({
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptimeMs": self.started.elapsed().as_millis() as u64,
-            "connections": self.conns.lock().map(|c| c.len()).unwrap_or(0),
-            "broker": {"pid": self.broker.pid(), "restarts": self.broker.restarts()},
-            "containment": match &self.cgroups {
-                Some(c) => json!({"mode": "cgroup", "path": c.base()}),
-                None => json!({"mode": "processTreeSweep", "path": null}),
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        StatusReport {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_ms: ms(self.started.elapsed()),
+            connections: self.conns.lock().map(|c| c.len()).unwrap_or(0),
+            broker: BrokerStatus {
+                pid: self.broker.pid(),
+                restarts: self.broker.restarts(),
             },
-            "limits": {
-                "watchdogTimeoutMs": l.watchdog_timeout.as_millis() as u64,
-                "heartbeatIntervalMs": l.heartbeat_interval.as_millis() as u64,
-                "idleUnloadMs": l.idle_unload.as_millis() as u64,
-                "governorIntervalMs": l.governor_interval.as_millis() as u64,
-                "cpuWindowMs": l.cpu_window.as_millis() as u64,
-                "cpuSoftPercent": l.cpu_soft_percent,
-                "cpuHardPercent": l.cpu_hard_percent,
-                "memorySoftBytes": l.memory_soft,
-                "memoryHardBytes": l.memory_hard,
-                "memoryCapBytes": l.memory_cap,
-                "maxOpenFiles": l.max_open_files,
-                "maxProcesses": l.max_processes,
-                "maxDataBytes": l.max_data,
-                "maxLoadedThreads": l.max_loaded_threads,
-                "threadQueue": l.thread_queue,
+            containment: match &self.cgroups {
+                Some(c) => ContainmentStatus {
+                    mode: ContainmentMode::Cgroup,
+                    path: Some(c.base().to_path_buf()),
+                },
+                None => ContainmentStatus {
+                    mode: ContainmentMode::ProcessTreeSweep,
+                    path: None,
+                },
             },
-            "threads": threads,
-        })
+            limits: LimitsStatus {
+                watchdog_timeout_ms: ms(l.watchdog_timeout),
+                heartbeat_interval_ms: ms(l.heartbeat_interval),
+                idle_unload_ms: ms(l.idle_unload),
+                governor_interval_ms: ms(l.governor_interval),
+                cpu_window_ms: ms(l.cpu_window),
+                cpu_soft_percent: l.cpu_soft_percent,
+                cpu_hard_percent: l.cpu_hard_percent,
+                memory_soft_bytes: l.memory_soft,
+                memory_hard_bytes: l.memory_hard,
+                memory_cap_bytes: l.memory_cap,
+                max_open_files: l.max_open_files,
+                max_processes: l.max_processes,
+                max_data_bytes: l.max_data,
+                max_loaded_threads: l.max_loaded_threads,
+                thread_queue: l.thread_queue,
+            },
+            threads,
+        }
+    }
+}
+
+fn pressure_level(p: Pressure) -> PressureLevel {
+    match p {
+        Pressure::Normal => PressureLevel::Normal,
+        Pressure::Soft => PressureLevel::Soft,
+        Pressure::Hard => PressureLevel::Hard,
+        Pressure::Terminal => PressureLevel::Terminal,
     }
 }

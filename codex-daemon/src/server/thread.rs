@@ -8,14 +8,23 @@ use std::time::Instant;
 
 use codex_core::approval::{ApprovalRequest, ReviewDecision};
 use codex_core::protocol::{Event, UserInput};
-use codex_ipc::app_server::events::{Notification, ThreadEventMapper};
-use codex_ipc::app_server::objects::ThreadStatusView;
+use codex_ipc::app_server::events::ThreadEventMapper;
+use codex_ipc::app_server::notifications::{
+    ErrorNotification, ServerNotification, ServerRequestResolvedNotification,
+    ThreadClosedNotification, ThreadStatusChangedNotification, WarningNotification,
+};
+use codex_ipc::app_server::objects::{
+    CodexErrorInfo, ThreadStatusView, ThreadTokenUsage, TurnError,
+};
+use codex_ipc::app_server::responses::TurnStartResponse;
+use codex_ipc::app_server::server_requests::{review_decision, ServerRequest};
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{ThreadReady, WorkerMessage, WorkerThread};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::conn::PendingServerRequest;
+use super::send::{self, ConnSend};
 use super::Server;
 use crate::containment::Containment;
 use crate::governor::{Governor, Pressure, Transition};
@@ -205,10 +214,11 @@ impl LoadedThread {
                 };
                 self.broadcast(
                     server,
-                    &[Notification {
-                        method: "warning",
-                        params: json!({"threadId": self.id, "message": message}),
-                    }],
+                    &[WarningNotification {
+                        thread_id: self.id.clone(),
+                        message,
+                    }
+                    .into()],
                 );
             }
             _ => tracing::info!(
@@ -252,8 +262,8 @@ impl LoadedThread {
         rt.mapper.active_turn_id().is_some() || !rt.pending_turns.is_empty()
     }
 
-    /// The last `thread/tokenUsage/updated` params of this process.
-    pub fn last_usage(&self) -> Option<(String, Value)> {
+    /// The last token usage this process reported: (turn id, usage).
+    pub fn last_usage(&self) -> Option<(String, ThreadTokenUsage)> {
         self.rt().mapper.last_usage.clone()
     }
 
@@ -309,22 +319,32 @@ impl LoadedThread {
         let _ = rx.wait_for(|e| *e).await;
     }
 
-    fn broadcast(&self, server: &Server, notes: &[Notification]) {
+    fn broadcast(&self, server: &Server, notes: &[ServerNotification]) {
         let subs = self.rt().subscribers.clone();
+        if subs.is_empty() {
+            return;
+        }
+        // Encoded once, whatever the number of subscribers.
+        let encoded: Vec<(&'static str, Value)> = notes.iter().filter_map(send::encode).collect();
         for sub in subs {
             if let Some(conn) = server.conn(sub) {
-                for n in notes {
-                    conn.notify(n.method, n.params.clone());
+                for (method, params) in &encoded {
+                    conn.notify(method, params.clone());
                 }
             }
         }
     }
 
-    fn status_note(&self) -> Notification {
-        Notification {
-            method: "thread/status/changed",
-            params: json!({"threadId": self.id, "status": self.status().to_json()}),
+    fn status_note(&self) -> ServerNotification {
+        ThreadStatusChangedNotification::new(&self.id, self.status()).into()
+    }
+
+    fn resolved_note(&self, request_id: i64) -> ServerNotification {
+        ServerRequestResolvedNotification {
+            thread_id: self.id.clone(),
+            request_id,
         }
+        .into()
     }
 
     fn on_approval(&self, server: &Server, approval_id: u64, request: ApprovalRequest) {
@@ -364,15 +384,16 @@ impl LoadedThread {
             return;
         };
         for (approval_id, request) in unsent {
-            let (method, params) = approval_request(&self.id, &request);
-            let rid = conn.request(
-                method,
-                params,
+            let request = ServerRequest::approval(&self.id, &request, codex_ipc::jsonrpc::now_ms());
+            let Some(rid) = conn.send_request(
+                &request,
                 PendingServerRequest {
                     thread_id: self.id.clone(),
                     approval_id,
                 },
-            );
+            ) else {
+                continue;
+            };
             if let Some(route) = self.rt().approvals.get_mut(&approval_id) {
                 route.sent = Some((conn.id, rid));
             }
@@ -392,7 +413,7 @@ impl LoadedThread {
             return;
         }
         let decision = match &answer {
-            Ok(result) => parse_decision(result.get("decision").unwrap_or(&Value::Null)),
+            Ok(result) => review_decision(result),
             Err(_) => ReviewDecision::Denied,
         };
         if let Err(e) = self
@@ -407,16 +428,7 @@ impl LoadedThread {
                 self.id
             );
         }
-        self.broadcast(
-            server,
-            &[
-                Notification {
-                    method: "serverRequest/resolved",
-                    params: json!({"threadId": self.id, "requestId": rid}),
-                },
-                self.status_note(),
-            ],
-        );
+        self.broadcast(server, &[self.resolved_note(rid), self.status_note()]);
     }
 
     /// The worker stopped waiting (deadline, interrupt): the client's request
@@ -431,10 +443,7 @@ impl LoadedThread {
             if let Some(c) = server.conn(conn) {
                 c.forget_pending(&self.id, approval_id);
             }
-            notes.push(Notification {
-                method: "serverRequest/resolved",
-                params: json!({"threadId": self.id, "requestId": rid}),
-            });
+            notes.push(self.resolved_note(rid));
         }
         notes.push(self.status_note());
         self.broadcast(server, &notes);
@@ -451,9 +460,11 @@ impl LoadedThread {
         let waiting = self.rt().pending_turns.remove(turn_id);
         if let Some((conn, id)) = waiting {
             if let Some(c) = server.conn(conn) {
-                c.respond(
+                c.send_result(
                     &id,
-                    json!({"turn": ThreadEventMapper::pending_turn(turn_id)}),
+                    &TurnStartResponse {
+                        turn: ThreadEventMapper::pending_turn(turn_id),
+                    },
                 );
             }
         }
@@ -484,13 +495,7 @@ impl LoadedThread {
                 if let Some(c) = server.conn(conn) {
                     c.forget_pending(&self.id, approval_id);
                 }
-                self.broadcast(
-                    server,
-                    &[Notification {
-                        method: "serverRequest/resolved",
-                        params: json!({"threadId": self.id, "requestId": rid}),
-                    }],
-                );
+                self.broadcast(server, &[self.resolved_note(rid)]);
             }
         }
         for (_, (conn, id)) in turns {
@@ -518,20 +523,23 @@ impl LoadedThread {
             None => None,
         };
         if let Some((reason, kind)) = why {
-            notes.push(Notification {
-                method: "error",
-                params: json!({
-                    "threadId": self.id,
-                    "turnId": active.clone().or_else(|| self.rt().mapper.last_turn_id().map(str::to_string)).unwrap_or_default(),
-                    "willRetry": false,
-                    "error": {
-                        "message": format!("This thread's worker process stopped: {reason}. Resume the thread to continue; the interrupted turn is kept in its history."),
-                        "codexErrorInfo": "other",
-                        "additionalDetails": kind,
-                        "misalignment": null,
-                    },
-                }),
-            });
+            let turn_id = active
+                .clone()
+                .or_else(|| self.rt().mapper.last_turn_id().map(str::to_string))
+                .unwrap_or_default();
+            notes.push(
+                ErrorNotification {
+                    thread_id: self.id.clone(),
+                    turn_id,
+                    will_retry: false,
+                    error: TurnError::live(
+                        format!("This thread's worker process stopped: {reason}. Resume the thread to continue; the interrupted turn is kept in its history."),
+                        CodexErrorInfo::Other,
+                        Some(kind.to_string()),
+                    ),
+                }
+                .into(),
+            );
         }
         if let Some(turn_id) = active {
             notes.extend(self.rt().mapper.map(&Event::TurnAborted {
@@ -540,14 +548,15 @@ impl LoadedThread {
                 usage: Default::default(),
             }));
         }
-        notes.push(Notification {
-            method: "thread/status/changed",
-            params: json!({"threadId": self.id, "status": ThreadStatusView::NotLoaded.to_json()}),
-        });
-        notes.push(Notification {
-            method: "thread/closed",
-            params: json!({"threadId": self.id}),
-        });
+        notes.push(
+            ThreadStatusChangedNotification::new(&self.id, ThreadStatusView::NotLoaded).into(),
+        );
+        notes.push(
+            ThreadClosedNotification {
+                thread_id: self.id.clone(),
+            }
+            .into(),
+        );
         self.broadcast(server, &notes);
     }
 }
@@ -615,101 +624,4 @@ async fn pump(
         }
     }
     let _ = exited.send(true);
-}
-
-/// The server request (method, params) for an approval.
-fn approval_request(thread_id: &str, request: &ApprovalRequest) -> (&'static str, Value) {
-    let now = codex_ipc::jsonrpc::now_ms();
-    match request {
-        ApprovalRequest::Command {
-            turn_id,
-            call_id,
-            argv,
-            cwd,
-            reason,
-        } => {
-            let script = if argv.len() == 3 && (argv[1] == "-lc" || argv[1] == "-c") {
-                argv[2].clone()
-            } else {
-                codex_core::util::shell_join(argv)
-            };
-            (
-                "item/commandExecution/requestApproval",
-                json!({
-                    "threadId": thread_id,
-                    "turnId": turn_id,
-                    "itemId": call_id,
-                    "startedAtMs": now,
-                    "command": codex_core::util::shell_join(argv),
-                    "cwd": cwd,
-                    "commandActions": [{"type": "unknown", "command": script}],
-                    "reason": reason,
-                    "kind": "command",
-                    "environmentId": "local",
-                    "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
-                }),
-            )
-        }
-        ApprovalRequest::Patch {
-            turn_id,
-            call_id,
-            reason,
-            ..
-        } => (
-            "item/fileChange/requestApproval",
-            json!({
-                "threadId": thread_id,
-                "turnId": turn_id,
-                "itemId": call_id,
-                "startedAtMs": now,
-                "reason": reason,
-                "grantRoot": null,
-            }),
-        ),
-    }
-}
-
-/// Maps a client's decision (v2 or legacy v1 spelling) to a review decision.
-pub fn parse_decision(v: &Value) -> ReviewDecision {
-    match v {
-        Value::String(s) => match s.as_str() {
-            "accept" | "approved" => ReviewDecision::Approved,
-            "acceptForSession" | "approved_for_session" => ReviewDecision::ApprovedForSession,
-            "cancel" | "abort" => ReviewDecision::Abort,
-            _ => ReviewDecision::Denied,
-        },
-        Value::Object(m) if m.contains_key("acceptWithExecpolicyAmendment") => {
-            ReviewDecision::Approved
-        }
-        Value::Object(m) if m.contains_key("applyNetworkPolicyAmendment") => {
-            ReviewDecision::Approved
-        }
-        Value::Object(m) if m.contains_key("approved_execpolicy_amendment") => {
-            ReviewDecision::Approved
-        }
-        _ => ReviewDecision::Denied,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decisions() {
-        assert_eq!(parse_decision(&json!("accept")), ReviewDecision::Approved);
-        assert_eq!(
-            parse_decision(&json!("acceptForSession")),
-            ReviewDecision::ApprovedForSession
-        );
-        assert_eq!(parse_decision(&json!("decline")), ReviewDecision::Denied);
-        assert_eq!(parse_decision(&json!("cancel")), ReviewDecision::Abort);
-        assert_eq!(
-            parse_decision(
-                &json!({"acceptWithExecpolicyAmendment": {"execpolicy_amendment": ["ls"]}})
-            ),
-            ReviewDecision::Approved
-        );
-        assert_eq!(parse_decision(&json!(null)), ReviewDecision::Denied);
-    }
 }

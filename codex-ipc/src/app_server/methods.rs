@@ -3,7 +3,7 @@
 //! `Invalid request: missing field ...` error, upstream's wording.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::jsonrpc::RpcError;
@@ -55,15 +55,16 @@ pub fn parse<T: DeserializeOwned>(params: &Value) -> Result<T, RpcError> {
         .map_err(|e| RpcError::invalid_request(format!("Invalid request: {e}")))
 }
 
-#[derive(Debug, Deserialize)]
+/// `initialize` params (also sent by [`super::client::Client`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializeParams {
     pub client_info: ClientInfo,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfo {
     pub name: String,
@@ -72,12 +73,12 @@ pub struct ClientInfo {
     pub title: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {
     #[serde(default)]
     pub experimental_api: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_out_notification_methods: Option<Vec<String>>,
 }
 
@@ -189,6 +190,28 @@ pub struct ConfigReadParams {
     pub cwd: Option<String>,
     #[serde(default)]
     pub include_layers: bool,
+}
+
+/// `account/login/start`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum LoginAccountParams {
+    #[serde(rename_all = "camelCase")]
+    ApiKey {
+        api_key: String,
+    },
+    Chatgpt {},
+    ChatgptDeviceCode {},
+    /// A login type this server does not offer.
+    #[serde(other)]
+    Other,
+}
+
+/// `account/login/cancel`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelLoginAccountParams {
+    pub login_id: String,
 }
 
 #[cfg(test)]

@@ -1,7 +1,32 @@
-//! The app-server v2 protocol as we serve it: object shapes
-//! ([`objects`]), the mapping of core events to notifications ([`events`]),
-//! and the method table ([`methods`]).
+//! The app-server v2 protocol as we serve it: the method table and params
+//! ([`methods`]), their results ([`responses`]), the notifications
+//! ([`notifications`]) and requests ([`server_requests`]) we send, the
+//! shapes they carry ([`objects`], [`items`]), the mapping of core events
+//! to notifications ([`events`]), codexd's own `codexd/status`
+//! ([`codexd_status`]), and a small client for one-shot tools
+//! ([`client`]).
+//!
+//! Every shape is a typed struct; [`to_value`] turns one into the JSON value
+//! the [`crate::jsonrpc`] encoder takes.
 
+pub mod client;
+pub mod codexd_status;
 pub mod events;
+pub mod items;
 pub mod methods;
+pub mod notifications;
 pub mod objects;
+pub mod responses;
+pub mod server_requests;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::jsonrpc::RpcError;
+
+/// A result as the encoder takes it. Our shapes always serialize (string
+/// keys, UTF-8 paths); a path that is not UTF-8 is an internal error.
+pub fn to_value<T: Serialize>(result: &T) -> Result<Value, RpcError> {
+    serde_json::to_value(result)
+        .map_err(|e| RpcError::internal(format!("cannot encode the result: {e}")))
+}

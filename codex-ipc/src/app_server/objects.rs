@@ -1,17 +1,22 @@
 //! Wire shapes of the app-server v2 objects we send: `Thread`, `Turn`,
-//! `ThreadItem`, `SandboxPolicy`, token usage. Built as JSON values so that
-//! every field upstream always sends (often `null`) is present, and every
+//! `ThreadStatus`, `TurnError`, `SandboxPolicy`, token usage (items are in
+//! [`super::items`]).
+//! Every field upstream always sends (often `null`) is present, and every
 //! optional-but-not-nullable one is omitted rather than `null` (the schema
 //! rejects those).
+//!
+//! The `*View` types are what the supervisor knows about a thread; each
+//! serializes through a private struct that spells out the wire shape
+//! field by field.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use codex_core::config::{AskForApproval, SandboxPolicy};
-use codex_core::protocol::{
-    CommandStatus, FileChangeKind, PatchStatus, StepStatus, ThreadItem, TodoListItem, TokenUsage,
-    TurnErrorKind, UserInput,
-};
-use serde_json::{json, Value};
+use codex_core::protocol::{TokenUsage, TurnErrorKind};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use super::items::ItemView;
 
 /// What a `Thread` object shows.
 #[derive(Debug, Clone)]
@@ -35,33 +40,146 @@ pub struct ThreadView {
     pub turns: Vec<TurnView>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `Thread`. Keys we do not track are sent as `null`, as upstream does for
+/// a thread without them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreadWire<'a> {
+    id: &'a str,
+    session_id: &'a str,
+    cli_version: &'a str,
+    created_at: i64,
+    updated_at: i64,
+    recency_at: i64,
+    cwd: &'a Path,
+    ephemeral: bool,
+    model_provider: &'a str,
+    model: Option<&'a str>,
+    reasoning_effort: Option<&'a str>,
+    preview: &'a str,
+    project_id: Option<String>,
+    name: Option<&'a str>,
+    path: Option<&'a Path>,
+    source: &'a str,
+    originator: Option<&'a str>,
+    status: ThreadStatusView,
+    turns: &'a [TurnView],
+    history_mode: HistoryMode,
+    agent_nickname: Option<String>,
+    agent_role: Option<String>,
+    forked_from_id: Option<String>,
+    parent_thread_id: Option<String>,
+    git_info: Option<Value>,
+    section: Option<Value>,
+    section_entered_at: Option<i64>,
+    thread_source: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum HistoryMode {
+    Paginated,
+}
+
+impl Serialize for ThreadView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ThreadWire {
+            id: &self.id,
+            session_id: &self.id,
+            cli_version: &self.cli_version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            recency_at: self.updated_at,
+            cwd: &self.cwd,
+            ephemeral: self.ephemeral,
+            model_provider: &self.model_provider,
+            model: self.model.as_deref(),
+            reasoning_effort: self.reasoning_effort.as_deref(),
+            preview: &self.preview,
+            project_id: None,
+            name: self.name.as_deref(),
+            // An ephemeral thread has no file a client could open.
+            path: self.path.as_deref().filter(|_| !self.ephemeral),
+            source: &self.source,
+            originator: self.originator.as_deref(),
+            status: self.status,
+            turns: &self.turns,
+            history_mode: HistoryMode::Paginated,
+            agent_nickname: None,
+            agent_role: None,
+            forked_from_id: None,
+            parent_thread_id: None,
+            git_info: None,
+            section: None,
+            section_entered_at: None,
+            thread_source: None,
+        }
+        .serialize(s)
+    }
+}
+
+/// `ThreadStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "ThreadStatusWire", from = "ThreadStatusWire")]
 pub enum ThreadStatusView {
     NotLoaded,
     Idle,
     Active { waiting_on_approval: bool },
 }
 
-impl ThreadStatusView {
-    pub fn to_json(self) -> Value {
-        match self {
-            ThreadStatusView::NotLoaded => json!({"type": "notLoaded"}),
-            ThreadStatusView::Idle => json!({"type": "idle"}),
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum ThreadStatusWire {
+    NotLoaded,
+    Idle,
+    #[serde(rename_all = "camelCase")]
+    Active {
+        active_flags: Vec<ThreadActiveFlag>,
+    },
+    /// Upstream only; read as idle.
+    SystemError,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum ThreadActiveFlag {
+    WaitingOnApproval,
+    WaitingOnUserInput,
+}
+
+impl From<ThreadStatusView> for ThreadStatusWire {
+    fn from(s: ThreadStatusView) -> Self {
+        match s {
+            ThreadStatusView::NotLoaded => ThreadStatusWire::NotLoaded,
+            ThreadStatusView::Idle => ThreadStatusWire::Idle,
             ThreadStatusView::Active {
                 waiting_on_approval,
-            } => {
-                let flags: Vec<&str> = if waiting_on_approval {
-                    vec!["waitingOnApproval"]
+            } => ThreadStatusWire::Active {
+                active_flags: if waiting_on_approval {
+                    vec![ThreadActiveFlag::WaitingOnApproval]
                 } else {
                     vec![]
-                };
-                json!({"type": "active", "activeFlags": flags})
-            }
+                },
+            },
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl From<ThreadStatusWire> for ThreadStatusView {
+    fn from(s: ThreadStatusWire) -> Self {
+        match s {
+            ThreadStatusWire::NotLoaded => ThreadStatusView::NotLoaded,
+            ThreadStatusWire::Idle | ThreadStatusWire::SystemError => ThreadStatusView::Idle,
+            ThreadStatusWire::Active { active_flags } => ThreadStatusView::Active {
+                waiting_on_approval: active_flags.contains(&ThreadActiveFlag::WaitingOnApproval),
+            },
+        }
+    }
+}
+
+/// `TurnStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum TurnStatusView {
     InProgress,
     Completed,
@@ -69,23 +187,13 @@ pub enum TurnStatusView {
     Interrupted,
 }
 
-impl TurnStatusView {
-    fn as_str(self) -> &'static str {
-        match self {
-            TurnStatusView::InProgress => "inProgress",
-            TurnStatusView::Completed => "completed",
-            TurnStatusView::Failed => "failed",
-            TurnStatusView::Interrupted => "interrupted",
-        }
-    }
-}
-
-/// An item with its lifecycle times (Unix ms).
-#[derive(Debug, Clone)]
-pub struct ItemView {
-    pub item: ThreadItem,
-    pub started_at_ms: Option<i64>,
-    pub completed_at_ms: Option<i64>,
+/// How much of a turn's items a `Turn` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ItemsView {
+    NotLoaded,
+    Summary,
+    Full,
 }
 
 #[derive(Debug, Clone)]
@@ -93,86 +201,172 @@ pub struct TurnView {
     pub id: String,
     pub status: TurnStatusView,
     pub items: Vec<ItemView>,
-    /// `notLoaded`, `summary` or `full`.
-    pub items_view: &'static str,
-    pub error: Option<Value>,
+    pub items_view: ItemsView,
+    pub error: Option<TurnError>,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub duration_ms: Option<i64>,
 }
 
+/// `Turn`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TurnWire<'a> {
+    id: &'a str,
+    items: Vec<&'a ItemView>,
+    items_view: ItemsView,
+    status: TurnStatusView,
+    error: Option<&'a TurnError>,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    duration_ms: Option<i64>,
+    root_turn_id: &'a str,
+}
+
 impl TurnView {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "items": self.items.iter().filter_map(item_to_json).collect::<Vec<_>>(),
-            "itemsView": self.items_view,
-            "status": self.status.as_str(),
-            "error": self.error,
-            "startedAt": self.started_at,
-            "completedAt": self.completed_at,
-            "durationMs": self.duration_ms,
-            "rootTurnId": self.id,
-        })
-    }
-}
-
-impl ThreadView {
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "id": self.id,
-            "sessionId": self.id,
-            "cliVersion": self.cli_version,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "recencyAt": self.updated_at,
-            "cwd": self.cwd,
-            "ephemeral": self.ephemeral,
-            "modelProvider": self.model_provider,
-            "model": self.model,
-            "reasoningEffort": self.reasoning_effort,
-            "preview": self.preview,
-            "projectId": null,
-            "name": self.name,
-            "path": self.path,
-            "source": self.source,
-            "originator": self.originator,
-            "status": self.status.to_json(),
-            "turns": self.turns.iter().map(TurnView::to_json).collect::<Vec<_>>(),
-            "historyMode": "paginated",
-            "agentNickname": null,
-            "agentRole": null,
-            "forkedFromId": null,
-            "parentThreadId": null,
-            "gitInfo": null,
-            "section": null,
-            "sectionEnteredAt": null,
-            "threadSource": null,
-        });
-        if self.ephemeral {
-            v["path"] = Value::Null;
+    /// A turn just accepted or started: no items yet.
+    pub fn in_progress(id: impl Into<String>, started_at: Option<i64>) -> Self {
+        TurnView {
+            id: id.into(),
+            status: TurnStatusView::InProgress,
+            items: vec![],
+            items_view: ItemsView::NotLoaded,
+            error: None,
+            started_at,
+            completed_at: None,
+            duration_ms: None,
         }
-        v
     }
 }
 
-/// `{"type": "readOnly", ...}` and friends.
-pub fn sandbox_policy_json(p: &SandboxPolicy) -> Value {
-    match p {
-        SandboxPolicy::ReadOnly => json!({"type": "readOnly", "networkAccess": false}),
-        SandboxPolicy::DangerFullAccess => json!({"type": "dangerFullAccess"}),
-        SandboxPolicy::WorkspaceWrite {
-            writable_roots,
-            network_access,
-            exclude_tmpdir_env_var,
-            exclude_slash_tmp,
-        } => json!({
-            "type": "workspaceWrite",
-            "writableRoots": writable_roots,
-            "networkAccess": network_access,
-            "excludeTmpdirEnvVar": exclude_tmpdir_env_var,
-            "excludeSlashTmp": exclude_slash_tmp,
-        }),
+impl Serialize for TurnView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TurnWire {
+            id: &self.id,
+            items: self.items.iter().filter(|i| i.is_v2_item()).collect(),
+            items_view: self.items_view,
+            status: self.status,
+            error: self.error.as_ref(),
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            duration_ms: self.duration_ms,
+            root_turn_id: &self.id,
+        }
+        .serialize(s)
+    }
+}
+
+/// `TurnError`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnError {
+    pub message: String,
+    pub codex_error_info: Option<CodexErrorInfo>,
+    pub additional_details: Option<String>,
+    /// `Some(None)` sends `null` (live errors); `None` omits the key
+    /// (errors read back from a session file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub misalignment: Option<Option<Value>>,
+}
+
+impl TurnError {
+    /// An error as it happens.
+    pub fn live(
+        message: impl Into<String>,
+        info: CodexErrorInfo,
+        additional_details: Option<String>,
+    ) -> Self {
+        TurnError {
+            message: message.into(),
+            codex_error_info: Some(info),
+            additional_details,
+            misalignment: Some(None),
+        }
+    }
+
+    /// An error recorded in a session file: only its message is known.
+    pub fn recorded(message: impl Into<String>) -> Self {
+        TurnError {
+            message: message.into(),
+            codex_error_info: None,
+            additional_details: None,
+            misalignment: None,
+        }
+    }
+}
+
+/// `CodexErrorInfo` (the subset we produce).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CodexErrorInfo {
+    ContextWindowExceeded,
+    UsageLimitExceeded,
+    Unauthorized,
+    BadRequest,
+    Other,
+    #[serde(rename_all = "camelCase")]
+    ResponseStreamDisconnected {
+        http_status_code: Option<u16>,
+    },
+}
+
+impl From<TurnErrorKind> for CodexErrorInfo {
+    fn from(kind: TurnErrorKind) -> Self {
+        match kind {
+            TurnErrorKind::ContextWindowExceeded => CodexErrorInfo::ContextWindowExceeded,
+            TurnErrorKind::UsageLimit => CodexErrorInfo::UsageLimitExceeded,
+            TurnErrorKind::Unauthorized => CodexErrorInfo::Unauthorized,
+            TurnErrorKind::BadRequest => CodexErrorInfo::BadRequest,
+            TurnErrorKind::ModelUnavailable
+            | TurnErrorKind::LoopDetected
+            | TurnErrorKind::Other => CodexErrorInfo::Other,
+        }
+    }
+}
+
+/// `{"type": "readOnly", ...}` and friends (`serialize_with` for a core
+/// policy).
+pub fn serialize_sandbox_policy<S: Serializer>(p: &SandboxPolicy, s: S) -> Result<S::Ok, S::Error> {
+    SandboxPolicyWire::from(p).serialize(s)
+}
+
+/// `SandboxPolicy`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum SandboxPolicyWire<'a> {
+    #[serde(rename_all = "camelCase")]
+    ReadOnly {
+        network_access: bool,
+    },
+    DangerFullAccess,
+    #[serde(rename_all = "camelCase")]
+    WorkspaceWrite {
+        writable_roots: &'a [PathBuf],
+        network_access: bool,
+        exclude_tmpdir_env_var: bool,
+        exclude_slash_tmp: bool,
+    },
+}
+
+impl<'a> From<&'a SandboxPolicy> for SandboxPolicyWire<'a> {
+    fn from(p: &'a SandboxPolicy) -> Self {
+        match p {
+            SandboxPolicy::ReadOnly => SandboxPolicyWire::ReadOnly {
+                network_access: false,
+            },
+            SandboxPolicy::DangerFullAccess => SandboxPolicyWire::DangerFullAccess,
+            SandboxPolicy::WorkspaceWrite {
+                writable_roots,
+                network_access,
+                exclude_tmpdir_env_var,
+                exclude_slash_tmp,
+            } => SandboxPolicyWire::WorkspaceWrite {
+                writable_roots,
+                network_access: *network_access,
+                exclude_tmpdir_env_var: *exclude_tmpdir_env_var,
+                exclude_slash_tmp: *exclude_slash_tmp,
+            },
+        }
     }
 }
 
@@ -201,16 +395,21 @@ pub fn sandbox_policy_from_json(v: &Value) -> Option<SandboxPolicy> {
     })
 }
 
-/// `on-failure` is not in the v2 enum; it is reported as `on-request`, the
-/// closest value clients understand (both ask the user).
-pub fn approval_policy_json(p: AskForApproval) -> Value {
-    Value::String(
-        match p {
-            AskForApproval::OnFailure => "on-request",
-            other => other.as_str(),
-        }
-        .into(),
-    )
+/// `AskForApproval`. `on-failure` is not in the v2 enum; it is reported as
+/// `on-request`, the closest value clients understand (both ask the user).
+pub fn approval_policy_wire(p: AskForApproval) -> &'static str {
+    match p {
+        AskForApproval::OnFailure => "on-request",
+        other => other.as_str(),
+    }
+}
+
+/// [`approval_policy_wire`] as a `serialize_with` function.
+pub fn serialize_approval_policy<S: Serializer>(
+    p: &AskForApproval,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(approval_policy_wire(*p))
 }
 
 pub fn approval_policy_from_json(v: &Value) -> Option<AskForApproval> {
@@ -223,168 +422,267 @@ pub fn approval_policy_from_json(v: &Value) -> Option<AskForApproval> {
     }
 }
 
-pub fn token_usage_json(u: &TokenUsage) -> Value {
-    json!({
-        "totalTokens": u.total_tokens,
-        "inputTokens": u.input_tokens,
-        "cachedInputTokens": u.cached_input_tokens,
-        "cacheWriteInputTokens": u.cache_write_input_tokens,
-        "outputTokens": u.output_tokens,
-        "reasoningOutputTokens": u.reasoning_output_tokens,
-    })
+/// `TokenUsageBreakdown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsageBreakdown {
+    pub total_tokens: u64,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_output_tokens: u64,
 }
 
-pub fn thread_token_usage_json(
-    last: &TokenUsage,
-    total: &TokenUsage,
-    window: Option<u64>,
-) -> Value {
-    json!({
-        "total": token_usage_json(total),
-        "last": token_usage_json(last),
-        "modelContextWindow": window,
-    })
-}
-
-pub fn user_input_json(i: &UserInput) -> Value {
-    match i {
-        UserInput::Text { text } => json!({"type": "text", "text": text, "text_elements": []}),
-        UserInput::Image { url } => json!({"type": "image", "url": url}),
-        UserInput::LocalImage { path } => json!({"type": "localImage", "path": path}),
+impl From<&TokenUsage> for TokenUsageBreakdown {
+    fn from(u: &TokenUsage) -> Self {
+        TokenUsageBreakdown {
+            total_tokens: u.total_tokens,
+            input_tokens: u.input_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            cache_write_input_tokens: u.cache_write_input_tokens,
+            output_tokens: u.output_tokens,
+            reasoning_output_tokens: u.reasoning_output_tokens,
+        }
     }
 }
 
-/// Parses one `UserInput` of `turn/start`.
-pub fn user_input_from_json(v: &Value) -> Result<UserInput, String> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    match v.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(UserInput::Text {
-            text: s("text").ok_or("missing field `text`")?,
-        }),
-        Some("image") => Ok(UserInput::Image {
-            url: s("url").ok_or("image input needs `url`")?,
-        }),
-        Some("localImage") => Ok(UserInput::LocalImage {
-            path: s("path").ok_or("missing field `path`")?.into(),
-        }),
-        Some(other) => Err(format!("unsupported input type `{other}`")),
-        None => Err("missing field `type`".into()),
+/// `ThreadTokenUsage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadTokenUsage {
+    pub total: TokenUsageBreakdown,
+    pub last: TokenUsageBreakdown,
+    pub model_context_window: Option<u64>,
+}
+
+impl ThreadTokenUsage {
+    pub fn new(last: &TokenUsage, total: &TokenUsage, window: Option<u64>) -> Self {
+        ThreadTokenUsage {
+            total: total.into(),
+            last: last.into(),
+            model_context_window: window,
+        }
     }
 }
 
-/// A core item as a v2 `ThreadItem`; `None` for items that are not items in
-/// v2 (plans travel as `turn/plan/updated`, warnings as `warning`).
-pub fn item_to_json(view: &ItemView) -> Option<Value> {
-    let started = view.started_at_ms;
-    let completed = view.completed_at_ms;
-    Some(match &view.item {
-        ThreadItem::UserMessage(m) => json!({
-            "type": "userMessage",
-            "id": m.id,
-            "content": m.content.iter().map(user_input_json).collect::<Vec<_>>(),
-            "clientId": null,
-            "startedAtMs": started,
-            "completedAtMs": completed,
-        }),
-        ThreadItem::AgentMessage(m) => json!({
-            "type": "agentMessage",
-            "id": m.id,
-            "text": m.text,
-            "phase": null,
-            "delivery": null,
-            "memoryCitation": null,
-            "moderation": null,
-            "questions": null,
-            "startedAtMs": started,
-            "completedAtMs": completed,
-        }),
-        ThreadItem::Reasoning(r) => json!({
-            "type": "reasoning",
-            "id": r.id,
-            "summary": r.summary,
-            "content": r.content,
-            "startedAtMs": started,
-            "completedAtMs": completed,
-        }),
-        ThreadItem::CommandExecution(c) => {
-            let done = c.status != CommandStatus::InProgress;
-            json!({
-                "type": "commandExecution",
-                "id": c.id,
-                "command": c.display_command(),
-                "cwd": c.cwd,
-                "commandActions": [{"type": "unknown", "command": c.script}],
-                "status": match c.status {
-                    CommandStatus::InProgress => "inProgress",
-                    CommandStatus::Completed => "completed",
-                    CommandStatus::Failed => "failed",
-                    CommandStatus::Declined => "declined",
-                },
-                "source": "agent",
-                "aggregatedOutput": if done { Value::String(c.aggregated_output.clone()) } else { Value::Null },
-                "exitCode": c.exit_code,
-                "durationMs": c.duration_ms,
-                "processId": c.process_id.map(|p| p.to_string()),
-                "pluginId": null,
-                "scriptPath": null,
-                "startedAtMs": started,
-                "completedAtMs": completed,
-            })
-        }
-        ThreadItem::FileChange(f) => json!({
-            "type": "fileChange",
-            "id": f.id,
-            "changes": f.changes.iter().map(|c| json!({
-                "path": c.path,
-                "kind": match &c.kind {
-                    FileChangeKind::Add => json!({"type": "add"}),
-                    FileChangeKind::Delete => json!({"type": "delete"}),
-                    FileChangeKind::Update { move_path } => json!({"type": "update", "move_path": move_path}),
-                },
-                "diff": c.diff,
-            })).collect::<Vec<_>>(),
-            "status": match f.status {
-                PatchStatus::InProgress => "inProgress",
-                PatchStatus::Completed => "completed",
-                PatchStatus::Failed => "failed",
-                PatchStatus::Declined => "declined",
-            },
-            "startedAtMs": started,
-            "completedAtMs": completed,
-        }),
-        ThreadItem::TodoList(_) | ThreadItem::Error(_) => return None,
-    })
+/// Upstream's `PlanType` values; anything else reads `unknown`.
+const PLAN_TYPES: &[&str] = &[
+    "free",
+    "go",
+    "plus",
+    "pro",
+    "prolite",
+    "promax",
+    "team",
+    "self_serve_business_prolite",
+    "self_serve_business_usage_based",
+    "business",
+    "ent26",
+    "enterprise_cbp_automation",
+    "enterprise_cbp_usage_based",
+    "enterprise",
+    "edu",
+    "edu_plus",
+    "edu_pro",
+    "sci",
+    "sci_plus",
+];
+
+/// A plan name as upstream's `PlanType` (`unknown` for names it lacks).
+pub fn plan_type(plan: &str) -> String {
+    if PLAN_TYPES.contains(&plan) {
+        plan.to_string()
+    } else {
+        "unknown".to_string()
+    }
 }
 
-/// `turn/plan/updated` params for a plan.
-pub fn plan_json(thread_id: &str, turn_id: &str, plan: &TodoListItem) -> Value {
-    json!({
-        "threadId": thread_id,
-        "turnId": turn_id,
-        "explanation": plan.explanation,
-        "plan": plan.steps.iter().map(|s| json!({
-            "step": s.step,
-            "status": match s.status {
-                StepStatus::Pending => "pending",
-                StepStatus::InProgress => "inProgress",
-                StepStatus::Completed => "completed",
-            },
-        })).collect::<Vec<_>>(),
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_core::protocol::{AgentMessageItem, ThreadItem};
+    use serde_json::json;
 
-/// `CodexErrorInfo` for a failed turn.
-pub fn error_info(kind: TurnErrorKind) -> Value {
-    Value::String(
-        match kind {
-            TurnErrorKind::ContextWindowExceeded => "contextWindowExceeded",
-            TurnErrorKind::UsageLimit => "usageLimitExceeded",
-            TurnErrorKind::Unauthorized => "unauthorized",
-            TurnErrorKind::BadRequest => "badRequest",
-            TurnErrorKind::ModelUnavailable
-            | TurnErrorKind::LoopDetected
-            | TurnErrorKind::Other => "other",
+    fn v<T: Serialize>(t: &T) -> Value {
+        serde_json::to_value(t).unwrap()
+    }
+
+    fn view(item: ThreadItem) -> ItemView {
+        ItemView {
+            item,
+            started_at_ms: Some(1),
+            completed_at_ms: Some(2),
         }
-        .into(),
-    )
+    }
+
+    #[test]
+    fn thread_sends_every_key_upstream_sends() {
+        let mut t = ThreadView {
+            id: "thr".into(),
+            path: Some("/h/sessions/rollout-thr.jsonl".into()),
+            cwd: "/w".into(),
+            model: Some("m".into()),
+            model_provider: "openai".into(),
+            reasoning_effort: Some("high".into()),
+            preview: "hello".into(),
+            name: None,
+            created_at: 10,
+            updated_at: 20,
+            source: "vscode".into(),
+            originator: Some("codex_vscode".into()),
+            cli_version: "0.1.0".into(),
+            ephemeral: false,
+            status: ThreadStatusView::Idle,
+            turns: vec![],
+        };
+        let expected = json!({
+            "id": "thr", "sessionId": "thr", "cliVersion": "0.1.0", "createdAt": 10,
+            "updatedAt": 20, "recencyAt": 20, "cwd": "/w", "ephemeral": false,
+            "modelProvider": "openai", "model": "m", "reasoningEffort": "high",
+            "preview": "hello", "projectId": null, "name": null,
+            "path": "/h/sessions/rollout-thr.jsonl", "source": "vscode",
+            "originator": "codex_vscode", "status": {"type": "idle"}, "turns": [],
+            "historyMode": "paginated", "agentNickname": null, "agentRole": null,
+            "forkedFromId": null, "parentThreadId": null, "gitInfo": null, "section": null,
+            "sectionEnteredAt": null, "threadSource": null,
+        });
+        assert_eq!(v(&t), expected);
+        // An ephemeral thread has no path.
+        t.ephemeral = true;
+        assert_eq!(v(&t)["path"], Value::Null);
+        assert_eq!(v(&t)["ephemeral"], true);
+    }
+
+    #[test]
+    fn thread_status_round_trips() {
+        for (s, j) in [
+            (ThreadStatusView::NotLoaded, json!({"type": "notLoaded"})),
+            (ThreadStatusView::Idle, json!({"type": "idle"})),
+            (
+                ThreadStatusView::Active {
+                    waiting_on_approval: false,
+                },
+                json!({"type": "active", "activeFlags": []}),
+            ),
+            (
+                ThreadStatusView::Active {
+                    waiting_on_approval: true,
+                },
+                json!({"type": "active", "activeFlags": ["waitingOnApproval"]}),
+            ),
+        ] {
+            assert_eq!(v(&s), j);
+            assert_eq!(serde_json::from_value::<ThreadStatusView>(j).unwrap(), s);
+        }
+        let e: ThreadStatusView = serde_json::from_value(json!({"type": "systemError"})).unwrap();
+        assert_eq!(e, ThreadStatusView::Idle);
+    }
+
+    #[test]
+    fn turn_filters_non_v2_items_and_carries_its_error() {
+        let turn = TurnView {
+            id: "t".into(),
+            status: TurnStatusView::Failed,
+            items: vec![
+                view(ThreadItem::AgentMessage(AgentMessageItem {
+                    id: "msg".into(),
+                    text: "hi".into(),
+                })),
+                view(ThreadItem::Error(codex_core::protocol::ErrorItem {
+                    id: "e".into(),
+                    message: "warn".into(),
+                })),
+            ],
+            items_view: ItemsView::Full,
+            error: Some(TurnError::recorded("boom")),
+            started_at: Some(1),
+            completed_at: Some(2),
+            duration_ms: Some(1000),
+        };
+        let j = v(&turn);
+        assert_eq!(j["items"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            j["error"],
+            json!({"message": "boom", "codexErrorInfo": null, "additionalDetails": null})
+        );
+        assert_eq!(j["itemsView"], "full");
+        assert_eq!(j["status"], "failed");
+        assert_eq!(j["rootTurnId"], "t");
+        assert_eq!(
+            v(&TurnView::in_progress("t", None)),
+            json!({"id": "t", "items": [], "itemsView": "notLoaded", "status": "inProgress",
+                "error": null, "startedAt": null, "completedAt": null, "durationMs": null,
+                "rootTurnId": "t"})
+        );
+        assert_eq!(
+            v(&TurnError::live(
+                "m",
+                CodexErrorInfo::Other,
+                Some("worker_exited".into())
+            )),
+            json!({"message": "m", "codexErrorInfo": "other",
+                "additionalDetails": "worker_exited", "misalignment": null})
+        );
+    }
+
+    #[test]
+    fn policies_usage_and_plans() {
+        #[derive(Serialize)]
+        struct P<'a> {
+            #[serde(serialize_with = "serialize_sandbox_policy")]
+            sandbox: &'a SandboxPolicy,
+            #[serde(serialize_with = "serialize_approval_policy")]
+            approval: AskForApproval,
+        }
+        let p = |sandbox: &SandboxPolicy, approval| v(&P { sandbox, approval });
+        assert_eq!(
+            p(&SandboxPolicy::ReadOnly, AskForApproval::OnFailure),
+            json!({"sandbox": {"type": "readOnly", "networkAccess": false},
+                "approval": "on-request"})
+        );
+        assert_eq!(
+            p(&SandboxPolicy::DangerFullAccess, AskForApproval::Never),
+            json!({"sandbox": {"type": "dangerFullAccess"}, "approval": "never"})
+        );
+        let ww = SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec!["/w".into()],
+            network_access: false,
+            exclude_tmpdir_env_var: true,
+            exclude_slash_tmp: false,
+        };
+        assert_eq!(
+            p(&ww, AskForApproval::Untrusted),
+            json!({"sandbox": {"type": "workspaceWrite", "writableRoots": ["/w"],
+                "networkAccess": false, "excludeTmpdirEnvVar": true, "excludeSlashTmp": false},
+                "approval": "untrusted"})
+        );
+        // What we send parses back.
+        assert_eq!(
+            sandbox_policy_from_json(&p(&ww, AskForApproval::Never)["sandbox"]),
+            Some(ww)
+        );
+        let u = TokenUsage {
+            input_tokens: 1,
+            cached_input_tokens: 2,
+            cache_write_input_tokens: 3,
+            output_tokens: 4,
+            reasoning_output_tokens: 5,
+            total_tokens: 6,
+        };
+        assert_eq!(
+            v(&ThreadTokenUsage::new(&u, &u, None)),
+            json!({"total": {"totalTokens": 6, "inputTokens": 1, "cachedInputTokens": 2,
+                    "cacheWriteInputTokens": 3, "outputTokens": 4, "reasoningOutputTokens": 5},
+                "last": {"totalTokens": 6, "inputTokens": 1, "cachedInputTokens": 2,
+                    "cacheWriteInputTokens": 3, "outputTokens": 4, "reasoningOutputTokens": 5},
+                "modelContextWindow": null})
+        );
+        assert_eq!(plan_type("plus"), "plus");
+        assert_eq!(plan_type("galactic"), "unknown");
+        assert_eq!(
+            v(&CodexErrorInfo::from(TurnErrorKind::UsageLimit)),
+            json!("usageLimitExceeded")
+        );
+    }
 }

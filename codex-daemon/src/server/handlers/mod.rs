@@ -1,0 +1,111 @@
+//! The app-server methods, by family: dispatch and `initialize` (here),
+//! loading a thread into a worker (`load.rs`), `thread/*` (`thread_methods.rs`,
+//! listings in `thread_list.rs`), `turn/*` (`turn_methods.rs`), `model/list`
+//! (`model_methods.rs`) and `config/read` (`config_methods.rs`); `account/*`
+//! is `super::account`, `codexd/status` is `super::status`. Handlers build
+//! codex-ipc result structs; dispatch encodes them.
+
+mod config_methods;
+mod load;
+mod model_methods;
+mod thread_list;
+mod thread_methods;
+mod turn_methods;
+
+use std::sync::Arc;
+
+use codex_ipc::app_server::methods::{self, InitializeParams};
+use codex_ipc::app_server::responses::InitializeResponse;
+use codex_ipc::jsonrpc::{RequestId, RpcError};
+use serde_json::Value;
+
+use super::conn::Conn;
+use super::{Reply, Server};
+
+/// Default page size of listings.
+const DEFAULT_PAGE: usize = 25;
+const MAX_PAGE: usize = 500;
+
+fn not_loaded(id: &str) -> RpcError {
+    RpcError::invalid_request(format!("thread not loaded: {id}"))
+}
+
+fn now_s() -> i64 {
+    codex_ipc::jsonrpc::now_ms() / 1000
+}
+
+fn page_limit(limit: Option<u64>) -> usize {
+    limit
+        .map(|l| l as usize)
+        .filter(|l| *l > 0)
+        .unwrap_or(DEFAULT_PAGE)
+        .min(MAX_PAGE)
+}
+
+impl Server {
+    pub(crate) async fn dispatch(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        id: &RequestId,
+        method: &str,
+        params: Value,
+    ) -> Reply {
+        match method {
+            "initialize" => Reply::now(self.initialize(conn, &params)),
+            "thread/start" => match self.thread_start(conn, &params).await {
+                Ok((result, then)) => Reply::now_then(&result, then),
+                Err(e) => Reply::Now(Err(e)),
+            },
+            "thread/resume" => match self.thread_resume(conn, &params).await {
+                Ok((result, then)) => Reply::now_then(&result, then),
+                Err(e) => Reply::Now(Err(e)),
+            },
+            "thread/read" => Reply::now(self.thread_read(&params)),
+            "thread/list" => Reply::now(self.thread_list(&params)),
+            "thread/loaded/list" => Reply::now(self.thread_loaded_list(&params)),
+            "thread/archive" => Reply::now(self.thread_archive(conn, &params).await),
+            "thread/unarchive" => Reply::now(self.thread_unarchive(conn, &params)),
+            "thread/name/set" => Reply::now(self.thread_name_set(conn, &params)),
+            "thread/unsubscribe" => Reply::now(self.thread_unsubscribe(conn, &params)),
+            "turn/start" => self.turn_start(conn, id, &params).await,
+            "turn/interrupt" => Reply::now(self.turn_interrupt(&params).await),
+            "model/list" => Reply::now(self.model_list(&params).await),
+            "config/read" => Reply::now(self.config_read(&params)),
+            super::status::METHOD => Reply::now(Ok(self.status_report())),
+            "account/read" => Reply::now(self.account_read().await),
+            "account/login/start" => self.account_login_start(conn, &params).await,
+            "account/login/cancel" => Reply::now(self.account_login_cancel(&params).await),
+            "account/logout" => self.account_logout(conn).await,
+            other => Reply::Now(Err(methods::unknown_method(other))),
+        }
+    }
+
+    fn initialize(&self, conn: &Conn, params: &Value) -> Result<InitializeResponse, RpcError> {
+        let p: InitializeParams = methods::parse(params)?;
+        let opt_out = p
+            .capabilities
+            .and_then(|c| c.opt_out_notification_methods)
+            .unwrap_or_default();
+        if !conn.initialize(
+            p.client_info.name.clone(),
+            p.client_info.version.clone(),
+            opt_out,
+        ) {
+            return Err(RpcError::invalid_request("Already initialized"));
+        }
+        Ok(InitializeResponse {
+            user_agent: format!(
+                "{}/{} ({}; {}) ({}; {})",
+                p.client_info.name,
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                p.client_info.name,
+                p.client_info.version,
+            ),
+            codex_home: self.codex_home().to_path_buf(),
+            platform_family: std::env::consts::FAMILY.into(),
+            platform_os: std::env::consts::OS.into(),
+        })
+    }
+}

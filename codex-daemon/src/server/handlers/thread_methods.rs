@@ -1,0 +1,362 @@
+//! `thread/*` methods about one thread: start, resume, read, archive,
+//! unarchive, name, unsubscribe (listings are in `thread_list.rs`).
+
+use std::sync::Arc;
+
+use codex_ipc::app_server::methods::{
+    self, ThreadIdParams, ThreadReadParams, ThreadResumeParams, ThreadSetNameParams,
+    ThreadStartParams,
+};
+use codex_ipc::app_server::notifications::{
+    ServerNotification, ThreadArchivedNotification, ThreadNameUpdatedNotification,
+    ThreadStartedNotification, ThreadTokenUsageUpdatedNotification, ThreadUnarchivedNotification,
+};
+use codex_ipc::app_server::objects::{ThreadStatusView, ThreadTokenUsage, ThreadView};
+use codex_ipc::app_server::responses::{
+    CollaborationMode, CollaborationModeKind, CollaborationSettings, ThreadArchiveResponse,
+    ThreadReadResponse, ThreadResumeResponse, ThreadSessionSettings, ThreadSetNameResponse,
+    ThreadStartResponse, ThreadUnarchiveResponse, ThreadUnsubscribeResponse,
+    ThreadUnsubscribeStatus,
+};
+use codex_ipc::jsonrpc::RpcError;
+use codex_ipc::link::ThreadReady;
+use serde_json::Value;
+
+use super::load::ThreadSettings;
+use super::{not_loaded, now_s};
+use crate::server::conn::Conn;
+use crate::server::send::ConnSend;
+use crate::server::thread::{LoadedThread, ThreadMeta};
+use crate::server::Server;
+
+impl Server {
+    /// What `thread/start` and `thread/resume` report about a thread.
+    fn session_settings(&self, ready: &ThreadReady, thread: ThreadView) -> ThreadSessionSettings {
+        ThreadSessionSettings::new(
+            thread,
+            ready.model.clone(),
+            ready.model_provider.clone(),
+            ready.cwd.clone(),
+            ready.approval_policy,
+            ready.sandbox_policy.clone(),
+            ready.reasoning_effort,
+        )
+    }
+
+    /// The `Thread` object of a loaded thread.
+    pub(super) fn loaded_view(&self, t: &LoadedThread, include_turns: bool) -> ThreadView {
+        let ready = t.ready();
+        let file = ready
+            .rollout_path
+            .as_deref()
+            .and_then(|p| self.catalog.view(p, false, t.status(), include_turns));
+        let mut view = file.unwrap_or_else(|| ThreadView {
+            id: t.id.clone(),
+            path: ready.rollout_path.clone(),
+            cwd: ready.cwd.clone(),
+            model: None,
+            model_provider: ready.model_provider.clone(),
+            reasoning_effort: None,
+            preview: String::new(),
+            name: self.catalog.name_of(&t.id),
+            created_at: t.meta.created_at,
+            updated_at: t.meta.created_at,
+            source: t.meta.source.clone(),
+            originator: Some(t.meta.originator.clone()),
+            cli_version: env!("CARGO_PKG_VERSION").into(),
+            ephemeral: t.meta.ephemeral,
+            status: t.status(),
+            turns: vec![],
+        });
+        view.model = Some(ready.model.clone());
+        view.model_provider = ready.model_provider.clone();
+        view.reasoning_effort = ready
+            .reasoning_effort
+            .and_then(|e| serde_json::to_value(e).ok())
+            .and_then(|v| v.as_str().map(str::to_string));
+        view.cwd = ready.cwd.clone();
+        view.ephemeral = t.meta.ephemeral;
+        if view.preview.is_empty() {
+            view.preview = t.preview().unwrap_or_default();
+        }
+        view
+    }
+
+    pub(super) async fn thread_start(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<(ThreadStartResponse, Vec<ServerNotification>), RpcError> {
+        let p: ThreadStartParams = methods::parse(params)?;
+        let mut init = self.thread_init(conn, p.cwd.as_deref(), p.config.as_ref())?;
+        init.thread_id = Some(uuid::Uuid::now_v7().to_string());
+        init.ephemeral = p.ephemeral.unwrap_or(false);
+        ThreadSettings {
+            cwd: None,
+            config: None,
+            model: p.model,
+            model_provider: p.model_provider,
+            base_instructions: p.base_instructions,
+            developer_instructions: p.developer_instructions,
+            approval_policy: p.approval_policy,
+            sandbox: p.sandbox,
+        }
+        .apply(&mut init)?;
+        let meta = ThreadMeta {
+            source: init.source.clone(),
+            originator: init.originator.clone(),
+            created_at: now_s(),
+            ephemeral: init.ephemeral,
+        };
+        let t = self.load(init, meta, None).await?;
+        t.subscribe(self, conn.id);
+        let thread = self.loaded_view(&t, false);
+        let started = ThreadStartedNotification {
+            thread: thread.clone(),
+        };
+        let result = ThreadStartResponse {
+            settings: self.session_settings(&t.ready(), thread),
+        };
+        // The response first, then `thread/started`.
+        Ok((result, vec![started.into()]))
+    }
+
+    pub(super) async fn thread_resume(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<(ThreadResumeResponse, Vec<ServerNotification>), RpcError> {
+        let p: ThreadResumeParams = methods::parse(params)?;
+        let include_turns = !p.exclude_turns.unwrap_or(false);
+        let t = match self.live_thread(&p.thread_id).await {
+            Some(t) => t,
+            None => {
+                let settings = ThreadSettings {
+                    cwd: p.cwd,
+                    config: p.config,
+                    model: p.model,
+                    model_provider: p.model_provider,
+                    base_instructions: p.base_instructions,
+                    developer_instructions: p.developer_instructions,
+                    approval_policy: p.approval_policy,
+                    sandbox: p.sandbox,
+                };
+                self.load_from_disk(conn, &p.thread_id, settings).await?
+            }
+        };
+        t.subscribe(self, conn.id);
+        let ready = t.ready();
+        let thread = self.loaded_view(&t, include_turns);
+        let result = ThreadResumeResponse {
+            settings: self.session_settings(&ready, thread),
+            collaboration_mode: CollaborationMode {
+                mode: CollaborationModeKind::Default,
+                settings: CollaborationSettings {
+                    model: ready.model.clone(),
+                    developer_instructions: ready.developer_instructions.clone(),
+                    reasoning_effort: ready.reasoning_effort,
+                },
+            },
+            initial_turns_page: None,
+            turns_backwards_cursor: None,
+            items_backwards_cursor: None,
+        };
+        // Replay the current token usage so the client can show it.
+        let usage = t.last_usage().or_else(|| {
+            ready.last_usage.as_ref().map(|u| {
+                (
+                    u.turn_id.clone().unwrap_or_default(),
+                    ThreadTokenUsage::new(&u.last, &u.total, u.model_context_window),
+                )
+            })
+        });
+        let then = usage
+            .map(|(turn_id, token_usage)| {
+                ThreadTokenUsageUpdatedNotification {
+                    thread_id: t.id.clone(),
+                    turn_id,
+                    token_usage,
+                }
+                .into()
+            })
+            .into_iter()
+            .collect();
+        Ok((result, then))
+    }
+
+    pub(super) fn thread_read(&self, params: &Value) -> Result<ThreadReadResponse, RpcError> {
+        let p: ThreadReadParams = methods::parse(params)?;
+        let include_turns = p.include_turns.unwrap_or(false);
+        let thread = match self.thread(&p.thread_id) {
+            Some(t) => self.loaded_view(&t, include_turns),
+            None => {
+                let (path, archived) = self
+                    .catalog
+                    .find(&p.thread_id)
+                    .ok_or_else(|| not_loaded(&p.thread_id))?;
+                self.catalog
+                    .view(&path, archived, ThreadStatusView::NotLoaded, include_turns)
+                    .ok_or_else(|| not_loaded(&p.thread_id))?
+            }
+        };
+        Ok(ThreadReadResponse {
+            thread,
+            read_state: None,
+        })
+    }
+
+    pub(super) async fn thread_archive(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<ThreadArchiveResponse, RpcError> {
+        let p: ThreadIdParams = methods::parse(params)?;
+        if let Some(t) = self.thread(&p.thread_id) {
+            if t.is_busy() {
+                return Err(RpcError::invalid_request(format!(
+                    "thread {} has a running turn; interrupt it before archiving",
+                    p.thread_id
+                )));
+            }
+            t.stop().await;
+        }
+        let (path, archived) = self
+            .catalog
+            .find(&p.thread_id)
+            .ok_or_else(|| not_loaded(&p.thread_id))?;
+        if !archived {
+            let dir = self.catalog.archived_dir();
+            std::fs::create_dir_all(&dir).map_err(|e| RpcError::internal(e.to_string()))?;
+            let dest = dir.join(path.file_name().unwrap_or_default());
+            std::fs::rename(&path, &dest)
+                .map_err(|e| RpcError::internal(format!("cannot archive: {e}")))?;
+            self.catalog.invalidate(&path);
+        }
+        conn.send_notification(
+            &ThreadArchivedNotification {
+                thread_id: p.thread_id,
+            }
+            .into(),
+        );
+        Ok(ThreadArchiveResponse {})
+    }
+
+    pub(super) fn thread_unarchive(
+        &self,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<ThreadUnarchiveResponse, RpcError> {
+        let p: ThreadIdParams = methods::parse(params)?;
+        let (path, archived) = self
+            .catalog
+            .find(&p.thread_id)
+            .ok_or_else(|| not_loaded(&p.thread_id))?;
+        let path = if archived {
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            // rollout-YYYY-MM-DDT..: back under sessions/YYYY/MM/DD.
+            let date = name
+                .strip_prefix("rollout-")
+                .and_then(|r| r.get(0..10))
+                .unwrap_or("");
+            let parts: Vec<&str> = date.split('-').collect();
+            let dir = if parts.len() == 3 {
+                self.catalog
+                    .sessions_dir()
+                    .join(parts[0])
+                    .join(parts[1])
+                    .join(parts[2])
+            } else {
+                self.catalog.sessions_dir()
+            };
+            std::fs::create_dir_all(&dir).map_err(|e| RpcError::internal(e.to_string()))?;
+            let dest = dir.join(&name);
+            std::fs::rename(&path, &dest)
+                .map_err(|e| RpcError::internal(format!("cannot unarchive: {e}")))?;
+            self.catalog.invalidate(&path);
+            dest
+        } else {
+            path
+        };
+        let thread = self
+            .catalog
+            .view(&path, false, ThreadStatusView::NotLoaded, false)
+            .ok_or_else(|| not_loaded(&p.thread_id))?;
+        conn.send_notification(
+            &ThreadUnarchivedNotification {
+                thread_id: p.thread_id,
+            }
+            .into(),
+        );
+        Ok(ThreadUnarchiveResponse { thread })
+    }
+
+    pub(super) fn thread_name_set(
+        &self,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<ThreadSetNameResponse, RpcError> {
+        let p: ThreadSetNameParams = methods::parse(params)?;
+        let loaded = self.thread(&p.thread_id);
+        if loaded.is_none() && self.catalog.find(&p.thread_id).is_none() {
+            return Err(not_loaded(&p.thread_id));
+        }
+        self.catalog
+            .set_name(&p.thread_id, &p.name)
+            .map_err(|e| RpcError::internal(format!("cannot save the name: {e}")))?;
+        let note: ServerNotification = ThreadNameUpdatedNotification {
+            thread_id: p.thread_id,
+            thread_name: p.name,
+        }
+        .into();
+        match loaded {
+            Some(t) if t.subscriber_count() > 0 => {
+                let subscribers = self.subscribers_of(&t);
+                for c in &subscribers {
+                    c.send_notification(&note);
+                }
+                if !subscribers.iter().any(|c| c.id == conn.id) {
+                    conn.send_notification(&note);
+                }
+            }
+            _ => conn.send_notification(&note),
+        }
+        Ok(ThreadSetNameResponse {})
+    }
+
+    fn subscribers_of(&self, t: &LoadedThread) -> Vec<Arc<Conn>> {
+        self.conns_snapshot()
+            .into_iter()
+            .filter(|c| t.is_subscriber(c.id))
+            .collect()
+    }
+
+    fn conns_snapshot(&self) -> Vec<Arc<Conn>> {
+        self.conns
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn thread_unsubscribe(
+        &self,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<ThreadUnsubscribeResponse, RpcError> {
+        let p: ThreadIdParams = methods::parse(params)?;
+        let status = match self.thread(&p.thread_id) {
+            None => ThreadUnsubscribeStatus::NotLoaded,
+            Some(t) => {
+                if t.unsubscribe(self, conn.id) {
+                    ThreadUnsubscribeStatus::Unsubscribed
+                } else {
+                    ThreadUnsubscribeStatus::NotSubscribed
+                }
+            }
+        };
+        Ok(ThreadUnsubscribeResponse { status })
+    }
+}

@@ -1,0 +1,151 @@
+//! `turn/start` (queued to the worker; answered when the worker accepts
+//! it) and `turn/interrupt`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use codex_core::config::SandboxPolicy;
+use codex_core::protocol::UserInput;
+use codex_core::turn::TurnOverrides;
+use codex_ipc::app_server::items::user_input_from_json;
+use codex_ipc::app_server::methods::{self, TurnInterruptParams, TurnStartParams};
+use codex_ipc::app_server::objects::sandbox_policy_from_json;
+use codex_ipc::app_server::responses::TurnInterruptResponse;
+use codex_ipc::jsonrpc::{RequestId, RpcError};
+use codex_ipc::link::{LinkError, ToWorker};
+use serde_json::Value;
+
+use super::load::{parse_approval, ThreadSettings};
+use super::not_loaded;
+use crate::governor::Pressure;
+use crate::server::conn::Conn;
+use crate::server::{Reply, Server};
+
+impl Server {
+    pub(super) async fn turn_start(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        id: &RequestId,
+        params: &Value,
+    ) -> Reply {
+        let p: TurnStartParams = match methods::parse(params) {
+            Ok(p) => p,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        let t = match self.live_thread(&p.thread_id).await {
+            Some(t) => t,
+            // Unloaded (idle, crashed, or from an earlier daemon): load it
+            // again transparently.
+            None => match self
+                .load_from_disk(conn, &p.thread_id, ThreadSettings::default())
+                .await
+            {
+                Ok(t) => t,
+                Err(_) if self.catalog.find(&p.thread_id).is_none() => {
+                    return Reply::Now(Err(not_loaded(&p.thread_id)))
+                }
+                Err(e) => return Reply::Now(Err(e)),
+            },
+        };
+        let input: Vec<UserInput> = match p.input.iter().map(user_input_from_json).collect() {
+            Ok(i) => i,
+            Err(e) => {
+                return Reply::Now(Err(RpcError::invalid_request(format!(
+                    "Invalid request: {e}"
+                ))))
+            }
+        };
+        if input.is_empty() {
+            return Reply::Now(Err(RpcError::invalid_request(
+                "Invalid request: `input` is empty",
+            )));
+        }
+        let overrides = match turn_overrides(&p) {
+            Ok(o) => o,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        // Backpressure before anything else: a worker over its hard limit or
+        // with a full queue takes no new turn (its running turn goes on).
+        if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
+            tracing::warn!(
+                "thread {}: turn/start shed (pressure {}, {} queued)",
+                t.id,
+                t.pressure().as_str(),
+                t.worker.queued()
+            );
+            return Reply::Now(Err(RpcError::overloaded()));
+        }
+        if t.is_busy() {
+            return Reply::Now(Err(RpcError::invalid_request(format!(
+                "thread {} already has a running turn",
+                p.thread_id
+            ))));
+        }
+        // Starting a turn subscribes the caller.
+        t.subscribe(self, conn.id);
+        t.set_preview_if_empty(&input);
+        let turn_id = uuid::Uuid::now_v7().to_string();
+        t.expect_turn(&turn_id, conn.id, id.clone());
+        let msg = ToWorker::TurnStart {
+            turn_id: turn_id.clone(),
+            input,
+            output_schema: p.output_schema,
+            overrides,
+        };
+        match t.worker.try_send(msg) {
+            // Answered with `TurnStartResponse` when the worker accepts it.
+            Ok(()) => Reply::Deferred,
+            Err(LinkError::Full) => {
+                t.cancel_expected_turn(&turn_id);
+                Reply::Now(Err(RpcError::overloaded()))
+            }
+            Err(e) => {
+                t.cancel_expected_turn(&turn_id);
+                Reply::Now(Err(RpcError::invalid_request(e.to_string())))
+            }
+        }
+    }
+
+    pub(super) async fn turn_interrupt(
+        &self,
+        params: &Value,
+    ) -> Result<TurnInterruptResponse, RpcError> {
+        let p: TurnInterruptParams = methods::parse(params)?;
+        let t = self
+            .thread(&p.thread_id)
+            .ok_or_else(|| not_loaded(&p.thread_id))?;
+        match t.worker.try_send(ToWorker::TurnInterrupt {
+            turn_id: Some(p.turn_id),
+        }) {
+            Err(LinkError::Full) => Err(RpcError::overloaded()),
+            _ => Ok(TurnInterruptResponse {}),
+        }
+    }
+}
+
+/// The per-turn overrides of `turn/start`.
+fn turn_overrides(p: &TurnStartParams) -> Result<TurnOverrides, RpcError> {
+    let bad = |what: &str, v: &Value| {
+        RpcError::invalid_request(format!("Invalid request: unsupported {what} {v}"))
+    };
+    let sandbox_policy: Option<SandboxPolicy> = match &p.sandbox_policy {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(sandbox_policy_from_json(v).ok_or_else(|| bad("sandboxPolicy", v))?),
+    };
+    let effort = match &p.effort {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| bad("effort", v))?),
+    };
+    let summary = match &p.summary {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| bad("summary", v))?),
+    };
+    Ok(TurnOverrides {
+        cwd: p.cwd.as_ref().map(PathBuf::from),
+        approval_policy: parse_approval(p.approval_policy.as_ref())?,
+        sandbox_policy,
+        model: p.model.clone(),
+        effort,
+        summary,
+    })
+}
