@@ -109,11 +109,22 @@ async fn run(args: AppServerArgs) -> i32 {
             return 1;
         }
     };
+    let socket_path = args.listen.strip_prefix("unix://").map(|p| match p {
+        "" => codex_daemon::transport::default_socket_path(&codex_home),
+        p => PathBuf::from(p),
+    });
+    // Commands of our threads must not reach the daemon itself.
+    let protected_paths = socket_path
+        .iter()
+        .cloned()
+        .chain(args.ws_token_file.iter().map(PathBuf::from))
+        .collect();
     let opts = ServerOptions {
         worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("codex")),
         cwd: std::env::current_dir().unwrap_or_else(|_| codex_home.clone()),
         codex_home: codex_home.clone(),
         config_overrides: overrides,
+        protected_paths,
     };
     // Check the WebSocket settings before anything starts.
     let ws = if args.listen.starts_with("ws://") {
@@ -147,10 +158,7 @@ async fn run(args: AppServerArgs) -> i32 {
             0
         }
         url if url.starts_with("unix://") => {
-            let path = match &url["unix://".len()..] {
-                "" => codex_daemon::transport::default_socket_path(&codex_home),
-                p => PathBuf::from(p),
-            };
+            let Some(path) = socket_path else { return 2 };
             let code = until_signal(async {
                 match server.serve_unix(&path).await {
                     Ok(()) => 0,

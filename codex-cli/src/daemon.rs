@@ -137,6 +137,10 @@ pub fn render(r: &StatusReport) -> String {
         mib(l.memory_cap_bytes),
         l.max_loaded_threads,
     ));
+    out.push_str(&format!(
+        "load shed: {} requests answered -32001 · {} clients that stopped reading disconnected\n",
+        r.load.overloaded, r.load.slow_clients_disconnected
+    ));
     if r.threads.is_empty() {
         out.push_str("no threads loaded\n");
         return out;

@@ -579,9 +579,10 @@ import json, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(sys.argv[1])
-s.sendall(b'{"id":0,"method":"initialize","params":{"clientInfo":{"name":"intruder","version":"1"}}}\n')
 data = b""
 try:
+    # codexd may close the refused connection before this is written.
+    s.sendall(b'{"id":0,"method":"initialize","params":{"clientInfo":{"name":"intruder","version":"1"}}}\n')
     while True:
         chunk = s.recv(4096)
         if not chunk:

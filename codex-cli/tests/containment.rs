@@ -511,9 +511,17 @@ async fn a_flooding_connection_sheds_only_its_own_excess() {
         peak / 1024
     );
     // Only the queue (128) and the one request in progress can be served
-    // before the slow first answer; the rest was shed at once.
+    // before the slow first answer; the rest was shed at once, until the
+    // unread answers filled the connection's egress queue (8192) and it was
+    // dropped.
     assert!(ok <= 130, "{ok} served: the ingress queue is not bounded");
-    assert!(shed >= 1_000, "only {shed} shed");
+    let load = good.status().await["load"].clone();
+    let overloaded = load["overloaded"].as_u64().unwrap();
+    assert!(
+        overloaded >= 8_192,
+        "only {overloaded} requests shed ({shed} seen by the flooder)"
+    );
+    assert_eq!(load["slowClientsDisconnected"], 1, "{load}");
     // The unread replies are bounded too (8192 messages, then disconnect).
     let growth = peak.saturating_sub(baseline);
     assert!(
@@ -793,4 +801,82 @@ async fn codexd_kill9_leaves_no_tool_running_with_cgroups_where_available() {
 #[tokio::test(flavor = "multi_thread")]
 async fn codexd_kill9_leaves_no_tool_running_by_the_tree_walk() {
     codexd_kill9_leaves_no_tool_running(false).await;
+}
+
+/// A worker that does not read its queue (stopped here) sheds that thread's
+/// requests with `-32001` once `thread_queue` are waiting; every other
+/// thread carries on, and the thread recovers when its worker does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flooded_thread_sheds_with_32001_and_others_carry_on() {
+    let home = TestHome::new();
+    let mock =
+        MockModelServer::start(vec![sse::message("b is fine"), sse::message("a caught up")]).await;
+    home.write_config(
+        &mock.url(),
+        "[codexd]\nthread_queue = 4\nwatchdog_timeout_ms = 600000\n",
+    );
+    let mut server = SocketServer::start(&home).await;
+    let mut a = server.client("a").await;
+    let ta = a.start_thread(json!({})).await;
+    let tb = a.start_thread(json!({})).await;
+    let wa = a.worker_pid(&ta).await;
+    procs::signal(wa, "-STOP");
+    // A turn whose input outgrows the link's socket buffer: its writer now
+    // waits on the stopped worker, and what follows queues up.
+    let big = "x".repeat(4 * 1024 * 1024);
+    let start = a
+        .request(
+            "turn/start",
+            json!({"threadId": ta, "input": [{"type": "text", "text": big}]}),
+        )
+        .await;
+    let deadline = Instant::now() + WAIT;
+    let mut answers = Vec::new();
+    while answers.len() < 12 {
+        assert!(Instant::now() < deadline, "never shed: {answers:?}");
+        let id = a
+            .request(
+                "turn/interrupt",
+                json!({"threadId": ta, "turnId": "no-such-turn"}),
+            )
+            .await;
+        answers.push(error_code(&a.response(id).await));
+    }
+    let accepted = answers.iter().filter(|c| **c == 0).count();
+    assert!(
+        accepted <= 4,
+        "at most thread_queue requests wait: {answers:?}"
+    );
+    assert_eq!(answers.last(), Some(&-32001), "{answers:?}");
+    assert!(
+        answers.iter().all(|c| *c == 0 || *c == -32001),
+        "{answers:?}"
+    );
+    let status = a.status().await;
+    let entry = status["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["threadId"] == ta.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["queued"], 4, "{entry}");
+    // The other thread is untouched.
+    a.start_turn(&tb, "hello").await;
+    let done = a.turn_completed(&tb).await;
+    assert_eq!(done["params"]["turn"]["items"][0]["text"], "b is fine");
+    // The worker resumes: its turn runs and the thread takes requests again.
+    procs::signal(wa, "-CONT");
+    let r = a.response(start).await;
+    assert!(r.get("result").is_some(), "{r}");
+    let done = a.turn_completed(&ta).await;
+    assert_eq!(done["params"]["turn"]["status"], "completed");
+    let id = a
+        .request(
+            "turn/interrupt",
+            json!({"threadId": ta, "turnId": "no-such-turn"}),
+        )
+        .await;
+    assert_eq!(error_code(&a.response(id).await), 0);
+    server.kill9().await;
 }

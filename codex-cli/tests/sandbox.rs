@@ -734,7 +734,14 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
     #[tokio::test(flavor = "multi_thread")]
     async fn a_sandboxed_command_cannot_reach_its_own_codexd() {
         use common::app_server::SocketServer;
-        for network in [false, true] {
+        // Even with every local socket allowed, codexd's own stays hidden.
+        let all_sockets = "[permissions.network]\ndangerously_allow_all_unix_sockets = true\n";
+        for (network, extra) in [
+            (false, ""),
+            (true, ""),
+            (false, all_sockets),
+            (true, all_sockets),
+        ] {
             let (home, _) = setup();
             let socket = home.root().join("run").join("codexd.sock");
             let cmd = format!("{PY_ESCAPE} {}", socket.display());
@@ -746,7 +753,7 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
             home.write_config(
                 &mock.url(),
                 &format!(
-                    "[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\nnetwork_access = {network}\n"
+                    "[sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\nnetwork_access = {network}\n{extra}"
                 ),
             );
             let mut server = SocketServer::start(&home).await;
@@ -766,7 +773,7 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
                 .to_string();
             assert!(
                 out.contains("ESCAPE REFUSED") && !out.contains("ESCAPED:"),
-                "network_access = {network}: {out}"
+                "network_access = {network} {extra}: {out}"
             );
             let loaded = c.call("thread/loaded/list", json!({})).await;
             assert_eq!(

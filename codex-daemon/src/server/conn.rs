@@ -4,7 +4,7 @@
 //! than allowed to stall the threads it subscribes to).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use codex_core::CancellationToken;
@@ -25,6 +25,16 @@ pub use crate::limits::connection::{
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// How long a closing connection may take to flush what is queued.
 const FINAL_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Load shed by the whole daemon, for `codexd/status`.
+#[derive(Debug, Default)]
+pub struct LoadCounters {
+    /// Requests answered `-32001` (any reason: a full queue, pressure, the
+    /// worker limit).
+    pub overloaded: AtomicU64,
+    /// Connections dropped because their client stopped reading.
+    pub slow_clients: AtomicU64,
+}
 
 /// A server request waiting for this client's answer.
 #[derive(Debug, Clone)]
@@ -52,6 +62,7 @@ pub struct Conn {
     state: Mutex<ConnState>,
     /// Set once the client sent `initialized` (and got the side notices).
     announced: AtomicBool,
+    counters: Arc<LoadCounters>,
 }
 
 impl Conn {
@@ -72,7 +83,7 @@ impl Conn {
                 "connection {}: client is not reading ({before} bytes queued); disconnecting it",
                 self.id
             );
-            self.closed.cancel();
+            self.disconnect_slow();
             return;
         }
         match self.out.try_send(line) {
@@ -85,7 +96,7 @@ impl Conn {
                         self.id,
                         EGRESS_CAPACITY
                     );
-                    self.closed.cancel();
+                    self.disconnect_slow();
                 }
             }
         }
@@ -95,7 +106,17 @@ impl Conn {
         self.send_line(jsonrpc::encode_response(id, result));
     }
 
+    fn disconnect_slow(&self) {
+        if !self.closed.is_cancelled() {
+            self.counters.slow_clients.fetch_add(1, Ordering::Relaxed);
+        }
+        self.closed.cancel();
+    }
+
     pub fn error(&self, id: &RequestId, err: &RpcError) {
+        if err.code == jsonrpc::SERVER_OVERLOADED {
+            self.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        }
         self.send_line(jsonrpc::encode_error(id, err));
     }
 
@@ -178,6 +199,7 @@ where
         closed: CancellationToken::new(),
         state: Mutex::new(ConnState::default()),
         announced: AtomicBool::new(false),
+        counters: server.counters.clone(),
     });
     server.register_conn(conn.clone());
     let writer_task = tokio::spawn(write_lines(

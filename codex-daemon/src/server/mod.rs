@@ -58,6 +58,9 @@ pub struct ServerOptions {
     pub worker_exe: PathBuf,
     /// Default working directory of new threads.
     pub cwd: PathBuf,
+    /// What the threads' commands must never reach besides the defaults:
+    /// this daemon's sockets, its WebSocket token file.
+    pub protected_paths: Vec<PathBuf>,
 }
 
 pub struct Server {
@@ -80,6 +83,8 @@ pub struct Server {
     /// Per-worker cgroups, where a writable cgroup2 hierarchy exists.
     cgroups: Option<Cgroups>,
     started: Instant,
+    /// Load shed so far (`codexd/status`).
+    pub(crate) counters: Arc<conn::LoadCounters>,
 }
 
 impl Server {
@@ -138,6 +143,7 @@ impl Server {
                 None
             },
             started: Instant::now(),
+            counters: Arc::default(),
             limits,
         });
         tokio::spawn(monitor::run(Arc::downgrade(&server)));

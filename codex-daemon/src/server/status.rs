@@ -1,9 +1,11 @@
 //! `codexd/status`: what the supervisor is doing, for `codex daemon status`
 //! and for operators (the shape is codex-ipc's `StatusReport`).
 
+use std::sync::atomic::Ordering;
+
 use codex_ipc::app_server::codexd_status::{
-    BrokerStatus, ContainmentMode, ContainmentStatus, LimitsStatus, PressureLevel, StatusReport,
-    ThreadStatusEntry,
+    BrokerStatus, ContainmentMode, ContainmentStatus, LimitsStatus, LoadStatus, PressureLevel,
+    StatusReport, ThreadStatusEntry,
 };
 
 use super::Server;
@@ -54,6 +56,10 @@ impl Server {
                     mode: ContainmentMode::ProcessTreeSweep,
                     path: None,
                 },
+            },
+            load: LoadStatus {
+                overloaded: self.counters.overloaded.load(Ordering::Relaxed),
+                slow_clients_disconnected: self.counters.slow_clients.load(Ordering::Relaxed),
             },
             limits: LimitsStatus {
                 watchdog_timeout_ms: ms(l.watchdog_timeout),

@@ -158,7 +158,7 @@ impl Client {
             let line = match read_frame(&mut self.reader, DEFAULT_MAX_FRAME_BYTES).await? {
                 Some(Frame::Line(l)) => l,
                 // Not ours to read: nothing we ask for is this large.
-                Some(Frame::TooLarge(_)) => continue,
+                Some(Frame::TooLarge { .. }) => continue,
                 None => return Err(ClientError::Closed(method.into())),
             };
             match jsonrpc::decode(&line) {

@@ -22,8 +22,19 @@ pub struct StatusReport {
     pub broker: BrokerStatus,
     pub containment: ContainmentStatus,
     pub limits: LimitsStatus,
+    pub load: LoadStatus,
     /// Sorted by thread id.
     pub threads: Vec<ThreadStatusEntry>,
+}
+
+/// Load shed since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadStatus {
+    /// Requests answered `-32001 Server overloaded; retry later.`
+    pub overloaded: u64,
+    /// Connections dropped because their client stopped reading.
+    pub slow_clients_disconnected: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +157,10 @@ mod tests {
                 max_loaded_threads: 14,
                 thread_queue: 15,
             },
+            load: LoadStatus {
+                overloaded: 16,
+                slow_clients_disconnected: 17,
+            },
             threads: vec![ThreadStatusEntry {
                 thread_id: "thr".into(),
                 pid: 12,
@@ -176,6 +191,7 @@ mod tests {
                     "memoryCapBytes": 10, "maxOpenFiles": 11, "maxProcesses": 12,
                     "maxDataBytes": 13, "maxLoadedThreads": 14, "threadQueue": 15,
                 },
+                "load": {"overloaded": 16, "slowClientsDisconnected": 17},
                 "threads": [{
                     "threadId": "thr", "pid": 12,
                     "status": {"type": "active", "activeFlags": ["waitingOnApproval"]},

@@ -207,6 +207,7 @@ impl Server {
                 .client_name()
                 .unwrap_or_else(|| "codex_app_server".into()),
             source: "vscode".into(),
+            protected_paths: self.opts.protected_paths.clone(),
             ..Default::default()
         })
     }

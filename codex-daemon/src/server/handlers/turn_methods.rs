@@ -114,6 +114,16 @@ impl Server {
         let t = self
             .thread(&p.thread_id)
             .ok_or_else(|| not_loaded(&p.thread_id))?;
+        // A worker that is not reading its queue takes no more requests
+        // (`thread_queue`), whatever they are.
+        if t.worker.queued() >= self.limits().thread_queue {
+            tracing::warn!(
+                "thread {}: turn/interrupt shed ({} queued)",
+                t.id,
+                t.worker.queued()
+            );
+            return Err(RpcError::overloaded());
+        }
         match t.worker.try_send(ToWorker::TurnInterrupt {
             turn_id: Some(p.turn_id),
         }) {
