@@ -728,6 +728,31 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
     print("ESCAPED:", f.readline().strip())
 '"#;
 
+    /// Tries to take a descriptor (a socket to codexd, the broker's link,
+    /// the listening socket) from every process of the daemon: codexd, the
+    /// broker and the workers (`pidfd_getfd`, the same check as ptrace).
+    const PY_STEAL_FDS: &str = r#"python3 -c '
+import ctypes, os, sys
+l = ctypes.CDLL(None, use_errno=True)
+targets = []
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            comm = open("/proc/%s/comm" % d).read().strip()
+        except OSError:
+            continue
+        if comm in ("codexd", "codex-broker", "codex-session"):
+            targets.append((comm, int(d)))
+assert any(c == "codex-broker" for c, _ in targets), targets
+for comm, pid in targets:
+    pfd = os.pidfd_open(pid)
+    for fd in range(0, 16):
+        if l.syscall(438, pfd, fd, 0) >= 0:
+            print("STOLE", comm, fd)
+            sys.exit(4)
+    print("nothing from", comm, "errno", ctypes.get_errno())
+'"#;
+
     /// Item 10: a sandboxed command of a thread cannot reach its own codexd
     /// (same uid, so the peer check would pass) and start an unsandboxed
     /// thread, with or without network access.
@@ -747,6 +772,7 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
             let cmd = format!("{PY_ESCAPE} {}", socket.display());
             let mock = MockModelServer::start(vec![
                 sse::exec_command("call_escape", &cmd),
+                sse::exec_command("call_steal", PY_STEAL_FDS),
                 sse::message("done"),
             ])
             .await;
@@ -762,8 +788,14 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
             c.start_turn(&tid, "try to escape").await;
             let item = c
                 .wait_for("the command's end", |v| {
+                    v["method"] == "item/completed" && v["params"]["item"]["id"] == "call_escape"
+                })
+                .await;
+            let stolen = c
+                .wait_for("the second command's end", |v| {
                     v["method"] == "item/completed"
                         && v["params"]["item"]["type"] == "commandExecution"
+                        && v["params"]["item"]["id"] == "call_steal"
                 })
                 .await;
             c.turn_completed(&tid).await;
@@ -773,6 +805,15 @@ for m in ({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "e
                 .to_string();
             assert!(
                 out.contains("ESCAPE REFUSED") && !out.contains("ESCAPED:"),
+                "network_access = {network} {extra}: {out}"
+            );
+            let out = stolen["params"]["item"]["aggregatedOutput"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                out.contains("nothing from codex-broker")
+                    && out.contains("nothing from codexd")
+                    && !out.contains("STOLE"),
                 "network_access = {network} {extra}: {out}"
             );
             let loaded = c.call("thread/loaded/list", json!({})).await;

@@ -466,13 +466,23 @@ fn load_profile_file(codex_home: &Path, name: &str) -> Result<ConfigProfile, Con
     }
     let table = read_table(&path)?;
     let mut unknown = Vec::new();
-    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(key_path(&p));
     let de = serde_ignored::Deserializer::new(toml::Value::Table(table), &mut on_unknown);
     serde_path_to_error::deserialize::<_, ConfigProfile>(de).map_err(|e| ConfigError::InvalidKey {
         path: path.clone(),
         key: e.path().to_string(),
         reason: e.inner().message().to_string(),
     })
+}
+
+/// A dotted key path as the user wrote it (serde_ignored marks the
+/// `Option`s it went through with `?` segments).
+fn key_path(p: &serde_ignored::Path<'_>) -> String {
+    p.to_string()
+        .split('.')
+        .filter(|seg| *seg != "?")
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Deserializes a config table, collecting unknown keys and naming the key
@@ -482,7 +492,7 @@ fn deserialize_config(
     origin: &Path,
 ) -> Result<(ConfigToml, Vec<String>), ConfigError> {
     let mut unknown = Vec::new();
-    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+    let mut on_unknown = |p: serde_ignored::Path<'_>| unknown.push(key_path(&p));
     let de = serde_ignored::Deserializer::new(value, &mut on_unknown);
     let cfg = serde_path_to_error::deserialize::<_, ConfigToml>(de).map_err(|e| {
         ConfigError::InvalidKey {
@@ -625,6 +635,22 @@ approval_policy = "on-failure"
         let cfg = load_with("modle = \"typo\"\n[tui]\nanything = 1\n", &[]).unwrap();
         assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
         assert!(cfg.warnings[0].contains("modle"));
+    }
+
+    #[test]
+    fn nested_unknown_keys_are_named_as_written() {
+        let cfg = load_with(
+            "[permissions.network]\nallow_unix_sockets = [\"/run/a.sock\"]\nproxy_url = \"http://x\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(
+            cfg.warnings[0].contains("`permissions.network.proxy_url`"),
+            "{:?}",
+            cfg.warnings
+        );
+        assert_eq!(cfg.unix_sockets.allow, [PathBuf::from("/run/a.sock")]);
     }
 
     #[test]
