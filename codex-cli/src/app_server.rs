@@ -125,6 +125,7 @@ async fn run(args: AppServerArgs) -> i32 {
         codex_home: codex_home.clone(),
         config_overrides: overrides,
         protected_paths,
+        thread_defaults: Default::default(),
     };
     // Check the WebSocket settings before anything starts.
     let ws = if args.listen.starts_with("ws://") {

@@ -14,6 +14,7 @@ pub mod containment;
 pub mod governor;
 pub mod guardian;
 pub mod limits;
+pub mod runtime;
 pub mod server;
 pub mod transport;
 pub mod worker;

@@ -244,6 +244,7 @@ fn load_config(init: &ThreadInit) -> Result<Config, String> {
             base_instructions: init.base_instructions.clone(),
             developer_instructions: init.developer_instructions.clone(),
             additional_writable_roots: init.additional_writable_roots.clone(),
+            ignore_user_config: init.ignore_user_config,
             ..Default::default()
         },
     })

@@ -1,14 +1,15 @@
 //! `codex exec --json` / `--experimental-json`: one JSON object per line,
 //! upstream's event and item shapes (`thread.started`, `turn.started`,
 //! `item.started/updated/completed`, `turn.completed {usage}`,
-//! `turn.failed`, `error`).
+//! `turn.failed`, `error`), made from the app-server notifications of the
+//! thread (`codex exec` is a client of the app-server protocol, as the
+//! SDK's consumers expect of upstream).
 
 use std::collections::HashMap;
 
-use codex_core::protocol::{
-    CommandStatus, Event, FileChangeKind, PatchStatus, StepStatus, ThreadItem, TokenUsage,
-};
 use serde::{Deserialize, Serialize};
+
+use crate::app_server::turn_view::{self, ChangeKind, Item, ItemStatus, StepStatus, TurnEvent};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -45,8 +46,8 @@ pub struct Usage {
     pub reasoning_output_tokens: u64,
 }
 
-impl From<TokenUsage> for Usage {
-    fn from(u: TokenUsage) -> Self {
+impl From<turn_view::Usage> for Usage {
+    fn from(u: turn_view::Usage) -> Self {
         Self {
             input_tokens: u.input_tokens,
             cached_input_tokens: u.cached_input_tokens,
@@ -119,12 +120,19 @@ pub struct TodoEntry {
     pub completed: bool,
 }
 
-/// Maps core events to exec events, numbering items `item_0`, `item_1`, ...
+/// Maps a thread's turn events to exec events, numbering items `item_0`,
+/// `item_1`, ...
 #[derive(Debug, Default)]
 pub struct ExecEventMapper {
     next_id: u64,
     ids: HashMap<String, String>,
     running_commands: Vec<(String, ExecItem)>,
+    /// The turn's plan (its exec id and last state), once it has one.
+    plan: Option<ExecItem>,
+    /// The turn's usage so far (the sum of its responses).
+    usage: turn_view::Usage,
+    /// The error that will end the turn, announced before its end.
+    final_error: Option<String>,
 }
 
 impl ExecEventMapper {
@@ -134,12 +142,12 @@ impl ExecEventMapper {
         }
     }
 
-    fn id_for(&mut self, core_id: &str) -> String {
-        if let Some(id) = self.ids.get(core_id) {
+    fn id_for(&mut self, server_id: &str) -> String {
+        if let Some(id) = self.ids.get(server_id) {
             return id.clone();
         }
         let id = self.fresh_id();
-        self.ids.insert(core_id.to_string(), id.clone());
+        self.ids.insert(server_id.to_string(), id.clone());
         id
     }
 
@@ -149,9 +157,9 @@ impl ExecEventMapper {
         id
     }
 
-    pub fn map(&mut self, event: &Event) -> Vec<ExecEvent> {
+    pub fn map(&mut self, event: &TurnEvent) -> Vec<ExecEvent> {
         match event {
-            Event::Warning { message } => {
+            TurnEvent::Warning(message) => {
                 let id = self.fresh_id();
                 vec![ExecEvent::ItemCompleted {
                     item: ExecItem {
@@ -162,102 +170,134 @@ impl ExecEventMapper {
                     },
                 }]
             }
-            Event::TurnStarted { .. } => vec![ExecEvent::TurnStarted {}],
-            Event::ItemStarted { item, .. } => match item {
-                ThreadItem::CommandExecution(_) | ThreadItem::TodoList(_) => {
-                    let Some(ex) = self.item(item) else {
-                        return vec![];
-                    };
-                    if matches!(item, ThreadItem::CommandExecution(_)) {
-                        self.running_commands
-                            .push((item.id().to_string(), ex.clone()));
-                    }
-                    vec![ExecEvent::ItemStarted { item: ex }]
-                }
-                _ => vec![],
-            },
-            Event::ItemUpdated { item, .. } => match item {
-                ThreadItem::TodoList(_) => self
-                    .item(item)
-                    .map(|ex| vec![ExecEvent::ItemUpdated { item: ex }])
-                    .unwrap_or_default(),
-                _ => vec![],
-            },
-            Event::ItemCompleted { item, .. } => {
-                if matches!(item, ThreadItem::UserMessage(_)) {
+            TurnEvent::TurnStarted { .. } => {
+                self.usage = Default::default();
+                self.plan = None;
+                self.final_error = None;
+                vec![ExecEvent::TurnStarted {}]
+            }
+            TurnEvent::ItemStarted(item @ Item::CommandExecution { id, .. }) => {
+                let Some(ex) = self.item(item) else {
                     return vec![];
+                };
+                self.running_commands.push((id.clone(), ex.clone()));
+                vec![ExecEvent::ItemStarted { item: ex }]
+            }
+            TurnEvent::ItemStarted(_) => vec![],
+            TurnEvent::ItemCompleted(item) => {
+                if let Some(id) = item.id() {
+                    self.running_commands.retain(|(r, _)| r != id);
                 }
-                self.running_commands.retain(|(id, _)| id != item.id());
                 self.item(item)
                     .map(|ex| vec![ExecEvent::ItemCompleted { item: ex }])
                     .unwrap_or_default()
             }
-            Event::StreamRetry {
-                message, details, ..
+            TurnEvent::Plan(p) => {
+                let items = p
+                    .plan
+                    .iter()
+                    .map(|s| TodoEntry {
+                        text: s.step.clone(),
+                        completed: s.status == StepStatus::Completed,
+                    })
+                    .collect();
+                match self.plan.as_mut() {
+                    Some(ex) => {
+                        ex.details = ItemDetails::TodoList { items };
+                        vec![ExecEvent::ItemUpdated { item: ex.clone() }]
+                    }
+                    None => {
+                        let ex = ExecItem {
+                            id: self.fresh_id(),
+                            details: ItemDetails::TodoList { items },
+                        };
+                        self.plan = Some(ex.clone());
+                        vec![ExecEvent::ItemStarted { item: ex }]
+                    }
+                }
+            }
+            TurnEvent::TokenUsage(u) => {
+                self.usage.add(u);
+                vec![]
+            }
+            TurnEvent::Error {
+                message,
+                details,
+                will_retry: true,
+                ..
             } => vec![ExecEvent::Error {
-                message: format!("{message} ({details})"),
+                message: match details {
+                    Some(d) => format!("{message} ({d})"),
+                    None => message.clone(),
+                },
             }],
-            Event::TurnCompleted { usage, .. } => {
-                let mut out = self.flush_running();
-                out.push(ExecEvent::TurnCompleted {
-                    usage: (*usage).into(),
-                });
+            TurnEvent::Error { message, .. } => {
+                self.final_error = Some(message.clone());
+                vec![]
+            }
+            TurnEvent::TurnCompleted { status, error, .. } => {
+                let mut out = self.end_items();
+                let final_error = self.final_error.take();
+                match status {
+                    turn_view::TurnStatus::Completed => out.push(ExecEvent::TurnCompleted {
+                        usage: self.usage.into(),
+                    }),
+                    turn_view::TurnStatus::Interrupted if final_error.is_none() => {
+                        out.push(ExecEvent::TurnFailed {
+                            error: ErrorInfo {
+                                message: "turn interrupted".into(),
+                            },
+                        })
+                    }
+                    _ => {
+                        let message = final_error
+                            .or_else(|| error.clone())
+                            .unwrap_or_else(|| "the turn failed".into());
+                        out.push(ExecEvent::Error {
+                            message: message.clone(),
+                        });
+                        out.push(ExecEvent::TurnFailed {
+                            error: ErrorInfo { message },
+                        });
+                    }
+                }
                 out
             }
-            Event::TurnFailed { error, .. } => {
-                let mut out = self.flush_running();
-                out.push(ExecEvent::Error {
-                    message: error.message.clone(),
-                });
-                out.push(ExecEvent::TurnFailed {
-                    error: ErrorInfo {
-                        message: error.message.clone(),
-                    },
-                });
-                out
-            }
-            Event::TurnAborted { reason, .. } => {
-                let mut out = self.flush_running();
-                let message = match reason {
-                    codex_core::protocol::AbortReason::Interrupted => "turn interrupted",
-                    codex_core::protocol::AbortReason::Deadline => "turn deadline exceeded",
-                };
-                out.push(ExecEvent::TurnFailed {
-                    error: ErrorInfo {
-                        message: message.into(),
-                    },
-                });
-                out
-            }
-            Event::AgentMessageDelta { .. }
-            | Event::ReasoningSummaryDelta { .. }
-            | Event::CommandOutputDelta { .. }
-            | Event::TokenUsage { .. } => vec![],
+            TurnEvent::AgentMessageDelta { .. }
+            | TurnEvent::ReasoningDelta
+            | TurnEvent::CommandOutputDelta
+            | TurnEvent::ThreadClosed => vec![],
         }
     }
 
-    /// Commands still running when the turn ends are reported completed.
-    fn flush_running(&mut self) -> Vec<ExecEvent> {
-        std::mem::take(&mut self.running_commands)
+    /// At the turn's end: its plan completes, and commands still running
+    /// are reported completed.
+    fn end_items(&mut self) -> Vec<ExecEvent> {
+        let mut out: Vec<ExecEvent> = self
+            .plan
+            .take()
+            .map(|item| ExecEvent::ItemCompleted { item })
             .into_iter()
-            .map(|(_, mut ex)| {
-                if let ItemDetails::CommandExecution { status, .. } = &mut ex.details {
-                    *status = ExecCommandStatus::Completed;
-                }
-                ExecEvent::ItemCompleted { item: ex }
-            })
-            .collect()
+            .collect();
+        out.extend(
+            std::mem::take(&mut self.running_commands)
+                .into_iter()
+                .map(|(_, mut ex)| {
+                    if let ItemDetails::CommandExecution { status, .. } = &mut ex.details {
+                        *status = ExecCommandStatus::Completed;
+                    }
+                    ExecEvent::ItemCompleted { item: ex }
+                }),
+        );
+        out
     }
 
-    fn item(&mut self, item: &ThreadItem) -> Option<ExecItem> {
+    fn item(&mut self, item: &Item) -> Option<ExecItem> {
         let details = match item {
-            ThreadItem::UserMessage(_) => return None,
-            ThreadItem::AgentMessage(m) => ItemDetails::AgentMessage {
-                text: m.text.clone(),
-            },
-            ThreadItem::Reasoning(r) => {
-                let text = r
-                    .summary
+            Item::UserMessage { .. } | Item::Other => return None,
+            Item::AgentMessage { text, .. } => ItemDetails::AgentMessage { text: text.clone() },
+            Item::Reasoning { summary, .. } => {
+                let text = summary
                     .iter()
                     .filter(|s| !s.is_empty())
                     .cloned()
@@ -268,67 +308,63 @@ impl ExecEventMapper {
                 }
                 ItemDetails::Reasoning { text }
             }
-            ThreadItem::CommandExecution(c) => ItemDetails::CommandExecution {
-                command: c.display_command(),
-                aggregated_output: c.aggregated_output.clone(),
-                exit_code: c.exit_code,
-                status: match c.status {
-                    CommandStatus::InProgress => ExecCommandStatus::InProgress,
-                    CommandStatus::Completed => ExecCommandStatus::Completed,
-                    CommandStatus::Failed => ExecCommandStatus::Failed,
-                    CommandStatus::Declined => ExecCommandStatus::Declined,
+            Item::CommandExecution {
+                command,
+                status,
+                aggregated_output,
+                exit_code,
+                ..
+            } => ItemDetails::CommandExecution {
+                command: command.clone(),
+                aggregated_output: aggregated_output.clone().unwrap_or_default(),
+                exit_code: *exit_code,
+                status: match status {
+                    ItemStatus::InProgress => ExecCommandStatus::InProgress,
+                    ItemStatus::Completed => ExecCommandStatus::Completed,
+                    ItemStatus::Failed => ExecCommandStatus::Failed,
+                    ItemStatus::Declined => ExecCommandStatus::Declined,
                 },
             },
-            ThreadItem::FileChange(f) => {
-                if f.status == PatchStatus::InProgress {
+            Item::FileChange {
+                changes, status, ..
+            } => {
+                if *status == ItemStatus::InProgress {
                     return None;
                 }
                 ItemDetails::FileChange {
-                    changes: f
-                        .changes
+                    changes: changes
                         .iter()
                         .map(|c| FileChangeEntry {
-                            path: c.path.display().to_string(),
+                            path: c.path.clone(),
                             kind: match c.kind {
-                                FileChangeKind::Add => "add",
-                                FileChangeKind::Delete => "delete",
-                                FileChangeKind::Update { .. } => "update",
+                                ChangeKind::Add => "add",
+                                ChangeKind::Delete => "delete",
+                                ChangeKind::Update { .. } => "update",
                             }
                             .into(),
                         })
                         .collect(),
-                    status: if f.status == PatchStatus::Completed {
+                    status: if *status == ItemStatus::Completed {
                         ExecPatchStatus::Completed
                     } else {
                         ExecPatchStatus::Failed
                     },
                 }
             }
-            ThreadItem::TodoList(t) => ItemDetails::TodoList {
-                items: t
-                    .steps
-                    .iter()
-                    .map(|s| TodoEntry {
-                        text: s.step.clone(),
-                        completed: s.status == StepStatus::Completed,
-                    })
-                    .collect(),
-            },
-            ThreadItem::Error(e) => ItemDetails::Error {
-                message: e.message.clone(),
-            },
         };
-        Some(ExecItem {
-            id: self.id_for(item.id()),
-            details,
-        })
+        let id = self.id_for(item.id()?);
+        Some(ExecItem { id, details })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codex_core::protocol::{AgentMessageItem, CommandExecutionItem};
+    use serde_json::json;
+
+    fn ev(method: &str, params: serde_json::Value) -> TurnEvent {
+        turn_view::parse(method, &params).unwrap()
+    }
 
     #[test]
     fn serializes_like_upstream() {
@@ -338,51 +374,86 @@ mod tests {
             serde_json::to_string(&started).unwrap(),
             r#"{"type":"thread.started","thread_id":"t1"}"#
         );
-        let cmd = CommandExecutionItem {
-            id: "call_1".into(),
-            argv: vec!["/bin/bash".into(), "-lc".into(), "echo hello".into()],
-            script: "echo hello".into(),
-            cwd: "/w".into(),
-            status: CommandStatus::InProgress,
-            exit_code: None,
-            aggregated_output: String::new(),
-            duration_ms: None,
-            process_id: None,
-        };
-        let ev = m.map(&Event::ItemStarted {
-            turn_id: "u".into(),
-            item: ThreadItem::CommandExecution(cmd),
-        });
+        m.map(&ev("turn/started", json!({"turn": {"id": "u"}})));
+        let cmd = json!({"type": "commandExecution", "id": "call_1",
+            "command": "/bin/bash -lc 'echo hello'", "commandActions": [{"type": "unknown", "command": "echo hello"}],
+            "status": "inProgress", "aggregatedOutput": null, "exitCode": null});
+        let out = m.map(&ev("item/started", json!({"item": cmd})));
         assert_eq!(
-            serde_json::to_string(&ev[0]).unwrap(),
+            serde_json::to_string(&out[0]).unwrap(),
             r#"{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"/bin/bash -lc 'echo hello'","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#
         );
-        let ev = m.map(&Event::ItemCompleted {
-            turn_id: "u".into(),
-            item: ThreadItem::AgentMessage(AgentMessageItem {
-                id: "msg".into(),
-                text: "hi".into(),
-            }),
-        });
+        let out = m.map(&ev(
+            "item/completed",
+            json!({"item": {"type": "agentMessage", "id": "msg", "text": "hi"}}),
+        ));
         assert_eq!(
-            serde_json::to_string(&ev[0]).unwrap(),
+            serde_json::to_string(&out[0]).unwrap(),
             r#"{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"hi"}}"#
         );
-        let ev = m.map(&Event::TurnCompleted {
-            turn_id: "u".into(),
-            usage: TokenUsage {
-                input_tokens: 20,
-                output_tokens: 10,
-                total_tokens: 30,
-                ..Default::default()
-            },
-            last_agent_message: None,
-        });
-        // The still-running command is flushed first.
-        assert_eq!(ev.len(), 2);
+        for _ in 0..2 {
+            m.map(&ev(
+                "thread/tokenUsage/updated",
+                json!({"tokenUsage": {"last": {"inputTokens": 10, "outputTokens": 5}}}),
+            ));
+        }
+        let out = m.map(&ev(
+            "turn/completed",
+            json!({"turn": {"id": "u", "status": "completed"}}),
+        ));
+        // The still-running command is flushed first; usage is the turn's sum.
+        assert_eq!(out.len(), 2);
         assert_eq!(
-            serde_json::to_string(&ev[1]).unwrap(),
+            serde_json::to_string(&out[1]).unwrap(),
             r#"{"type":"turn.completed","usage":{"input_tokens":20,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":10,"reasoning_output_tokens":0}}"#
+        );
+    }
+
+    #[test]
+    fn plans_failures_and_interrupts() {
+        let mut m = ExecEventMapper::default();
+        m.map(&ev("turn/started", json!({"turn": {"id": "u"}})));
+        let plan = |s: &str| json!({"explanation": null, "plan": [{"step": "a", "status": s}]});
+        assert!(matches!(
+            m.map(&ev("turn/plan/updated", plan("inProgress")))[0],
+            ExecEvent::ItemStarted { .. }
+        ));
+        assert!(matches!(
+            m.map(&ev("turn/plan/updated", plan("completed")))[0],
+            ExecEvent::ItemUpdated { .. }
+        ));
+        assert!(m
+            .map(&ev(
+                "error",
+                json!({"willRetry": false, "error": {"message": "boom"}})
+            ))
+            .is_empty());
+        let out = m.map(&ev(
+            "turn/completed",
+            json!({"turn": {"id": "u", "status": "failed", "error": {"message": "boom"}}}),
+        ));
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert!(
+            matches!(&out[0], ExecEvent::ItemCompleted { item } if matches!(&item.details, ItemDetails::TodoList { items } if items[0].completed))
+        );
+        assert_eq!(
+            out[1],
+            ExecEvent::Error {
+                message: "boom".into()
+            }
+        );
+        m.map(&ev("turn/started", json!({"turn": {"id": "v"}})));
+        let out = m.map(&ev(
+            "turn/completed",
+            json!({"turn": {"id": "v", "status": "interrupted"}}),
+        ));
+        assert_eq!(
+            out,
+            [ExecEvent::TurnFailed {
+                error: ErrorInfo {
+                    message: "turn interrupted".into()
+                }
+            }]
         );
     }
 }

@@ -105,18 +105,24 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
-    /// A worker running this same binary under `role`.
-    pub fn current_exe(role: Role) -> std::io::Result<Self> {
-        Ok(Self {
+    /// A worker running `exe` (the `codex` binary) under `role`.
+    pub fn new(role: Role, exe: PathBuf) -> Self {
+        Self {
             role,
-            exe: std::env::current_exe()?,
+            exe,
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
             rlimits: Vec::new(),
             cgroup_procs: None,
             parent_death: role.parent_death(),
-        })
+        }
+    }
+
+    /// A worker running this same binary under `role` (for the `codex`
+    /// binary itself; a library host names the binary with [`Self::new`]).
+    pub fn current_exe(role: Role) -> std::io::Result<Self> {
+        Ok(Self::new(role, std::env::current_exe()?))
     }
 }
 

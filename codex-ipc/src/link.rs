@@ -76,6 +76,9 @@ pub struct ThreadInit {
     /// defaults of `codex_core::exec::Protection`.
     #[serde(default)]
     pub protected_paths: Vec<PathBuf>,
+    /// Ignore `$CODEX_HOME/config.toml` (only the overrides count).
+    #[serde(default)]
+    pub ignore_user_config: bool,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.

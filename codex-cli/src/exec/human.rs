@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use codex_core::protocol::{
-    CommandStatus, Event, FileChangeKind, PatchStatus, StepStatus, ThreadItem, TodoListItem,
+use codex_ipc::app_server::turn_view::{
+    ChangeKind, Item, ItemStatus, Plan, StepStatus, TurnEvent, TurnStatus, Usage,
 };
-use codex_ipc::link::ThreadReady;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 const SPINNER: &[&str] = &["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -20,20 +20,31 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn from_ready(r: &ThreadReady) -> Self {
+    /// From the `thread/start` (or `thread/resume`) result.
+    pub fn from_session(r: &Value) -> Self {
+        let s = |p: &str| r.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        let sandbox = match s("/sandbox/type") {
+            "readOnly" => "read-only",
+            "workspaceWrite" => "workspace-write",
+            "dangerFullAccess" => "danger-full-access",
+            other => other,
+        };
+        let approval = match r.get("approvalPolicy") {
+            Some(Value::String(a)) => a.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
         let mut lines = vec![
-            format!("codex exec · session {}", r.thread_id),
+            format!("codex exec · session {}", s("/thread/id")),
             format!(
-                "model {} ({}) · sandbox {} · approval {}",
-                r.model,
-                r.model_provider,
-                r.sandbox_policy.mode(),
-                r.approval_policy
+                "model {} ({}) · sandbox {sandbox} · approval {approval}",
+                s("/model"),
+                s("/modelProvider"),
             ),
-            format!("workdir {}", r.cwd.display()),
+            format!("workdir {}", s("/cwd")),
         ];
-        if let Some(p) = &r.rollout_path {
-            lines.push(format!("session file {}", p.display()));
+        if let Some(p) = r.pointer("/thread/path").and_then(Value::as_str) {
+            lines.push(format!("session file {p}"));
         }
         Self { lines }
     }
@@ -79,6 +90,10 @@ struct Renderer {
     frame: usize,
     streamed: HashMap<String, bool>,
     open_line: bool,
+    /// The turn's usage so far.
+    usage: Usage,
+    /// The error that ends the turn, announced just before its end.
+    final_error: Option<String>,
 }
 
 impl Renderer {
@@ -142,12 +157,12 @@ impl Renderer {
         self.spinner_visible = true;
     }
 
-    fn plan(&mut self, plan: &TodoListItem) {
+    fn plan(&mut self, plan: &Plan) {
         let mut lines = vec![self.style.bold("Plan:")];
         if let Some(e) = &plan.explanation {
             lines.push(format!("  {}", self.style.dim(e)));
         }
-        for s in &plan.steps {
+        for s in &plan.plan {
             let mark = match s.status {
                 StepStatus::Completed => self.style.green("[x]"),
                 StepStatus::InProgress => self.style.cyan("[>]"),
@@ -158,90 +173,104 @@ impl Renderer {
         self.err(&lines.join("\n"));
     }
 
-    fn handle(&mut self, ev: Event) {
+    fn handle(&mut self, ev: TurnEvent) {
         match ev {
-            Event::TurnStarted { .. } => self.wait(),
-            Event::Warning { message } => {
+            TurnEvent::TurnStarted { .. } => {
+                self.usage = Usage::default();
+                self.final_error = None;
+                self.wait()
+            }
+            TurnEvent::Warning(message) => {
                 let l = self.style.yellow(&format!("warning: {message}"));
                 self.err(&l);
             }
-            Event::AgentMessageDelta { item_id, delta, .. } => {
+            TurnEvent::AgentMessageDelta { item_id, delta } => {
                 self.stop_waiting();
                 self.streamed.insert(item_id, true);
                 self.answer(&delta);
             }
-            Event::ReasoningSummaryDelta { .. } => self.wait(),
-            Event::ItemStarted { item, .. } => match item {
-                ThreadItem::CommandExecution(c) => {
+            TurnEvent::ReasoningDelta => self.wait(),
+            TurnEvent::ItemStarted(item) => {
+                if let Some(script) = item.command_script() {
                     self.stop_waiting();
-                    let l = format!("{} {}", self.style.cyan("$"), self.style.bold(&c.script));
+                    let l = format!("{} {}", self.style.cyan("$"), self.style.bold(script));
                     self.err(&l);
                     self.wait();
                 }
-                ThreadItem::TodoList(p) => self.plan(&p),
-                _ => {}
-            },
-            Event::ItemUpdated { item, .. } => {
-                if let ThreadItem::TodoList(p) = item {
-                    self.plan(&p);
-                }
             }
-            Event::ItemCompleted { item, .. } => self.completed(item),
-            Event::CommandOutputDelta { .. } | Event::TokenUsage { .. } => {}
-            Event::StreamRetry {
-                message, details, ..
+            TurnEvent::Plan(p) => self.plan(&p),
+            TurnEvent::ItemCompleted(item) => self.completed(item),
+            TurnEvent::CommandOutputDelta | TurnEvent::ThreadClosed => {}
+            TurnEvent::TokenUsage(u) => self.usage.add(&u),
+            TurnEvent::Error {
+                message,
+                details,
+                will_retry: true,
+                ..
             } => {
-                let l = self.style.yellow(&format!("{message} ({details})"));
+                let text = match details {
+                    Some(d) => format!("{message} ({d})"),
+                    None => message,
+                };
+                let l = self.style.yellow(&text);
                 self.err(&l);
                 self.wait();
             }
-            Event::TurnCompleted { usage, .. } => {
+            TurnEvent::Error { message, .. } => self.final_error = Some(message),
+            TurnEvent::TurnCompleted { status, error, .. } => {
                 self.stop_waiting();
-                let l = self.style.dim(&format!(
-                    "tokens used: {} in · {} out · {} total",
-                    usage.input_tokens, usage.output_tokens, usage.total_tokens
-                ));
-                self.err(&l);
-            }
-            Event::TurnFailed { error, .. } => {
-                self.stop_waiting();
-                let l = self.style.red(&format!("error: {}", error.message));
-                self.err(&l);
-            }
-            Event::TurnAborted { .. } => {
-                self.stop_waiting();
-                let l = self.style.yellow("turn interrupted");
+                let final_error = self.final_error.take();
+                let l = match status {
+                    TurnStatus::Completed => self.style.dim(&format!(
+                        "tokens used: {} in · {} out · {} total",
+                        self.usage.input_tokens, self.usage.output_tokens, self.usage.total_tokens
+                    )),
+                    TurnStatus::Interrupted if final_error.is_none() => {
+                        self.style.yellow("turn interrupted")
+                    }
+                    _ => {
+                        let message = final_error
+                            .or(error)
+                            .unwrap_or_else(|| "the turn failed".into());
+                        self.style.red(&format!("error: {message}"))
+                    }
+                };
                 self.err(&l);
             }
         }
     }
 
-    fn completed(&mut self, item: ThreadItem) {
+    fn completed(&mut self, item: Item) {
         match item {
-            ThreadItem::AgentMessage(m) => {
+            Item::AgentMessage { id, text } => {
                 self.stop_waiting();
-                if !self.streamed.remove(&m.id).unwrap_or(false) {
-                    self.answer(&m.text);
+                if !self.streamed.remove(&id).unwrap_or(false) {
+                    self.answer(&text);
                 }
                 self.end_answer_line();
                 self.wait();
             }
-            ThreadItem::Reasoning(r) if !r.summary.is_empty() => {
-                let l = self
-                    .style
-                    .dim(&format!("thinking: {}", r.summary.join(" ")));
+            Item::Reasoning { summary, .. } if !summary.is_empty() => {
+                let l = self.style.dim(&format!("thinking: {}", summary.join(" ")));
                 self.err(&l);
             }
-            ThreadItem::CommandExecution(c) => {
-                let secs = c.duration_ms.unwrap_or(0) as f64 / 1000.0;
-                let status = match (c.status, c.exit_code) {
-                    (CommandStatus::Declined, _) => self.style.yellow("  declined"),
+            Item::CommandExecution {
+                status,
+                aggregated_output,
+                exit_code,
+                duration_ms,
+                ..
+            } => {
+                let secs = duration_ms.unwrap_or(0) as f64 / 1000.0;
+                let status = match (status, exit_code) {
+                    (ItemStatus::Declined, _) => self.style.yellow("  declined"),
                     (_, Some(0)) => self.style.green(&format!("  ✓ exit 0 ({secs:.2}s)")),
                     (_, Some(code)) => self.style.red(&format!("  ✗ exit {code} ({secs:.2}s)")),
                     (_, None) => self.style.red("  ✗ did not run"),
                 };
                 let mut lines = vec![];
-                let out: Vec<&str> = c.aggregated_output.lines().collect();
+                let output = aggregated_output.unwrap_or_default();
+                let out: Vec<&str> = output.lines().collect();
                 let skip = out.len().saturating_sub(OUTPUT_TAIL_LINES);
                 if skip > 0 {
                     lines.push(self.style.dim(&format!("  │ … {skip} more lines")));
@@ -253,40 +282,38 @@ impl Renderer {
                 self.err(&lines.join("\n"));
                 self.wait();
             }
-            ThreadItem::FileChange(f) => {
-                let files = f
-                    .changes
+            Item::FileChange {
+                changes, status, ..
+            } => {
+                let files = changes
                     .iter()
                     .map(|c| {
                         let tag = match c.kind {
-                            FileChangeKind::Add => "A",
-                            FileChangeKind::Delete => "D",
-                            FileChangeKind::Update { .. } => "M",
+                            ChangeKind::Add => "A",
+                            ChangeKind::Delete => "D",
+                            ChangeKind::Update { .. } => "M",
                         };
-                        format!("{tag} {}", c.path.display())
+                        format!("{tag} {}", c.path)
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let l = match f.status {
-                    PatchStatus::Completed => self.style.green(&format!("✎ patched: {files}")),
-                    PatchStatus::Declined => {
+                let l = match status {
+                    ItemStatus::Completed => self.style.green(&format!("✎ patched: {files}")),
+                    ItemStatus::Declined => {
                         self.style.yellow(&format!("✎ patch declined: {files}"))
                     }
-                    _ => self.style.red(&format!("✎ patch failed: {files}")),
+                    ItemStatus::InProgress => return,
+                    ItemStatus::Failed => self.style.red(&format!("✎ patch failed: {files}")),
                 };
                 self.err(&l);
                 self.wait();
-            }
-            ThreadItem::Error(e) => {
-                let l = self.style.yellow(&format!("warning: {}", e.message));
-                self.err(&l);
             }
             _ => {}
         }
     }
 }
 
-pub async fn render(header: Header, mut events: mpsc::Receiver<Event>, color: bool) {
+pub async fn render(header: Header, mut events: mpsc::Receiver<TurnEvent>, color: bool) {
     let mut r = Renderer {
         style: Style { color },
         tty: std::io::stderr().is_terminal(),
@@ -295,6 +322,8 @@ pub async fn render(header: Header, mut events: mpsc::Receiver<Event>, color: bo
         frame: 0,
         streamed: HashMap::new(),
         open_line: false,
+        usage: Usage::default(),
+        final_error: None,
     };
     for l in &header.lines {
         let l = r.style.dim(l);

@@ -8,25 +8,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use codex_core::approval::ReviewDecision;
 use codex_core::config::{
     AskForApproval, CliOverride, Config, ConfigOverrides, LoadOptions, SandboxMode,
     LMSTUDIO_PROVIDER_ID, OLLAMA_PROVIDER_ID,
 };
-use codex_core::protocol::{Event, UserInput};
 use codex_core::rollout::{find_thread_file, latest_thread_file};
+use codex_daemon::runtime::{EmbeddedOptions, Endpoint, Runtime, RuntimeOptions};
+use codex_daemon::server::ThreadDefaults;
+use codex_ipc::app_server::methods::ClientInfo;
+use codex_ipc::app_server::turn_view::{self, TurnEvent, TurnStatus};
 use codex_ipc::exec_events::ExecEventMapper;
-use codex_ipc::launcher::{LaunchSpec, Launcher, Role};
-use codex_ipc::link::{ThreadInit, WorkerMessage, WorkerThread};
+use codex_ipc::jsonrpc::Incoming;
+use serde_json::{json, Map, Value};
 
 /// Env var the TypeScript SDK sets to name itself as the originator.
 const ORIGINATOR_ENV: &str = "CODEX_INTERNAL_ORIGINATOR_OVERRIDE";
 /// Largest prompt read from stdin.
 const MAX_STDIN_PROMPT: u64 = 16 * 1024 * 1024;
-/// How long a new session worker may take to become ready.
-const WORKER_START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
-/// How long a session worker may take to exit after the turn.
-const WORKER_EXIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the session may take to record its end and exit after the turn.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Args, Debug)]
 #[command(
@@ -195,7 +195,12 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
         }
         None => (None, args.prompt.clone()),
     };
+    if opts.cyber_access_program.is_some() {
+        eprintln!("warning: --cyber-access-program has no effect in this runtime (ignored)");
+    }
 
+    // Validated here, before anything starts: a bad config fails fast with
+    // the file and key.
     let config = load_config(&opts)?;
     for w in &config.warnings {
         eprintln!("warning: {w}");
@@ -208,34 +213,34 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
     }
 
     let prompt = read_prompt(prompt_arg)?;
-    let output_schema = match &opts.output_schema {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read output schema {}", path.display()))?;
-            Some(
-                serde_json::from_str::<serde_json::Value>(&text).with_context(|| {
+    let output_schema =
+        match &opts.output_schema {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read output schema {}", path.display()))?;
+                Some(serde_json::from_str::<Value>(&text).with_context(|| {
                     format!("output schema {} is not valid JSON", path.display())
-                })?,
-            )
-        }
-        None => None,
-    };
-    let mut input = vec![UserInput::Text { text: prompt }];
+                })?)
+            }
+            None => None,
+        };
+    let mut input = vec![json!({"type": "text", "text": prompt})];
     for img in &opts.images {
         if !img.is_file() {
             bail!("image {} does not exist", img.display());
         }
-        input.push(UserInput::LocalImage { path: img.clone() });
+        let path = std::fs::canonicalize(img).unwrap_or_else(|_| img.clone());
+        input.push(json!({"type": "localImage", "path": path}));
     }
 
     let originator = std::env::var(ORIGINATOR_ENV)
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "codex_exec".to_string());
-    let resume_path = match resume {
+    let resume_id = match resume {
         Some(r) => {
             let sessions = config.sessions_dir();
-            Some(if r.last {
+            let file = if r.last {
                 let cwd = (!r.all).then_some(config.cwd.as_path());
                 latest_thread_file(&sessions, cwd)
                     .with_context(|| "no previous session found to resume (try --all)")?
@@ -246,152 +251,212 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
                     .context("give a session id or --last")?;
                 find_thread_file(&sessions, id)
                     .with_context(|| format!("no saved session found with id {id}"))?
-            })
+            };
+            Some(thread_id_of(&file)?)
         }
         None => None,
     };
     let (cli_overrides, overrides) = config_inputs(&opts)?;
-    let init = ThreadInit {
-        codex_home: config.codex_home.clone(),
-        cwd: Some(config.cwd.clone()),
-        config_overrides: cli_overrides
-            .iter()
-            .map(|o| {
-                Ok((
-                    o.path.join("."),
-                    serde_json::to_value(&o.value).context("config override")?,
-                ))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-        model: overrides.model.clone(),
-        model_provider: overrides.model_provider.clone(),
-        approval_policy: overrides.approval_policy,
-        default_approval_policy: overrides.default_approval_policy,
-        sandbox_mode: overrides.sandbox_mode,
-        base_instructions: None,
-        developer_instructions: None,
-        originator,
-        source: "exec".into(),
-        ephemeral: opts.ephemeral,
-        thread_id: None,
-        resume_path,
-        additional_writable_roots: overrides
-            .additional_writable_roots
-            .iter()
-            .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
-            .collect(),
-        // exec waits on its one worker directly; no watchdog.
-        heartbeat_ms: None,
-        // Without a daemon the worker refreshes in-process (under the same
-        // cross-process lock as any broker).
-        use_broker: false,
-        protected_paths: Vec::new(),
-    };
 
-    // The thread runs in a `codex-session` worker, as under the daemon.
-    let launcher = Launcher::new(tokio::runtime::Handle::current())?;
-    let spec = LaunchSpec::current_exe(Role::Session)?;
-    let (worker, mut messages) =
-        WorkerThread::launch(&launcher, spec, init, WORKER_START_DEADLINE).await?;
+    // The thread runs in a `codex-session` worker of a supervisor in this
+    // process: the same code path, and the same containment, as codexd.
+    let embedded = EmbeddedOptions {
+        codex_home: config.codex_home.clone(),
+        worker_exe: Some(std::env::current_exe().context("cannot find this executable")?),
+        cwd: Some(config.cwd.clone()),
+        config_overrides: cli_overrides,
+        thread_defaults: ThreadDefaults {
+            source: opts.thread_source.clone().unwrap_or_else(|| "exec".into()),
+            default_approval_policy: overrides.default_approval_policy,
+            additional_writable_roots: overrides
+                .additional_writable_roots
+                .iter()
+                .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+                .collect(),
+            ignore_user_config: overrides.ignore_user_config,
+        },
+    };
+    let mut ropts = RuntimeOptions::new(Endpoint::Embedded(embedded));
+    ropts.client_info = ClientInfo {
+        name: originator,
+        version: env!("CARGO_PKG_VERSION").into(),
+        title: None,
+    };
+    let (rt, mut messages) = Runtime::open(ropts).await?;
+
+    let mut params = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            params.insert(k.into(), v);
+        }
+    };
+    put("model", overrides.model.clone().map(Value::from));
+    put(
+        "modelProvider",
+        overrides.model_provider.clone().map(Value::from),
+    );
+    put(
+        "approvalPolicy",
+        overrides
+            .approval_policy
+            .map(|a| Value::from(a.to_string())),
+    );
+    put(
+        "sandbox",
+        overrides.sandbox_mode.map(|m| Value::from(m.to_string())),
+    );
+    put("cwd", Some(Value::from(config.cwd.display().to_string())));
+    let session = match &resume_id {
+        Some(id) => {
+            params.insert("threadId".into(), Value::from(id.clone()));
+            params.insert("excludeTurns".into(), Value::Bool(true));
+            rt.request("thread/resume", Value::Object(params)).await?
+        }
+        None => {
+            if opts.ephemeral {
+                params.insert("ephemeral".into(), Value::Bool(true));
+            }
+            rt.request("thread/start", Value::Object(params)).await?
+        }
+    };
+    let thread_id = session
+        .pointer("/thread/id")
+        .and_then(Value::as_str)
+        .context("the session did not say its thread id")?
+        .to_string();
 
     let color = match opts.color {
         ColorArg::Always => true,
         ColorArg::Never => false,
         ColorArg::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let (ev_tx, ev_rx) = tokio::sync::mpsc::channel::<Event>(1024);
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::channel::<TurnEvent>(1024);
     let renderer = if json {
-        tokio::spawn(render_json(worker.ready.thread_id.clone(), ev_rx))
+        tokio::spawn(render_json(thread_id.clone(), ev_rx))
     } else {
-        let header = human::Header::from_ready(&worker.ready);
+        let header = human::Header::from_session(&session);
         tokio::spawn(human::render(header, ev_rx, color))
     };
 
     // One listener for the whole turn: a signal between two polls is not lost.
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let turn_id = uuid::Uuid::now_v7().to_string();
-    worker
-        .start_turn(turn_id.clone(), input, output_schema, Default::default())
-        .await?;
+    let mut turn = json!({"threadId": thread_id, "input": input});
+    if let Some(schema) = output_schema {
+        turn["outputSchema"] = schema;
+    }
+    let started = rt.request("turn/start", turn).await;
+    let turn_id = match started {
+        Ok(r) => r
+            .pointer("/turn/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => {
+            drop(ev_tx);
+            let _ = renderer.await;
+            rt.close(SHUTDOWN_DEADLINE).await;
+            bail!("the session refused the turn: {e}");
+        }
+    };
     let mut interrupts = 0u32;
-    let mut outcome: Option<Event> = None;
+    let mut outcome: Option<(TurnStatus, bool)> = None;
+    let mut last_agent_message: Option<String> = None;
+    let mut worker_exited = false;
     loop {
         tokio::select! {
-            msg = messages.recv() => match msg {
-                Some(WorkerMessage::Event(ev)) => {
-                    let terminal = ev.is_terminal();
-                    if terminal {
-                        outcome = Some(ev.clone());
+            msg = messages.recv() => {
+                let Some(msg) = msg else { break };
+                if let Incoming::Request { id, method, .. } = &msg.message {
+                    // Nobody can answer a prompt in exec mode.
+                    let _ = rt.respond(id, decline_answer(method));
+                    continue;
+                }
+                let (Some(method), params) = (msg.method(), msg.params()) else { continue };
+                if params.get("threadId").and_then(Value::as_str).is_some_and(|t| t != thread_id) {
+                    continue;
+                }
+                let Some(ev) = turn_view::parse(method, params) else { continue };
+                match &ev {
+                    TurnEvent::ItemCompleted(turn_view::Item::AgentMessage { text, .. }) => {
+                        last_agent_message = Some(text.clone());
                     }
-                    let _ = ev_tx.send(ev).await;
-                    if terminal {
-                        break;
+                    TurnEvent::Error { worker_exited: true, .. } => worker_exited = true,
+                    _ => {}
+                }
+                let end = match &ev {
+                    TurnEvent::TurnCompleted { turn_id: t, status, .. } if *t == turn_id => {
+                        Some(*status)
                     }
+                    _ => None,
+                };
+                let closed = matches!(ev, TurnEvent::ThreadClosed);
+                let _ = ev_tx.send(ev).await;
+                if let Some(status) = end {
+                    outcome = Some((status, worker_exited));
+                    break;
                 }
-                // `exec` cannot ask anyone.
-                Some(WorkerMessage::Approval { approval_id, .. }) => {
-                    let _ = worker.decide(approval_id, ReviewDecision::Denied).await;
+                if closed {
+                    break;
                 }
-                Some(WorkerMessage::TurnAccepted { .. } | WorkerMessage::ApprovalCancelled { .. }) => {}
-                // The worker was told to refresh in-process; never asks.
-                Some(WorkerMessage::Broker { id, .. }) => {
-                    let _ = worker
-                        .send(codex_ipc::link::ToWorker::BrokerReply {
-                            id,
-                            result: Err(codex_core::auth::AuthError::Unavailable(
-                                "no broker in `codex exec`".into(),
-                            )),
-                        })
-                        .await;
-                }
-                Some(WorkerMessage::TurnRejected { message, .. }) => {
-                    drop(ev_tx);
-                    let _ = renderer.await;
-                    bail!("the session refused the turn: {message}");
-                }
-                Some(WorkerMessage::Exited { .. }) | None => break,
             },
             Some(()) = sigint.recv() => {
                 interrupts += 1;
                 if interrupts > 1 {
-                    worker.kill();
+                    rt.close(std::time::Duration::ZERO).await;
                     std::process::exit(130);
                 }
-                let _ = worker.interrupt(Some(turn_id.clone())).await;
+                let _ = rt
+                    .request("turn/interrupt", json!({"threadId": thread_id, "turnId": turn_id}))
+                    .await;
             }
         }
-    }
-    // Let the worker record everything and exit; then make sure it did.
-    worker.shutdown().await;
-    let exited = tokio::time::timeout(WORKER_EXIT_DEADLINE, async {
-        while let Some(m) = messages.recv().await {
-            if matches!(m, WorkerMessage::Exited { .. }) {
-                break;
-            }
-        }
-    })
-    .await;
-    if exited.is_err() {
-        worker.kill();
     }
     drop(ev_tx);
     let _ = renderer.await;
+    // Let the worker record everything and exit.
+    rt.close(SHUTDOWN_DEADLINE).await;
 
-    let (code, last) = match &outcome {
-        Some(Event::TurnCompleted {
-            last_agent_message, ..
-        }) => (0, last_agent_message.clone()),
-        Some(Event::TurnFailed { .. }) => (1, None),
-        Some(Event::TurnAborted { .. }) => (130, None),
-        _ => {
+    let (code, last) = match outcome {
+        Some((TurnStatus::Completed, _)) => (0, last_agent_message),
+        Some((TurnStatus::Interrupted, false)) => (130, None),
+        Some((_, true)) | None => {
             eprintln!("Error: the session worker exited before the turn ended");
             (1, None)
         }
+        Some(_) => (1, None),
     };
     if let Some(path) = &opts.output_last_message {
         write_last_message(path, last.as_deref().unwrap_or(""))?;
     }
     Ok(code)
+}
+
+/// The answer that declines a server request (an approval).
+fn decline_answer(method: &str) -> Value {
+    match method {
+        "item/commandExecution/requestApproval" | "item/fileChange/requestApproval" => {
+            json!({"decision": "decline"})
+        }
+        _ => json!({"decision": "denied"}),
+    }
+}
+
+/// The thread id of a session file (`rollout-<time>-<uuid>.jsonl`).
+fn thread_id_of(file: &Path) -> anyhow::Result<String> {
+    let name = file
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let id = name
+        .get(name.len().saturating_sub(36)..)
+        .unwrap_or_default();
+    if uuid::Uuid::parse_str(id).is_err() {
+        bail!(
+            "{} is not a session file (no thread id in its name)",
+            file.display()
+        );
+    }
+    Ok(id.to_string())
 }
 
 /// The `-c` overrides and typed overrides the flags ask for.
@@ -477,7 +542,7 @@ fn write_last_message(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn render_json(thread_id: String, mut events: tokio::sync::mpsc::Receiver<Event>) {
+async fn render_json(thread_id: String, mut events: tokio::sync::mpsc::Receiver<TurnEvent>) {
     let mut mapper = ExecEventMapper::default();
     let mut out = std::io::stdout();
     emit_json(&mut out, &mapper.thread_started(&thread_id));

@@ -61,6 +61,34 @@ pub struct ServerOptions {
     /// What the threads' commands must never reach besides the defaults:
     /// this daemon's sockets, its WebSocket token file.
     pub protected_paths: Vec<PathBuf>,
+    /// How this daemon's threads are set up where a request does not say.
+    pub thread_defaults: ThreadDefaults,
+}
+
+/// Settings of every thread a daemon starts that no request can express
+/// (an embedding host's choices: `codex exec` records source `exec`,
+/// never asks for approval unless configured to, adds `--add-dir` roots).
+#[derive(Debug, Clone)]
+pub struct ThreadDefaults {
+    /// `source` recorded in session files.
+    pub source: String,
+    /// Used when nothing configures an approval policy.
+    pub default_approval_policy: Option<codex_core::config::AskForApproval>,
+    /// Writable roots added to every thread's policy.
+    pub additional_writable_roots: Vec<PathBuf>,
+    /// Ignore `$CODEX_HOME/config.toml` (only `-c` overrides count).
+    pub ignore_user_config: bool,
+}
+
+impl Default for ThreadDefaults {
+    fn default() -> Self {
+        Self {
+            source: "vscode".into(),
+            default_approval_policy: None,
+            additional_writable_roots: Vec::new(),
+            ignore_user_config: false,
+        }
+    }
 }
 
 pub struct Server {
@@ -96,6 +124,7 @@ impl Server {
             cli_overrides: opts.config_overrides.clone(),
             overrides: ConfigOverrides {
                 cwd: Some(opts.cwd.clone()),
+                ignore_user_config: opts.thread_defaults.ignore_user_config,
                 ..Default::default()
             },
         })?;
@@ -111,8 +140,10 @@ impl Server {
         let broker = codex_ipc::broker_link::BrokerClient::start(
             launcher.clone(),
             codex_ipc::launcher::LaunchSpec {
-                exe: opts.worker_exe.clone(),
-                ..codex_ipc::launcher::LaunchSpec::current_exe(codex_ipc::launcher::Role::Broker)?
+                ..codex_ipc::launcher::LaunchSpec::new(
+                    codex_ipc::launcher::Role::Broker,
+                    opts.worker_exe.clone(),
+                )
             },
             codex_ipc::broker_link::BrokerInit {
                 codex_home: opts.codex_home.clone(),
@@ -318,6 +349,16 @@ impl Server {
         for t in &threads {
             let _ = tokio::time::timeout_at(deadline, t.exited()).await;
         }
+    }
+
+    /// Serves one client on a byte stream (JSONL) until it closes; the
+    /// daemon keeps running (an embedding host shuts it down).
+    pub async fn serve_stream<R, W>(self: &Arc<Self>, reader: R, writer: W)
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        conn::serve(self.clone(), tokio::io::BufReader::new(reader), writer).await;
     }
 
     /// Serves one client on stdin/stdout until stdin closes, then shuts

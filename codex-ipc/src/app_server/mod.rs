@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod codexd_status;
+pub mod connection;
 pub mod events;
 pub mod items;
 pub mod methods;
@@ -18,6 +19,7 @@ pub mod notifications;
 pub mod objects;
 pub mod responses;
 pub mod server_requests;
+pub mod turn_view;
 
 use serde::Serialize;
 use serde_json::Value;

@@ -63,11 +63,7 @@ impl Server {
             );
             return Err(RpcError::overloaded());
         }
-        let mut spec = LaunchSpec {
-            exe: self.opts.worker_exe.clone(),
-            ..LaunchSpec::current_exe(Role::Session)
-                .map_err(|e| RpcError::internal(e.to_string()))?
-        };
+        let mut spec = LaunchSpec::new(Role::Session, self.opts.worker_exe.clone());
         spec.cwd = init.cwd.clone().filter(|c| c.is_dir());
         spec.rlimits = vec![
             (Rlimit::OpenFiles, limits.max_open_files),
@@ -206,7 +202,10 @@ impl Server {
             originator: conn
                 .client_name()
                 .unwrap_or_else(|| "codex_app_server".into()),
-            source: "vscode".into(),
+            source: self.opts.thread_defaults.source.clone(),
+            default_approval_policy: self.opts.thread_defaults.default_approval_policy,
+            additional_writable_roots: self.opts.thread_defaults.additional_writable_roots.clone(),
+            ignore_user_config: self.opts.thread_defaults.ignore_user_config,
             protected_paths: self.opts.protected_paths.clone(),
             ..Default::default()
         })
