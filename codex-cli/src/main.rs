@@ -7,6 +7,7 @@ mod daemon;
 mod exec;
 mod logging;
 mod login;
+mod proxy;
 mod sandbox;
 
 use clap::{Parser, Subcommand};
@@ -29,8 +30,9 @@ enum Command {
     #[command(visible_alias = "e")]
     Exec(Box<exec::ExecArgs>),
     /// Serve the app-server protocol (JSON-RPC over stdio or a unix socket)
-    /// as `codexd`, with one `codex-session` worker per thread.
-    AppServer(app_server::AppServerArgs),
+    /// as `codexd`, with one `codex-session` worker per thread;
+    /// `codex app-server proxy` bridges stdio to a running one.
+    AppServer(AppServerCli),
     /// Talk to a running codexd (`codex daemon status`).
     Daemon(daemon::DaemonArgs),
     /// Run a command under a sandbox policy, as the agent's commands run.
@@ -43,6 +45,21 @@ enum Command {
     /// Show the audit trail: every command and patch, with its policy,
     /// sandbox, decision and outcome.
     Audit(audit::AuditArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AppServerCli {
+    #[command(subcommand)]
+    command: Option<AppServerCommand>,
+    #[command(flatten)]
+    args: app_server::AppServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum AppServerCommand {
+    /// stdio ↔ a running codexd (its unix socket, or `--remote ws://…`).
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() {
@@ -87,6 +104,10 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Some(Command::Exec(args)) => exec::main(*args),
+        Some(Command::AppServer(AppServerCli {
+            command: Some(AppServerCommand::Proxy(args)),
+            ..
+        })) => proxy::main(args),
         Some(Command::AppServer(_)) => {
             // Re-exec as `codexd` with the same arguments.
             let raw: Vec<std::ffi::OsString> = std::env::args_os()

@@ -220,6 +220,19 @@ impl Connection {
         self.queue(line)
     }
 
+    /// Forwards one line as it is (a proxy's client wrote it: the server
+    /// judges it), waiting for room in the queue.
+    pub async fn forward_line(&self, line: &str) -> Result<(), ConnectionError> {
+        let mut line = line
+            .trim_end_matches(['\n', '\r'])
+            .replace(['\n', '\r'], " ");
+        line.push('\n');
+        tokio::select! {
+            r = self.inner.out.send(line) => r.map_err(|_| ConnectionError::Closed),
+            _ = self.inner.closed.cancelled() => Err(ConnectionError::Closed),
+        }
+    }
+
     /// `initialize` then `initialized`; returns the `initialize` result.
     pub async fn initialize(
         &self,

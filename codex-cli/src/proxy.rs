@@ -1,0 +1,93 @@
+//! `codex app-server proxy`: stdio ↔ a running codexd, for clients that
+//! spawn an app server on stdio (upstream's clients do) but should reach
+//! the daemon instead. A thin user of the client API: lines go through as
+//! they are, in both directions; the client does its own `initialize`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use codex_core::config::find_codex_home;
+use codex_daemon::runtime::{Endpoint, Runtime, RuntimeOptions};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Args, Debug, Clone)]
+pub struct ProxyArgs {
+    /// The daemon's unix socket (default: `$CODEX_HOME/codexd/codexd.sock`).
+    #[arg(long, value_name = "PATH")]
+    pub sock: Option<PathBuf>,
+    /// A `ws://` daemon instead of the socket.
+    #[arg(long, value_name = "URL", conflicts_with = "sock")]
+    pub remote: Option<String>,
+    /// Environment variable holding the WebSocket capability token.
+    #[arg(long, value_name = "VAR", requires = "remote")]
+    pub remote_auth_token_env: Option<String>,
+}
+
+pub fn main(args: ProxyArgs) -> i32 {
+    crate::logging::init("warn");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("codex app-server proxy: cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("codex app-server proxy: {e:#}");
+            1
+        }
+    }
+}
+
+async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
+    let endpoint = match &args.remote {
+        Some(url) => Endpoint::WebSocket {
+            url: url.clone(),
+            token: match &args.remote_auth_token_env {
+                Some(var) => Some(std::env::var(var).map_err(|_| {
+                    anyhow::anyhow!("--remote-auth-token-env names {var}, which is not set")
+                })?),
+                None => None,
+            },
+        },
+        None => Endpoint::Unix(match &args.sock {
+            Some(p) => p.clone(),
+            None => codex_daemon::transport::default_socket_path(&find_codex_home()?),
+        }),
+    };
+    let mut opts = RuntimeOptions::new(endpoint);
+    opts.initialize = false;
+    let (rt, mut messages) = Runtime::open(opts).await?;
+    let conn = rt.connection().clone();
+    let upstream = tokio::spawn(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if conn.forward_line(&line).await.is_err() {
+                break;
+            }
+        }
+        // The client is done: so is its connection (what it sent is flushed).
+        conn.close();
+    });
+    let mut stdout = tokio::io::stdout();
+    while let Some(m) = messages.recv().await {
+        let mut line = m.line;
+        line.push('\n');
+        if stdout.write_all(line.as_bytes()).await.is_err() {
+            break;
+        }
+        let _ = stdout.flush().await;
+    }
+    upstream.abort();
+    rt.close(std::time::Duration::from_secs(5)).await;
+    Ok(0)
+}
