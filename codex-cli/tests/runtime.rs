@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ async fn next(events: &mut mpsc::Receiver<ServerMessage>, what: &str) -> ServerM
 
 /// Starts a thread and a turn, approves its command, and returns the
 /// completed turn. `marker` is the file the command creates.
-async fn approved_turn(rt: &Runtime, events: &mut mpsc::Receiver<ServerMessage>, marker: &PathBuf) {
+async fn approved_turn(rt: &Runtime, events: &mut mpsc::Receiver<ServerMessage>, marker: &Path) {
     assert_eq!(
         rt.server_info["userAgent"].as_str().map(|u| !u.is_empty()),
         Some(true),
@@ -68,10 +68,10 @@ async fn approved_turn(rt: &Runtime, events: &mut mpsc::Receiver<ServerMessage>,
                 rt.respond(id, json!({"decision": "accept"})).unwrap();
                 approved = true;
             }
-            Incoming::Notification { method, params } if method == "item/completed" => {
-                if params["item"]["type"] == "agentMessage" {
-                    answer = params["item"]["text"].as_str().map(str::to_string);
-                }
+            Incoming::Notification { method, params }
+                if method == "item/completed" && params["item"]["type"] == "agentMessage" =>
+            {
+                answer = params["item"]["text"].as_str().map(str::to_string);
             }
             Incoming::Notification { method, params } if method == "turn/completed" => {
                 assert_eq!(params["turn"]["status"], "completed", "{params}");
@@ -85,8 +85,7 @@ async fn approved_turn(rt: &Runtime, events: &mut mpsc::Receiver<ServerMessage>,
     assert_eq!(answer.as_deref(), Some("made it"));
 }
 
-fn script(home: &TestHome, marker: &PathBuf) -> Vec<MockResponse> {
-    let _ = home;
+fn script(marker: &Path) -> Vec<MockResponse> {
     vec![
         escalated("call_touch", &format!("touch {}", marker.display())),
         sse::message("made it"),
@@ -97,7 +96,7 @@ fn script(home: &TestHome, marker: &PathBuf) -> Vec<MockResponse> {
 async fn an_embedded_supervisor_runs_an_approved_turn_and_closes_cleanly() {
     let home = TestHome::new();
     let marker = home.root().join("embedded.txt");
-    let mock = MockModelServer::start(script(&home, &marker)).await;
+    let mock = MockModelServer::start(script(&marker)).await;
     home.write_config_inline_key(&mock.url(), "");
     let mut embedded = EmbeddedOptions::new(home.codex_home());
     embedded.worker_exe = Some(common::CODEX.into());
@@ -129,7 +128,7 @@ async fn an_embedded_supervisor_runs_an_approved_turn_and_closes_cleanly() {
 async fn a_runtime_drives_a_codexd_over_its_unix_socket() {
     let home = TestHome::new();
     let marker = home.root().join("unix.txt");
-    let mock = MockModelServer::start(script(&home, &marker)).await;
+    let mock = MockModelServer::start(script(&marker)).await;
     home.write_config(&mock.url(), "");
     let mut server = SocketServer::start(&home).await;
     let (rt, mut events) =
@@ -149,7 +148,7 @@ async fn a_runtime_drives_a_codexd_over_its_unix_socket() {
 async fn a_runtime_drives_a_codexd_over_websocket_with_its_token() {
     let home = TestHome::new();
     let marker = home.root().join("ws.txt");
-    let mock = MockModelServer::start(script(&home, &marker)).await;
+    let mock = MockModelServer::start(script(&marker)).await;
     home.write_config(&mock.url(), "");
     let token_file = home.root().join("token");
     std::fs::write(&token_file, "runtime-token-1").unwrap();
