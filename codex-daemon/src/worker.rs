@@ -463,7 +463,11 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     overrides,
                 };
                 let handle = tokio::spawn(async move {
-                    t.run_turn(req).await;
+                    // One turn at a time is enforced above, so the
+                    // thread's own queue never refuses it.
+                    if let Err(e) = t.run_turn(req).await {
+                        tracing::warn!("codex-session: {e}");
+                    }
                 });
                 active = Some((turn_id, cancel, handle));
             }
