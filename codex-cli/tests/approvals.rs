@@ -72,7 +72,8 @@ async fn run(
             }],
             ..Default::default()
         })
-        .await;
+        .await
+        .unwrap();
     assert_eq!(outcome.status, TurnStatus::Completed);
     let output = mock.model_requests()[1].function_output("call_1").unwrap();
     // Keep the home alive until the file was checked.

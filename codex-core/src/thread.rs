@@ -1,15 +1,25 @@
-//! A thread (conversation): its config, its model client, its rollout file,
-//! its history, and the turn service that runs its turns.
+//! A thread (conversation): its config, its model client, its tools, its
+//! rollout file, its history, and the turn service that runs its turns.
+//!
+//! A thread is built from services that can each be replaced or wrapped
+//! ([`ThreadBuilder`]): the model service, the tool set, the sandbox, the
+//! approval handler and the token source. [`Thread::start`] and
+//! [`Thread::resume`] build one from [`ThreadOptions`] with the defaults.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tower::ServiceExt;
+use tower::util::BoxCloneService;
+use tower::{BoxError, Layer, Service, ServiceExt};
 
 use crate::approval::{ApprovalHandler, DeclineAll};
-use crate::client::{model_service, resolve_credentials, ClientIdentity, ModelError, ModelService};
+use crate::client::{
+    model_service, resolve_credentials, ClientIdentity, ModelError, ModelRequest, ModelService,
+    ModelStream,
+};
 use crate::config::Config;
 use crate::exec::{Sandbox, Unconfined};
 use crate::protocol::{Event, ResponseItem};
@@ -17,9 +27,14 @@ use crate::rollout::{
     read_rollout, rollout_path, BaseInstructions, LoadedRollout, ReadError, RolloutItem,
     RolloutWriter, SessionMeta,
 };
+use crate::tools::{
+    ToolInvocation, ToolOutput, ToolService, ToolSet, ToolSpec, ToolTimeoutLayer,
+    DEFAULT_TOOL_TIMEOUT,
+};
 use crate::turn::sink::EventSink;
 use crate::turn::{
-    context, run_turn, ThreadShared, ThreadState, TurnOutcome, TurnRequest, TurnService,
+    context, ThreadShared, ThreadState, TurnOutcome, TurnRejected, TurnRequest, TurnService,
+    DEFAULT_TURN_QUEUE, MAX_TURN_QUEUE,
 };
 
 /// Bound of the event channel between a thread and its front end.
@@ -38,7 +53,8 @@ pub enum ThreadError {
     Read(#[from] ReadError),
 }
 
-/// How a thread is hosted.
+/// How a thread is hosted (the plain settings; [`ThreadBuilder`] adds the
+/// tool set and the layers).
 pub struct ThreadOptions {
     pub identity: ClientIdentity,
     /// `source` recorded in the session file (`exec`, `cli`, `vscode`, ...).
@@ -76,35 +92,257 @@ impl ThreadOptions {
     }
 }
 
-/// A live thread. Cheap to clone.
-#[derive(Clone)]
-pub struct Thread {
-    shared: Arc<ThreadShared>,
-    rollout_path: Option<PathBuf>,
+type ModelMap = Box<dyn FnOnce(ModelService) -> ModelService + Send>;
+type ToolMap = Box<dyn FnOnce(ToolService) -> ToolService + Send>;
+
+/// Builds a [`Thread`] from parts that can each be replaced or wrapped.
+///
+/// | part | default | replace | wrap |
+/// |---|---|---|---|
+/// | model service | the HTTP stack of [`crate::client::model_service`] (retry → idle timeout → HTTP) | [`model_service`](Self::model_service) | [`map_model`](Self::map_model), [`model_layer`](Self::model_layer) |
+/// | tools | [`ToolSet::builtin`] | [`tools`](Self::tools); add one: [`tool`](Self::tool) | [`map_tools`](Self::map_tools), [`tool_layer`](Self::tool_layer) |
+/// | sandbox | [`Unconfined`] | [`sandbox`](Self::sandbox) | — |
+/// | approvals | [`DeclineAll`] | [`approvals`](Self::approvals) | — |
+/// | token source | a broker in this process over `$CODEX_HOME/auth.json` | [`token_source`](Self::token_source) | — |
+///
+/// Wrappers apply in the order given, each around the previous result (the
+/// last one is outermost). The thread then adds its own layers: around the
+/// tools, outermost, a [`ToolTimeoutLayer`] (custom tools only,
+/// [`tool_timeout`](Self::tool_timeout)); around turns, the bounded queue of
+/// [`TurnService`] ([`turn_queue`](Self::turn_queue)).
+///
+/// ```no_run
+/// use codex_core::config::{Config, LoadOptions};
+/// use codex_core::tools::{ToolInvocation, ToolOutput, ToolSpec};
+/// use codex_core::{ThreadBuilder, TurnRequest};
+/// use serde_json::json;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config::load(LoadOptions::default())?;
+/// let (thread, _events) = ThreadBuilder::new(config)
+///     .tool(
+///         ToolSpec::function("lookup_weather", "Current weather.", json!({"type": "object"})),
+///         tower::service_fn(|_inv: ToolInvocation| async {
+///             Ok::<_, std::convert::Infallible>(ToolOutput::ok("sunny"))
+///         }),
+///     )
+///     .map_model(|inner| tower::ServiceBuilder::new().concurrency_limit(1).service(inner))
+///     .ephemeral(true)
+///     .start()?;
+/// let outcome = thread.run_turn(TurnRequest::text("What is the weather in Paris?")).await?;
+/// println!("{:?}", outcome.last_agent_message);
+/// # Ok(())
+/// # }
+/// ```
+pub struct ThreadBuilder {
+    config: Config,
+    opts: ThreadOptions,
+    tools: ToolSet,
+    model_maps: Vec<ModelMap>,
+    tool_maps: Vec<ToolMap>,
+    tool_timeout: Duration,
+    turn_queue: usize,
 }
 
-impl std::fmt::Debug for Thread {
+impl std::fmt::Debug for ThreadBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Thread")
-            .field("id", &self.shared.id)
-            .finish()
+        f.debug_struct("ThreadBuilder")
+            .field("tools", &self.tools)
+            .field("model_layers", &self.model_maps.len())
+            .field("tool_layers", &self.tool_maps.len())
+            .field("tool_timeout", &self.tool_timeout)
+            .field("turn_queue", &self.turn_queue)
+            .finish_non_exhaustive()
     }
 }
 
-impl Thread {
-    /// Starts a new thread (and its session file).
-    pub fn start(
-        config: Config,
-        opts: ThreadOptions,
-    ) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
-        let id = opts
+impl ThreadBuilder {
+    /// A builder with the defaults, for an embedder: originator
+    /// `codex_sdk_rs`, session source `unknown`.
+    pub fn new(config: Config) -> Self {
+        Self::from_options(config, ThreadOptions::new("codex_sdk_rs", "unknown"))
+    }
+
+    /// A builder starting from `opts`.
+    pub fn from_options(config: Config, opts: ThreadOptions) -> Self {
+        Self {
+            config,
+            opts,
+            tools: ToolSet::builtin(),
+            model_maps: Vec::new(),
+            tool_maps: Vec::new(),
+            tool_timeout: DEFAULT_TOOL_TIMEOUT,
+            turn_queue: DEFAULT_TURN_QUEUE,
+        }
+    }
+
+    /// The plain settings, to change several at once.
+    pub fn options_mut(&mut self) -> &mut ThreadOptions {
+        &mut self.opts
+    }
+
+    /// The `originator` header and the user agent of model requests.
+    pub fn originator(mut self, originator: impl Into<String>) -> Self {
+        self.opts.identity = ClientIdentity::new(originator);
+        self
+    }
+
+    /// `source` recorded in the session file.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.opts.source = source.into();
+        self
+    }
+
+    /// Replaces the HTTP model stack: the thread calls `service` for every
+    /// sampling request (the turn loop still retries broken streams).
+    pub fn model_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<ModelRequest, Response = ModelStream, Error = ModelError>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.opts.model_service = Some(BoxCloneService::new(service));
+        self
+    }
+
+    /// Wraps the model service (the default HTTP stack or the replaced one).
+    pub fn map_model<F, S>(mut self, f: F) -> Self
+    where
+        F: FnOnce(ModelService) -> S + Send + 'static,
+        S: Service<ModelRequest, Response = ModelStream, Error = ModelError>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.model_maps
+            .push(Box::new(move |inner| BoxCloneService::new(f(inner))));
+        self
+    }
+
+    /// Wraps the model service with a tower [`Layer`].
+    pub fn model_layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<ModelService> + Send + 'static,
+        L::Service: Service<ModelRequest, Response = ModelStream, Error = ModelError>
+            + Clone
+            + Send
+            + 'static,
+        <L::Service as Service<ModelRequest>>::Future: Send + 'static,
+    {
+        self.map_model(move |inner| layer.layer(inner))
+    }
+
+    /// Replaces the tools (definitions and service).
+    pub fn tools(mut self, tools: ToolSet) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Adds one tool in front of the current ones (see [`ToolSet::with_tool`]).
+    pub fn tool<S>(mut self, spec: ToolSpec, service: S) -> Self
+    where
+        S: Service<ToolInvocation, Response = ToolOutput> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        self.tools = self.tools.with_tool(spec, service);
+        self
+    }
+
+    /// Wraps the tool service (every call, built-in or not).
+    pub fn map_tools<F, S>(mut self, f: F) -> Self
+    where
+        F: FnOnce(ToolService) -> S + Send + 'static,
+        S: Service<ToolInvocation, Response = ToolOutput> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        self.tool_maps
+            .push(Box::new(move |inner| crate::tools::boxed(f(inner))));
+        self
+    }
+
+    /// Wraps the tool service with a tower [`Layer`].
+    pub fn tool_layer<L>(self, layer: L) -> Self
+    where
+        L: Layer<ToolService> + Send + 'static,
+        L::Service: Service<ToolInvocation, Response = ToolOutput> + Clone + Send + 'static,
+        <L::Service as Service<ToolInvocation>>::Error: Into<BoxError>,
+        <L::Service as Service<ToolInvocation>>::Future: Send + 'static,
+    {
+        self.map_tools(move |inner| layer.layer(inner))
+    }
+
+    /// Deadline of each call to a tool that is not built in (default
+    /// [`DEFAULT_TOOL_TIMEOUT`]).
+    pub fn tool_timeout(mut self, timeout: Duration) -> Self {
+        self.tool_timeout = timeout;
+        self
+    }
+
+    /// How many turns may wait behind the running one before more are
+    /// refused with [`TurnRejected::Overloaded`] (default
+    /// [`DEFAULT_TURN_QUEUE`], at most [`MAX_TURN_QUEUE`]).
+    pub fn turn_queue(mut self, waiting: usize) -> Self {
+        self.turn_queue = waiting.min(MAX_TURN_QUEUE);
+        self
+    }
+
+    /// How commands are confined.
+    pub fn sandbox(mut self, sandbox: Arc<dyn Sandbox>) -> Self {
+        self.opts.sandbox = sandbox;
+        self
+    }
+
+    /// Who decides what policy says needs a human's consent.
+    pub fn approvals(mut self, approvals: Arc<dyn ApprovalHandler>) -> Self {
+        self.opts.approvals = approvals;
+        self
+    }
+
+    /// Where ChatGPT sign-in tokens come from.
+    pub fn token_source(mut self, source: crate::auth::SharedTokenSource) -> Self {
+        self.opts.token_source = Some(source);
+        self
+    }
+
+    /// Do not write a session file.
+    pub fn ephemeral(mut self, ephemeral: bool) -> Self {
+        self.opts.ephemeral = ephemeral;
+        self
+    }
+
+    /// Id of a new thread (default: a fresh UUIDv7).
+    pub fn thread_id(mut self, id: impl Into<String>) -> Self {
+        self.opts.thread_id = Some(id.into());
+        self
+    }
+
+    /// How tool commands are grouped.
+    pub fn command_isolation(mut self, isolation: crate::exec::Isolation) -> Self {
+        self.opts.command_isolation = isolation;
+        self
+    }
+
+    /// Bound of the event channel (default [`DEFAULT_EVENT_CAPACITY`]).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.opts.event_capacity = capacity;
+        self
+    }
+
+    /// Starts a new thread (its session file appears with the first turn).
+    pub fn start(self) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
+        let id = self
+            .opts
             .thread_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let config = Arc::new(config);
+        let config = Arc::new(self.config.clone());
         let base = context::base_instructions(&config);
-        let model = build_model(&config, &opts)?;
-        let (writer, path) = if opts.ephemeral {
+        let (writer, path) = if self.opts.ephemeral {
             (None, None)
         } else {
             let path = rollout_path(&config.sessions_dir(), &id, chrono::Local::now());
@@ -114,9 +352,9 @@ impl Thread {
                 forked_from_id: None,
                 timestamp: crate::rollout::timestamp_now(),
                 cwd: config.cwd.clone(),
-                originator: opts.identity.originator.clone(),
+                originator: self.opts.identity.originator.clone(),
                 cli_version: env!("CARGO_PKG_VERSION").to_string(),
-                source: serde_json::Value::String(opts.source.clone()),
+                source: serde_json::Value::String(self.opts.source.clone()),
                 model_provider: Some(config.model_provider_id.clone()),
                 base_instructions: Some(BaseInstructions { text: base.clone() }),
                 git: None,
@@ -125,28 +363,18 @@ impl Thread {
             let w = RolloutWriter::deferred(&path, Some(RolloutItem::SessionMeta(meta)));
             (Some(w), Some(path))
         };
-        Ok(Self::assemble(
-            id,
-            config,
-            opts,
-            model,
-            base,
-            writer,
-            path,
-            Vec::new(),
-        ))
+        self.assemble(id, config, base, writer, path, Vec::new())
     }
 
     /// Resumes a thread from its session file. The history is rebuilt from
     /// the file; new turns append to it. A turn the file shows as unfinished
     /// (the process died mid-turn) is closed as interrupted.
     pub fn resume(
-        config: Config,
+        self,
         path: &Path,
-        opts: ThreadOptions,
     ) -> Result<(Thread, mpsc::Receiver<Event>, LoadedRollout), ThreadError> {
         let loaded = read_rollout(path)?;
-        let config = Arc::new(config);
+        let config = Arc::new(self.config.clone());
         let base = loaded
             .meta
             .base_instructions
@@ -154,8 +382,7 @@ impl Thread {
             .map(|b| b.text.clone())
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| context::base_instructions(&config));
-        let model = build_model(&config, &opts)?;
-        let writer = if opts.ephemeral {
+        let writer = if self.opts.ephemeral {
             None
         } else {
             let mut w = RolloutWriter::open_append(path, loaded.line_count).map_err(|source| {
@@ -189,33 +416,45 @@ impl Thread {
             .map(|u| u.total)
             .unwrap_or_default();
         let rollout_path = writer.is_some().then(|| path.to_path_buf());
-        let (thread, rx) = Self::assemble(
+        let (thread, rx) = self.assemble(
             loaded.meta.id.clone(),
             config,
-            opts,
-            model,
             base,
             writer,
             rollout_path,
             history,
-        );
+        )?;
         if let Ok(mut st) = thread.shared.state.try_lock() {
             st.total_usage = total_usage;
         }
         Ok((thread, rx, loaded))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn assemble(
+        self,
         id: String,
         config: Arc<Config>,
-        opts: ThreadOptions,
-        model: ModelService,
         base: String,
         writer: Option<RolloutWriter>,
         path: Option<PathBuf>,
         history: Vec<ResponseItem>,
-    ) -> (Thread, mpsc::Receiver<Event>) {
+    ) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
+        let ThreadBuilder {
+            opts,
+            tools,
+            model_maps,
+            tool_maps,
+            tool_timeout,
+            turn_queue,
+            ..
+        } = self;
+        let model = model_maps
+            .into_iter()
+            .fold(build_model(&config, &opts)?, |svc, wrap| wrap(svc));
+        let tools = tool_maps
+            .into_iter()
+            .fold(tools, |set, wrap| set.map_service(wrap))
+            .map_service(|svc| ToolTimeoutLayer::new(tool_timeout).layer(svc));
         let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
         let approval_timeout = config.approval_timeout;
         let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
@@ -229,6 +468,9 @@ impl Thread {
             id,
             config: Mutex::new(config),
             model: Mutex::new(model),
+            tools: Mutex::new(tools),
+            turn_slots: Arc::new(tokio::sync::Semaphore::new(1 + turn_queue)),
+            turn_queue,
             sandbox: opts.sandbox,
             approvals: Arc::new(crate::approval::WithDeadline::new(
                 opts.approvals,
@@ -244,13 +486,53 @@ impl Thread {
             warned_unknown_model: std::sync::atomic::AtomicBool::new(false),
             command_isolation: opts.command_isolation,
         });
-        (
+        Ok((
             Thread {
                 shared,
                 rollout_path: path,
             },
             rx,
-        )
+        ))
+    }
+}
+
+/// A live thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Thread {
+    shared: Arc<ThreadShared>,
+    rollout_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Thread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Thread")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Thread {
+    /// A builder for a thread with replaceable parts.
+    pub fn builder(config: Config) -> ThreadBuilder {
+        ThreadBuilder::new(config)
+    }
+
+    /// Starts a new thread (and its session file) with the default tools
+    /// and layers.
+    pub fn start(
+        config: Config,
+        opts: ThreadOptions,
+    ) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
+        ThreadBuilder::from_options(config, opts).start()
+    }
+
+    /// Resumes a thread from its session file (see [`ThreadBuilder::resume`]).
+    pub fn resume(
+        config: Config,
+        path: &Path,
+        opts: ThreadOptions,
+    ) -> Result<(Thread, mpsc::Receiver<Event>, LoadedRollout), ThreadError> {
+        ThreadBuilder::from_options(config, opts).resume(path)
     }
 
     pub fn id(&self) -> &str {
@@ -272,12 +554,11 @@ impl Thread {
         TurnService::new(self.shared.clone())
     }
 
-    /// Runs one turn to its end.
-    pub async fn run_turn(&self, req: TurnRequest) -> TurnOutcome {
-        match self.turn_service().oneshot(req).await {
-            Ok(o) => o,
-            Err(never) => match never {},
-        }
+    /// Runs one turn to its end, through the thread's [`TurnService`]: it
+    /// waits for a turn already running, and is refused at once
+    /// ([`TurnRejected::Overloaded`]) when the queue behind it is full.
+    pub async fn run_turn(&self, req: TurnRequest) -> Result<TurnOutcome, TurnRejected> {
+        self.turn_service().oneshot(req).await
     }
 
     /// The unknown-model warning, the first time it is asked for (later
@@ -297,11 +578,6 @@ impl Thread {
     /// A copy of the model-visible history.
     pub async fn history(&self) -> Vec<ResponseItem> {
         self.shared.state.lock().await.history.clone()
-    }
-
-    /// Runs a turn without going through the service (same behaviour).
-    pub async fn run_turn_direct(&self, req: TurnRequest) -> TurnOutcome {
-        run_turn(self.shared.clone(), req).await
     }
 }
 

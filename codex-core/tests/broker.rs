@@ -143,3 +143,47 @@ async fn a_refused_token_is_refreshed_once_for_all_who_saw_it() {
     let sent: serde_json::Value = serde_json::from_str(&oauth.requests()[0].1).unwrap();
     assert_eq!(sent["refresh_reason"], "unauthorized_recovery");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_broker_service_sheds_what_is_beyond_its_limit() {
+    use codex_core::auth::broker::{broker_service, BrokerRequest, BrokerResponse};
+    use tower::ServiceExt;
+
+    let oauth = MockOAuthServer::start().await;
+    oauth.set_refresh_delay(Duration::from_millis(800));
+    let home = expired_home();
+    let svc = broker_service(broker(home.path(), &oauth), 4);
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let r = svc.oneshot(BrokerRequest::GetToken).await;
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    let mut served = 0;
+    let mut shed = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (Ok(BrokerResponse::Token(_)), _) => served += 1,
+            (Err(AuthError::Overloaded), after) => shed.push(after),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        served, 4,
+        "the limit's worth is served (one refresh for all)"
+    );
+    assert_eq!(shed.len(), 36);
+    // Shed at once: none of them waited for the slow refresh.
+    assert!(
+        shed.iter().all(|d| *d < Duration::from_millis(700)),
+        "{shed:?}"
+    );
+    assert_eq!(oauth.refresh_count(), 1);
+    // The load gone, the broker serves again.
+    let again = svc.oneshot(BrokerRequest::GetToken).await;
+    assert!(matches!(again, Ok(BrokerResponse::Token(_))), "{again:?}");
+}

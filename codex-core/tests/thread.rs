@@ -55,7 +55,8 @@ async fn reasoning_items_are_reported_and_sent_back() {
             input: text("go"),
             ..Default::default()
         })
-        .await;
+        .await
+        .unwrap();
     assert_eq!(outcome.status, TurnStatus::Completed);
     assert_eq!(outcome.last_agent_message.as_deref(), Some("done"));
     assert_eq!(outcome.usage.input_tokens, 13);
@@ -110,7 +111,8 @@ async fn resume_closes_an_unfinished_turn() {
             input: text("second"),
             ..Default::default()
         })
-        .await;
+        .await
+        .unwrap();
     assert_eq!(outcome.status, TurnStatus::Completed);
     let _ = drain(&mut rx).await;
 
@@ -176,7 +178,8 @@ async fn resumes_a_session_written_by_upstream() {
             input: text("and now?"),
             ..Default::default()
         })
-        .await;
+        .await
+        .unwrap();
     assert_eq!(outcome.status, TurnStatus::Completed);
     let texts: Vec<String> = mock.model_requests()[0]
         .input()

@@ -21,6 +21,14 @@ pub mod connection {
     pub const EGRESS_BYTES: usize = 64 * 1024 * 1024;
 }
 
+/// Fixed bounds of the `codex-broker` process (not configurable).
+pub mod broker {
+    /// Requests the broker works on at once; beyond it a request is
+    /// answered `Overloaded` at once (the supervisor answers `-32001`, a
+    /// worker retries with backoff).
+    pub const MAX_IN_FLIGHT: usize = codex_core::auth::broker::DEFAULT_MAX_IN_FLIGHT;
+}
+
 /// One tunable: its config key, default, and the range config may choose in.
 struct Knob {
     key: &'static str,

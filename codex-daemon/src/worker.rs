@@ -91,9 +91,10 @@ impl LinkApprovals {
     }
 }
 
-/// Reaches the supervisor's broker over the link. A broker that is down or
-/// restarting answers at once; the request is retried a few times (with
-/// backoff) before the error reaches the model client.
+/// Reaches the supervisor's broker over the link. A broker that is down,
+/// restarting or overloaded answers at once; the request (a token: asking
+/// again is harmless) is retried a few times with backoff before the error
+/// reaches the model client.
 struct LinkBroker {
     out: mpsc::Sender<FromWorker>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<BrokerResponse, AuthError>>>>,
@@ -152,8 +153,10 @@ impl LinkBroker {
         let mut attempt = 1;
         loop {
             match self.ask_once(request.clone()).await {
-                Err(AuthError::Unavailable(why)) if attempt < BROKER_ATTEMPTS => {
-                    tracing::info!("broker unavailable ({why}); retrying in {delay:?}");
+                Err(e @ (AuthError::Unavailable(_) | AuthError::Overloaded))
+                    if attempt < BROKER_ATTEMPTS =>
+                {
+                    tracing::info!("{e}; retrying in {delay:?}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(3));
                     attempt += 1;
@@ -461,7 +464,11 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     overrides,
                 };
                 let handle = tokio::spawn(async move {
-                    t.run_turn(req).await;
+                    // One turn at a time is enforced above, so the
+                    // thread's own queue never refuses it.
+                    if let Err(e) = t.run_turn(req).await {
+                        tracing::warn!("codex-session: {e}");
+                    }
                 });
                 active = Some((turn_id, cancel, handle));
             }

@@ -177,6 +177,46 @@ impl BrokerClient {
     }
 }
 
+/// How long a request through the [`tower::Service`] face of
+/// [`BrokerClient`] waits for its answer.
+pub const SERVICE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The broker in its own process, as the same service as the in-process
+/// one ([`codex_core::auth::broker::BrokerService`]): each call is
+/// [`BrokerClient::call`] with [`SERVICE_DEADLINE`].
+impl tower::Service<BrokerRequest> for BrokerClient {
+    type Response = BrokerResponse;
+    type Error = AuthError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<BrokerResponse, AuthError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), AuthError>> {
+        // Never waits: a broker that is down, busy or overloaded answers the
+        // call at once.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: BrokerRequest) -> Self::Future {
+        let me = self.clone();
+        Box::pin(async move { me.call(request, SERVICE_DEADLINE).await })
+    }
+}
+
+/// The JSON-RPC error for a failed broker request: `-32001` when the broker
+/// shed it ([`AuthError::Overloaded`]), otherwise an internal error with
+/// `context` (if any) and the reason.
+pub fn rpc_error(error: AuthError, context: Option<&str>) -> crate::jsonrpc::RpcError {
+    match (error, context) {
+        (AuthError::Overloaded, _) => crate::jsonrpc::RpcError::overloaded(),
+        (e, Some(c)) => crate::jsonrpc::RpcError::internal(format!("{c}: {e}")),
+        (e, None) => crate::jsonrpc::RpcError::internal(e.to_string()),
+    }
+}
+
 fn fail_pending(inner: &Inner) {
     let drained: Vec<_> = inner
         .pending
@@ -282,6 +322,19 @@ async fn run_once(inner: &Arc<Inner>) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_overloaded_broker_is_a_32001() {
+        let e = super::rpc_error(AuthError::Overloaded, Some("cannot list the models"));
+        assert_eq!(e.code, crate::jsonrpc::SERVER_OVERLOADED);
+        let e = super::rpc_error(AuthError::NotSignedIn, Some("account/read"));
+        assert_eq!(e.code, crate::jsonrpc::INTERNAL_ERROR);
+        assert!(
+            e.message.starts_with("account/read: not signed in"),
+            "{}",
+            e.message
+        );
+    }
+
     use super::*;
     use codex_core::auth::broker::{AccountInfo, BrokerEvent};
 

@@ -608,6 +608,58 @@ impl TokenSource for LocalBroker {
     }
 }
 
+/// A broker as a service: the in-process [`LocalBroker`] behind its layers,
+/// or a client of a broker in another process; callers cannot tell.
+pub type BrokerService = tower::util::BoxCloneService<BrokerRequest, BrokerResponse, AuthError>;
+
+/// Requests a broker works on at once by default (see [`broker_service`]).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// `broker` (a [`LocalBroker`], or any service that answers the same
+/// requests) with its layers, outermost first: load shed (a request beyond
+/// the limit is answered [`AuthError::Overloaded`] at once, never queued) →
+/// concurrency limit (`max_in_flight` requests at a time, at least 1) →
+/// `broker`. No timeout layer: each external wait inside has its own
+/// deadline (the token exchange, the cross-process lock), and each caller
+/// bounds its own wait.
+///
+/// ```no_run
+/// use codex_core::auth::broker::{broker_service, BrokerRequest};
+/// use codex_core::auth::{AuthError, LocalBroker};
+/// use tower::ServiceExt;
+///
+/// # async fn demo(broker: LocalBroker) {
+/// let svc = broker_service(broker, 64);
+/// match svc.oneshot(BrokerRequest::GetToken).await {
+///     Err(AuthError::Overloaded) => eprintln!("busy, retry later"),
+///     other => println!("{other:?}"),
+/// }
+/// # }
+/// ```
+pub fn broker_service<S>(broker: S, max_in_flight: usize) -> BrokerService
+where
+    S: tower::Service<BrokerRequest, Response = BrokerResponse, Error = AuthError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let svc = tower::ServiceBuilder::new()
+        .map_err(shed_to_auth)
+        .load_shed()
+        .concurrency_limit(max_in_flight.max(1))
+        .service(broker);
+    tower::util::BoxCloneService::new(svc)
+}
+
+fn shed_to_auth(e: tower::BoxError) -> AuthError {
+    match e.downcast::<AuthError>() {
+        Ok(e) => *e,
+        Err(e) if e.is::<tower::load_shed::error::Overloaded>() => AuthError::Overloaded,
+        Err(e) => AuthError::Transient(e.to_string()),
+    }
+}
+
 impl tower::Service<BrokerRequest> for LocalBroker {
     type Response = BrokerResponse;
     type Error = AuthError;

@@ -102,6 +102,11 @@ pub enum AuthError {
     /// retried.
     #[error("the credential broker is unavailable: {0}")]
     Unavailable(String),
+    /// The broker is at its limit of requests in flight and shed this one
+    /// without starting it; the request may be retried (front ends answer
+    /// JSON-RPC `-32001`).
+    #[error("the credential broker is overloaded; retry later")]
+    Overloaded,
 }
 
 /// Where a model client gets its bearer token: the broker, directly or

@@ -1,12 +1,20 @@
-//! Tools the model can call, routed by name through one tower [`Service`]
-//! ([`ToolRouter`]). Each handler emits its own thread items (a command run,
-//! a file change, a plan) and returns the text that goes back to the model.
+//! Tools the model can call. A thread holds a [`ToolSet`]: the definitions
+//! offered to the model and one tower [`Service`] ([`ToolService`]) that runs
+//! the calls; the built-in tools are routed by name by [`ToolRouter`]. Each
+//! handler emits its own thread items (a command run, a file change, a plan)
+//! and returns the text that goes back to the model.
 
 pub mod apply_patch;
 mod exec_command;
 mod patch_tool;
 mod plan;
+mod set;
 pub mod spec;
+
+pub use set::{
+    boxed, error_output, is_builtin, ToolService, ToolSet, ToolSpec, ToolSpecError, ToolTimedOut,
+    ToolTimeout, ToolTimeoutLayer, DEFAULT_TOOL_TIMEOUT,
+};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -95,7 +103,7 @@ impl ToolOutput {
     }
 }
 
-/// The tool definitions offered to the model.
+/// The built-in tool definitions (what [`ToolSet::builtin`] offers).
 pub fn tool_specs() -> Vec<Value> {
     vec![
         spec::exec_command(),
@@ -105,13 +113,15 @@ pub fn tool_specs() -> Vec<Value> {
 }
 
 /// One invocation: the turn's context plus the call.
+#[derive(Clone)]
 pub struct ToolInvocation {
     pub ctx: Arc<ToolContext>,
     pub call: ToolCall,
 }
 
-/// Routes calls to handlers by tool name. Handlers report failures to the
-/// model as text; the service itself never fails.
+/// The built-in tools, routed by name. Handlers report failures to the
+/// model as text; the service itself never fails. A name it does not know is
+/// answered "unsupported call".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ToolRouter;
 

@@ -31,7 +31,7 @@ use crate::exec::Sandbox;
 use crate::models::{effective_context_window, find_model, unknown_model_warning};
 use crate::protocol::*;
 use crate::rollout::{RolloutItem, TurnContextItem};
-use crate::tools::{tool_specs, ToolCall, ToolContext, ToolInvocation, ToolOutput, ToolRouter};
+use crate::tools::{ToolCall, ToolContext, ToolInvocation, ToolOutput, ToolSet};
 use crate::util::backoff;
 use guard::{RepeatGuard, Verdict};
 use sink::EventSink;
@@ -52,6 +52,16 @@ pub struct TurnRequest {
     pub turn_id: Option<String>,
     /// Settings changed from this turn on.
     pub overrides: TurnOverrides,
+}
+
+impl TurnRequest {
+    /// A turn whose input is one text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            input: vec![UserInput::Text { text: text.into() }],
+            ..Default::default()
+        }
+    }
 }
 
 /// Per-turn settings (`turn/start` params); they stick for later turns.
@@ -125,6 +135,15 @@ pub struct ThreadShared {
     /// The thread's settings; turn overrides replace it.
     pub config: Mutex<Arc<Config>>,
     pub model: Mutex<ModelService>,
+    /// The tools offered to the model and the service that runs them (with
+    /// the thread's layers, see [`crate::thread::ThreadBuilder`]).
+    pub tools: Mutex<ToolSet>,
+    /// Admission of turns: one permit per turn running or waiting
+    /// (see [`TurnService`]).
+    pub turn_slots: Arc<tokio::sync::Semaphore>,
+    /// How many turns may wait behind the running one (`turn_slots` has one
+    /// more permit).
+    pub turn_queue: usize,
     pub sandbox: Arc<dyn Sandbox>,
     pub approvals: Arc<dyn ApprovalHandler>,
     pub sink: EventSink,
@@ -152,31 +171,120 @@ impl ThreadShared {
     }
 }
 
-/// The turn loop as a tower service. Turns of one thread run one at a time:
-/// a second call waits for the first to finish.
-#[derive(Clone)]
+/// Turns that may wait behind the running one, by default.
+pub const DEFAULT_TURN_QUEUE: usize = 1;
+/// The most a thread may be configured to queue.
+pub const MAX_TURN_QUEUE: usize = 64;
+
+/// A turn that was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TurnRejected {
+    /// A turn is running and the queue behind it is full. Nothing was
+    /// recorded or emitted; the caller may retry later (front ends answer
+    /// JSON-RPC `-32001`).
+    #[error("the thread is busy: a turn is running and {waiting} more are waiting; retry later")]
+    Overloaded {
+        /// How many turns may wait behind the running one.
+        waiting: usize,
+    },
+}
+
+/// The turn loop as a tower service.
+///
+/// Turns of one thread run one at a time, in order of arrival; at most
+/// `turn_queue` more may wait behind the running one (default
+/// [`DEFAULT_TURN_QUEUE`]). The queue is the service's readiness:
+/// `poll_ready` reserves a place (a permit of the thread's turn semaphore,
+/// shared by every clone of the service) and fails with
+/// [`TurnRejected::Overloaded`] at once when there is none; `call` without a
+/// reserved place tries once and fails the same way. The error is not
+/// terminal: the service can be polled again, and a place frees up as soon as
+/// a turn ends. A reserved place is given back when the service (or the
+/// turn's future) is dropped.
+///
+/// ```no_run
+/// # async fn demo(thread: codex_core::Thread) {
+/// use codex_core::turn::{TurnRejected, TurnRequest};
+/// use tower::{Service, ServiceExt};
+///
+/// let mut turns = thread.turn_service();
+/// match turns.ready().await {
+///     Ok(svc) => {
+///         let outcome = svc.call(TurnRequest::default()).await;
+///         println!("{outcome:?}");
+///     }
+///     Err(TurnRejected::Overloaded { .. }) => println!("busy, try later"),
+/// }
+/// # }
+/// ```
 pub struct TurnService {
     shared: Arc<ThreadShared>,
+    /// The place reserved by `poll_ready`, consumed by `call`.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Clone for TurnService {
+    fn clone(&self) -> Self {
+        // A reservation belongs to the instance that made it.
+        Self::new(self.shared.clone())
+    }
+}
+
+impl std::fmt::Debug for TurnService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnService")
+            .field("thread", &self.shared.id)
+            .field("reserved", &self.slot.is_some())
+            .finish()
+    }
 }
 
 impl TurnService {
     pub fn new(shared: Arc<ThreadShared>) -> Self {
-        Self { shared }
+        Self { shared, slot: None }
+    }
+
+    fn rejected(&self) -> TurnRejected {
+        TurnRejected::Overloaded {
+            waiting: self.shared.turn_queue,
+        }
+    }
+
+    fn try_reserve(&mut self) -> bool {
+        if self.slot.is_none() {
+            self.slot = self.shared.turn_slots.clone().try_acquire_owned().ok();
+        }
+        self.slot.is_some()
     }
 }
 
 impl Service<TurnRequest> for TurnService {
     type Response = TurnOutcome;
-    type Error = std::convert::Infallible;
-    type Future = BoxFuture<'static, Result<TurnOutcome, Self::Error>>;
+    type Error = TurnRejected;
+    type Future = BoxFuture<'static, Result<TurnOutcome, TurnRejected>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), TurnRejected>> {
+        // No waiting for a place: a caller beyond the bound learns it now
+        // (and leaves nothing queued behind in the semaphore).
+        if self.try_reserve() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Ready(Err(self.rejected()))
+        }
     }
 
     fn call(&mut self, req: TurnRequest) -> Self::Future {
+        if !self.try_reserve() {
+            let rejected = self.rejected();
+            return Box::pin(async move { Err(rejected) });
+        }
+        let slot = self.slot.take();
         let shared = self.shared.clone();
-        Box::pin(async move { Ok(run_turn(shared, req).await) })
+        Box::pin(async move {
+            let outcome = run_turn(shared, req).await;
+            drop(slot);
+            Ok(outcome)
+        })
     }
 }
 
@@ -191,6 +299,8 @@ struct Sample {
     usage: Option<TokenUsage>,
 }
 
+/// Runs one turn, waiting for the turns ahead of it. Not bounded by itself:
+/// [`TurnService`] is the bounded way in.
 pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcome {
     let mut state = shared.state.lock().await;
     let turn_id = req
@@ -306,9 +416,10 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         session_approvals: shared.session_approvals.clone(),
     });
     let model = shared.model.lock().map(|m| m.clone()).ok();
-    let model = match model {
-        Some(m) => m,
-        None => {
+    let tools = shared.tools.lock().map(|t| t.clone()).ok();
+    let (model, tools) = match (model, tools) {
+        (Some(m), Some(t)) => (m, t),
+        _ => {
             let error = TurnError {
                 kind: TurnErrorKind::Other,
                 message: "model client unavailable".into(),
@@ -329,6 +440,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         cfg: &cfg,
         turn_id: turn_id.clone(),
         model,
+        tools,
         tool_ctx: tool_ctx.clone(),
         output_schema: req.output_schema.clone(),
         turn_usage: TokenUsage::default(),
@@ -536,6 +648,7 @@ struct TurnRun<'a> {
     cfg: &'a Config,
     turn_id: String,
     model: ModelService,
+    tools: ToolSet,
     tool_ctx: Arc<ToolContext>,
     output_schema: Option<Value>,
     turn_usage: TokenUsage,
@@ -591,9 +704,11 @@ impl TurnRun<'_> {
                             ctx: self.tool_ctx.clone(),
                             call: call.clone(),
                         };
-                        match ToolRouter.oneshot(inv).await {
+                        // Tool failures (a timeout, a custom service's
+                        // error) are the model's to read, not the turn's.
+                        match self.tools.service().oneshot(inv).await {
                             Ok(o) => o,
-                            Err(never) => match never {},
+                            Err(e) => crate::tools::error_output(&call.name, &*e),
                         }
                     }
                     Verdict::Refuse(n) => ToolOutput::error(format!(
@@ -683,7 +798,7 @@ impl TurnRun<'_> {
             model: self.cfg.model.clone(),
             input,
             instructions: self.shared.base_instructions.clone(),
-            tools: tool_specs(),
+            tools: self.tools.specs_json(),
             reasoning: reasoning_supported.then_some(ReasoningParams {
                 effort: self.cfg.model_reasoning_effort,
                 summary: self.cfg.model_reasoning_summary,

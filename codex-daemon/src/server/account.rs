@@ -35,7 +35,7 @@ fn updated(info: &AccountInfo) -> ServerNotification {
 }
 
 fn broker_err(e: codex_core::auth::AuthError) -> RpcError {
-    RpcError::internal(e.to_string())
+    codex_ipc::broker_link::rpc_error(e, None)
 }
 
 impl Server {

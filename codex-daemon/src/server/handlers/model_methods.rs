@@ -54,9 +54,12 @@ impl Server {
                 Ok(codex_core::auth::BrokerResponse::Models(l)) => l,
                 Ok(_) => return Err(RpcError::internal("unexpected broker answer")),
                 Err(e) => {
-                    return Err(RpcError::internal(format!(
-                        "cannot list the models of provider `{provider_id}`: {e}"
-                    )))
+                    return Err(codex_ipc::broker_link::rpc_error(
+                        e,
+                        Some(&format!(
+                            "cannot list the models of provider `{provider_id}`"
+                        )),
+                    ))
                 }
             };
             list.models
