@@ -134,10 +134,10 @@ impl Connection {
     /// server's error).
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ConnectionError> {
         let rx = self.start_request(method, params)?;
-        let answer = tokio::select! {
-            a = rx => a,
-            _ = self.inner.closed.cancelled() => return Err(ConnectionError::Closed),
-        };
+        // When the connection closes the reader drops every pending sender,
+        // so this ends either way; an answer read just before the close
+        // still counts.
+        let answer = rx.await;
         match answer {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(error)) => Err(ConnectionError::Rpc {
