@@ -1,52 +1,69 @@
-//! C ABI over `codex-core`.
+//! C ABI over the codex runtime ([`codex_daemon::runtime`]).
 //!
 //! Shape (after rustls-ffi): every entry point returns a [`CodexResult`] (or
-//! a value that cannot fail), takes and gives opaque handles, and runs inside
+//! a value that cannot fail), takes and gives opaque handles, records the
+//! text of its failure for [`codex_last_error`], and runs inside
 //! [`ffi_boundary!`] so a Rust panic becomes `CODEX_RESULT_PANIC` instead of
-//! unwinding into C. The header is `include/codex.h`.
+//! unwinding into C.
 //!
-//! Today the surface is small: the library version and config validation.
+//! Messages are app-server JSON-RPC as UTF-8 JSON, in and out: the
+//! app-server schema is the contract, exactly as for a socket client, and
+//! the embedded supervisor and a running `codexd` differ only in how the
+//! runtime is opened.
+//!
+//! - `runtime.rs`: `codex_runtime_open` / `codex_send` / `codex_respond` /
+//!   `codex_next_event` / `codex_event_fd` / `codex_runtime_close`.
+//! - `handle.rs`: handles are tokens in a registry, never addresses, so a
+//!   stale or closed handle is an error code, not a use-after-free.
+//! - `delivery.rs`: the callback thread, the poll queue and its wakeup fd.
+//! - `error.rs`: result codes and the thread-local last error.
+//!
+//! The header `include/codex.h` is generated from this crate by cbindgen
+//! (`cbindgen.toml`); `tests/header.rs` fails when it is stale, and
+//! `CODEX_FFI_REGENERATE=1 cargo test -p codex-ffi --test header` rewrites
+//! it.
 
 use std::ffi::{c_char, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-/// Result codes of every fallible entry point.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodexResult {
-    Ok = 0,
-    /// A required pointer was null or a string was not UTF-8.
-    InvalidArgument = 1,
-    /// The configuration is invalid; the message buffer says why.
-    InvalidConfig = 2,
-    /// The message did not fit the caller's buffer (it was truncated).
-    BufferTooSmall = 3,
-    /// A bug: Rust panicked inside the call.
-    Panic = 100,
-}
-
-/// Runs `body`, converting a panic into [`CodexResult::Panic`].
+/// Runs `body`, converting a panic into `on_panic` (by default
+/// [`CodexResult::Panic`]) and recording it for [`codex_last_error`].
 macro_rules! ffi_boundary {
-    ($body:block) => {{
-        match catch_unwind(AssertUnwindSafe(|| $body)) {
+    ($body:block) => {
+        ffi_boundary!($crate::CodexResult::Panic, $body)
+    };
+    ($on_panic:expr, $body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(r) => r,
-            Err(_) => CodexResult::Panic,
+            Err(payload) => {
+                $crate::error::record_panic(payload.as_ref());
+                $on_panic
+            }
         }
     }};
 }
 
+mod delivery;
+mod error;
+mod handle;
+mod runtime;
+
+pub use error::{codex_last_error, CodexResult};
+pub use runtime::*;
+
 static VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
 
-/// The library version as a static NUL-terminated string.
+/// The library version as a static NUL-terminated string (never freed).
 #[no_mangle]
 pub extern "C" fn codex_version() -> *const c_char {
-    VERSION.as_ptr().cast()
+    ffi_boundary!(std::ptr::null(), { VERSION.as_ptr().cast() })
 }
 
 /// Validates the configuration of `codex_home` (`config.toml` with its
 /// profiles). On `CODEX_RESULT_INVALID_CONFIG` a NUL-terminated message is
-/// written to `msg` (at most `msg_len` bytes including the NUL).
+/// written to `msg` (at most `msg_len` bytes including the NUL); when it
+/// does not fit, it is truncated and the result is
+/// `CODEX_RESULT_BUFFER_TOO_SMALL`.
 ///
 /// # Safety
 /// `codex_home` must be a valid NUL-terminated string; `msg` must be null or
@@ -59,12 +76,18 @@ pub unsafe extern "C" fn codex_config_check(
 ) -> CodexResult {
     ffi_boundary!({
         if codex_home.is_null() {
-            return CodexResult::InvalidArgument;
+            return error::fail(error::FfiError::InvalidArgument(
+                "codex_home is null".into(),
+            ));
         }
         // SAFETY: the caller promises a valid NUL-terminated string.
         let home = match unsafe { CStr::from_ptr(codex_home) }.to_str() {
             Ok(s) => PathBuf::from(s),
-            Err(_) => return CodexResult::InvalidArgument,
+            Err(_) => {
+                return error::fail(error::FfiError::InvalidArgument(
+                    "codex_home is not UTF-8".into(),
+                ))
+            }
         };
         let result = codex_core::config::Config::load(codex_core::config::LoadOptions {
             codex_home: Some(home.clone()),
@@ -77,8 +100,10 @@ pub unsafe extern "C" fn codex_config_check(
         match result {
             Ok(_) => CodexResult::Ok,
             Err(e) => {
+                let text = e.to_string();
                 // SAFETY: forwarded caller promise about `msg`/`msg_len`.
-                let fits = unsafe { write_message(msg, msg_len, &e.to_string()) };
+                let fits = unsafe { write_message(msg, msg_len, &text) };
+                error::set_last_error(&text);
                 if fits {
                     CodexResult::InvalidConfig
                 } else {
@@ -89,7 +114,8 @@ pub unsafe extern "C" fn codex_config_check(
     })
 }
 
-/// Copies `text` NUL-terminated into `buf`; returns whether it fit.
+/// Copies `text` NUL-terminated into `buf` (truncated to fit); returns
+/// whether all of it fit.
 ///
 /// # Safety
 /// `buf` must be null or point to `len` writable bytes.
@@ -141,5 +167,26 @@ mod tests {
         // SAFETY: valid string and buffer.
         let small = unsafe { codex_config_check(home.as_ptr(), tiny.as_mut_ptr(), tiny.len()) };
         assert_eq!(small, CodexResult::BufferTooSmall);
+    }
+
+    #[test]
+    fn a_panic_becomes_a_result_code_and_a_message() {
+        fn boom() -> CodexResult {
+            ffi_boundary!({
+                if std::hint::black_box(true) {
+                    panic!("deliberate");
+                }
+                CodexResult::Ok
+            })
+        }
+        assert_eq!(boom(), CodexResult::Panic);
+        assert!(error::last_error_text().contains("deliberate"));
+        let n: i32 = ffi_boundary!(-1, {
+            if std::hint::black_box(true) {
+                panic!("again");
+            }
+            0
+        });
+        assert_eq!(n, -1);
     }
 }
