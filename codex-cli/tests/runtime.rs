@@ -36,8 +36,8 @@ async fn next(events: &mut mpsc::Receiver<ServerMessage>, what: &str) -> ServerM
         .unwrap_or_else(|| panic!("the connection closed before {what}"))
 }
 
-/// Starts a thread and a turn, approves its command, and returns the
-/// completed turn. `marker` is the file the command creates.
+/// Starts a thread and a turn, approves its command and waits for the turn
+/// to complete. `marker` is the file the command creates.
 async fn approved_turn(rt: &Runtime, events: &mut mpsc::Receiver<ServerMessage>, marker: &Path) {
     assert_eq!(
         rt.server_info["userAgent"].as_str().map(|u| !u.is_empty()),
@@ -229,7 +229,7 @@ async fn app_server_proxy_bridges_stdio_to_the_daemon() {
         done["params"]["turn"]["items"][0]["text"],
         "through the proxy"
     );
-    // The daemon saw a client named as the proxied one.
+    // The proxied client is one connection of the daemon, beside ours.
     let mut direct = server.client("direct").await;
     let status: Value = direct.status().await;
     assert_eq!(status["connections"], 2);

@@ -15,15 +15,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{
     Callback, ErrorResponse, Request, Response,
 };
+use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{http, Message};
 
 use crate::server::{conn, Server};
 
@@ -237,44 +236,9 @@ async fn serve_ws_conn(
     .map_err(|e| format!("handshake refused: {e}"))?;
 
     // Bridge frames to the line-oriented connection code.
-    let (ours, theirs) = tokio::io::duplex(BRIDGE_BUFFER);
-    let (their_read, their_write) = tokio::io::split(theirs);
-    let conn_task = tokio::spawn(conn::serve(server, BufReader::new(their_read), their_write));
-    let (our_read, mut our_write) = tokio::io::split(ours);
-    let (mut sink, mut frames) = ws.split();
-
-    let outbound = async move {
-        let mut lines = BufReader::new(our_read).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if sink.send(Message::text(line)).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    };
-    let inbound = async move {
-        while let Some(frame) = frames.next().await {
-            let text = match frame {
-                Ok(Message::Text(t)) => t.to_string(),
-                Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
-                Ok(Message::Close(_)) | Err(_) => break,
-                Ok(_) => continue, // ping/pong are answered by the library
-            };
-            // One message per frame; re-encoded compactly so it is one line.
-            let line = match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(v) => v.to_string(),
-                Err(_) => text.replace(['\n', '\r'], " "),
-            };
-            if our_write.write_all(line.as_bytes()).await.is_err()
-                || our_write.write_all(b"\n").await.is_err()
-            {
-                break;
-            }
-        }
-        let _ = our_write.shutdown().await;
-    };
-    tokio::join!(outbound, inbound);
-    let _ = conn_task.await;
+    let lines = codex_ipc::ws_bridge::bridge(ws, BRIDGE_BUFFER);
+    let (their_read, their_write) = tokio::io::split(lines);
+    conn::serve(server, BufReader::new(their_read), their_write).await;
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use codex_core::protocol::TokenUsage;
 use serde::{Deserialize, Serialize};
 
 use crate::app_server::turn_view::{self, ChangeKind, Item, ItemStatus, StepStatus, TurnEvent};
@@ -46,8 +47,8 @@ pub struct Usage {
     pub reasoning_output_tokens: u64,
 }
 
-impl From<turn_view::Usage> for Usage {
-    fn from(u: turn_view::Usage) -> Self {
+impl From<TokenUsage> for Usage {
+    fn from(u: TokenUsage) -> Self {
         Self {
             input_tokens: u.input_tokens,
             cached_input_tokens: u.cached_input_tokens,
@@ -130,7 +131,7 @@ pub struct ExecEventMapper {
     /// The turn's plan (its exec id and last state), once it has one.
     plan: Option<ExecItem>,
     /// The turn's usage so far (the sum of its responses).
-    usage: turn_view::Usage,
+    usage: TokenUsage,
     /// The error that will end the turn, announced before its end.
     final_error: Option<String>,
 }

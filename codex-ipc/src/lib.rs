@@ -15,3 +15,4 @@ pub mod id_scan;
 pub mod jsonrpc;
 pub mod launcher;
 pub mod link;
+pub mod ws_bridge;

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use codex_core::protocol::TokenUsage as Usage;
 use codex_ipc::app_server::turn_view::{
-    ChangeKind, Item, ItemStatus, Plan, StepStatus, TurnEvent, TurnStatus, Usage,
+    ChangeKind, Item, ItemStatus, Plan, StepStatus, TurnEvent, TurnStatus,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;

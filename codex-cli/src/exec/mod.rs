@@ -161,6 +161,11 @@ pub enum ColorArg {
 
 pub fn main(args: ExecArgs) -> i32 {
     crate::logging::init("warn");
+    // exec owns its process and embeds a supervisor: what a dead worker
+    // leaves behind re-parents here and is reaped, as under codexd.
+    if let Err(e) = codex_core::process::become_subreaper() {
+        tracing::warn!("cannot become child subreaper: {e}");
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -367,8 +372,21 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
             msg = messages.recv() => {
                 let Some(msg) = msg else { break };
                 if let Incoming::Request { id, method, .. } = &msg.message {
-                    // Nobody can answer a prompt in exec mode.
-                    let _ = rt.respond(id, decline_answer(method));
+                    // Nobody can answer a prompt in exec mode: approvals are
+                    // declined, anything else is refused by name.
+                    let conn = rt.connection();
+                    let _ = match method.as_str() {
+                        "item/commandExecution/requestApproval"
+                        | "item/fileChange/requestApproval" => {
+                            conn.respond(id, json!({"decision": "decline"}))
+                        }
+                        other => conn.respond_error(
+                            id,
+                            &codex_ipc::jsonrpc::RpcError::invalid_request(format!(
+                                "codex exec cannot answer `{other}`"
+                            )),
+                        ),
+                    };
                     continue;
                 }
                 let (Some(method), params) = (msg.method(), msg.params()) else { continue };
@@ -429,16 +447,6 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
         write_last_message(path, last.as_deref().unwrap_or(""))?;
     }
     Ok(code)
-}
-
-/// The answer that declines a server request (an approval).
-fn decline_answer(method: &str) -> Value {
-    match method {
-        "item/commandExecution/requestApproval" | "item/fileChange/requestApproval" => {
-            json!({"decision": "decline"})
-        }
-        _ => json!({"decision": "denied"}),
-    }
 }
 
 /// The thread id of a session file (`rollout-<time>-<uuid>.jsonl`).

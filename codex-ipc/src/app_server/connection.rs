@@ -389,10 +389,7 @@ pub async fn connect_ws(
     token: Option<&str>,
     deadline: Duration,
 ) -> Result<tokio::io::DuplexStream, ConnectionError> {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio::io::AsyncBufReadExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    use tokio_tungstenite::tungstenite::Message;
 
     let connect_err = |source: std::io::Error| ConnectionError::Connect {
         what: url.to_string(),
@@ -427,39 +424,7 @@ pub async fn connect_ws(
             ))
         })??;
 
-    let (ours, theirs) = tokio::io::duplex(1024 * 1024);
-    let (our_read, mut our_write) = tokio::io::split(ours);
-    let (mut sink, mut frames) = ws.split();
-    tokio::spawn(async move {
-        let outbound = async {
-            let mut lines = BufReader::new(our_read).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if sink.send(Message::text(line)).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        };
-        let inbound = async {
-            while let Some(frame) = frames.next().await {
-                let text = match frame {
-                    Ok(Message::Text(t)) => t.to_string(),
-                    Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
-                    Ok(Message::Close(_)) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                let line = text.replace(['\n', '\r'], " ");
-                if our_write.write_all(line.as_bytes()).await.is_err()
-                    || our_write.write_all(b"\n").await.is_err()
-                {
-                    break;
-                }
-            }
-            let _ = our_write.shutdown().await;
-        };
-        tokio::join!(outbound, inbound);
-    });
-    Ok(theirs)
+    Ok(crate::ws_bridge::bridge(ws, 1024 * 1024))
 }
 
 #[cfg(test)]

@@ -422,9 +422,9 @@ pub fn approval_policy_from_json(v: &Value) -> Option<AskForApproval> {
     }
 }
 
-/// `TokenUsageBreakdown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// `TokenUsageBreakdown` (read back by clients: missing counts are 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct TokenUsageBreakdown {
     pub total_tokens: u64,
     pub input_tokens: u64,
@@ -443,6 +443,19 @@ impl From<&TokenUsage> for TokenUsageBreakdown {
             cache_write_input_tokens: u.cache_write_input_tokens,
             output_tokens: u.output_tokens,
             reasoning_output_tokens: u.reasoning_output_tokens,
+        }
+    }
+}
+
+impl From<TokenUsageBreakdown> for TokenUsage {
+    fn from(u: TokenUsageBreakdown) -> Self {
+        TokenUsage {
+            input_tokens: u.input_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            cache_write_input_tokens: u.cache_write_input_tokens,
+            output_tokens: u.output_tokens,
+            reasoning_output_tokens: u.reasoning_output_tokens,
+            total_tokens: u.total_tokens,
         }
     }
 }

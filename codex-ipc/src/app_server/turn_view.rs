@@ -4,8 +4,11 @@
 //! fields this client does not need are ignored, and notifications it does
 //! not know are skipped (`None`).
 
+use codex_core::protocol::TokenUsage;
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::objects::TokenUsageBreakdown;
 
 /// A status of a command or patch item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -134,29 +137,6 @@ pub struct Plan {
     pub plan: Vec<PlanStep>,
 }
 
-/// Token counts of one response (`thread/tokenUsage/updated` `last`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub cached_input_tokens: u64,
-    pub cache_write_input_tokens: u64,
-    pub output_tokens: u64,
-    pub reasoning_output_tokens: u64,
-    pub total_tokens: u64,
-}
-
-impl Usage {
-    pub fn add(&mut self, o: &Usage) {
-        self.input_tokens += o.input_tokens;
-        self.cached_input_tokens += o.cached_input_tokens;
-        self.cache_write_input_tokens += o.cache_write_input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.reasoning_output_tokens += o.reasoning_output_tokens;
-        self.total_tokens += o.total_tokens;
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum TurnStatus {
@@ -184,7 +164,7 @@ pub enum TurnEvent {
     CommandOutputDelta,
     Plan(Plan),
     /// The usage of the last response.
-    TokenUsage(Usage),
+    TokenUsage(TokenUsage),
     /// `error`: retried (`will_retry`) or ending the turn.
     Error {
         message: String,
@@ -226,9 +206,9 @@ pub fn parse(method: &str, params: &Value) -> Option<TurnEvent> {
         "item/reasoning/summaryTextDelta" | "item/reasoning/textDelta" => TurnEvent::ReasoningDelta,
         "item/commandExecution/outputDelta" => TurnEvent::CommandOutputDelta,
         "turn/plan/updated" => TurnEvent::Plan(serde_json::from_value(params.clone()).ok()?),
-        "thread/tokenUsage/updated" => {
-            TurnEvent::TokenUsage(field(params.get("tokenUsage")?, "last")?)
-        }
+        "thread/tokenUsage/updated" => TurnEvent::TokenUsage(
+            field::<TokenUsageBreakdown>(params.get("tokenUsage")?, "last")?.into(),
+        ),
         "error" => {
             let details = string(params, "/error/additionalDetails");
             TurnEvent::Error {
@@ -286,7 +266,7 @@ mod tests {
                 "thread/tokenUsage/updated",
                 &json!({"tokenUsage": {"last": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15}, "total": {}}})
             ),
-            Some(TurnEvent::TokenUsage(Usage {
+            Some(TurnEvent::TokenUsage(TokenUsage {
                 input_tokens: 10,
                 output_tokens: 5,
                 total_tokens: 15,
