@@ -14,9 +14,16 @@ impl Default for TestHome {
 
 impl TestHome {
     pub fn new() -> Self {
+        Self::new_in(std::env::temp_dir())
+    }
+
+    /// A home under `parent` (e.g. for clients that treat homes under the
+    /// system temp dir specially).
+    pub fn new_in(parent: impl AsRef<Path>) -> Self {
+        std::fs::create_dir_all(parent.as_ref()).expect("parent dir");
         let dir = tempfile::Builder::new()
             .prefix("codex-test-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("codex_home")).unwrap();
         std::fs::create_dir_all(dir.path().join("workspace")).unwrap();

@@ -109,9 +109,15 @@ impl RecordedRequest {
     }
 }
 
+/// Picks a response for a model request by its body, before the script is
+/// consulted (e.g. a client's side requests such as title generation, which
+/// arrive at no fixed position).
+pub type Router = Arc<dyn Fn(&Value) -> Option<MockResponse> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     script: VecDeque<MockResponse>,
+    router: Option<Router>,
     requests: Vec<RecordedRequest>,
     /// `GET .../models` answers wait this long.
     models_delay: Duration,
@@ -136,6 +142,7 @@ impl MockModelServer {
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
+            router: None,
             requests: Vec::new(),
             models_delay: Duration::ZERO,
         }));
@@ -171,6 +178,15 @@ impl MockModelServer {
 
     pub fn push(&self, resp: MockResponse) {
         self.state.lock().unwrap().script.push_back(resp);
+    }
+
+    /// Answers the model requests `router` picks (by body) with its
+    /// response instead of the next scripted one.
+    pub fn set_router(
+        &self,
+        router: impl Fn(&Value) -> Option<MockResponse> + Send + Sync + 'static,
+    ) {
+        self.state.lock().unwrap().router = Some(Arc::new(router));
     }
 
     /// Makes `GET .../models` slow (to overlap concurrent askers).
@@ -215,13 +231,19 @@ async fn handle(
         method == "POST" && (path.ends_with("/responses") || path.ends_with("/chat/completions"));
     let next = {
         let mut st = state.lock().unwrap();
+        let routed = match (&st.router, is_model) {
+            (Some(router), true) => router(&body),
+            _ => None,
+        };
         st.requests.push(RecordedRequest {
             method: method.clone(),
             path: path.clone(),
             headers,
             body,
         });
-        if is_model {
+        if let Some(routed) = routed {
+            Some(routed)
+        } else if is_model {
             Some(
                 st.script
                     .pop_front()

@@ -427,6 +427,43 @@ pub async fn connect_ws(
     Ok(crate::ws_bridge::bridge(ws, 1024 * 1024))
 }
 
+/// Connects to an app server's unix socket the way upstream's clients do:
+/// a WebSocket upgrade over the socket (`GET /`, `Host: localhost`), then one
+/// JSON-RPC message per text frame. Upstream's daemon speaks only this;
+/// codexd speaks it and plain JSONL. Returns a JSONL stream bridged to it.
+pub async fn connect_unix_ws(
+    path: &std::path::Path,
+    deadline: Duration,
+) -> Result<tokio::io::DuplexStream, ConnectionError> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let what = format!("unix://{}", path.display());
+    let connect_err = |source: std::io::Error| ConnectionError::Connect {
+        what: what.clone(),
+        source,
+    };
+    let request = "ws://localhost/"
+        .into_client_request()
+        .map_err(|e| connect_err(std::io::Error::other(e.to_string())))?;
+    let handshake = async {
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(connect_err)?;
+        tokio_tungstenite::client_async(request, stream)
+            .await
+            .map_err(|e| connect_err(std::io::Error::other(e.to_string())))
+    };
+    let (ws, _) = tokio::time::timeout(deadline, handshake)
+        .await
+        .map_err(|_| {
+            connect_err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "WebSocket upgrade over the socket timed out",
+            ))
+        })??;
+    Ok(crate::ws_bridge::bridge(ws, 1024 * 1024))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
