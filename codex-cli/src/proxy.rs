@@ -2,6 +2,12 @@
 //! spawn an app server on stdio (upstream's clients do) but should reach
 //! the daemon instead. A thin user of the client API: lines go through as
 //! they are, in both directions; the client does its own `initialize`.
+//!
+//! Upstream's proxy copies bytes, so its clients speak WebSocket through it.
+//! This one looks at the first bytes on stdin: an HTTP request (`GET `) is
+//! such a client and gets a byte pipe to the socket; anything else is
+//! JSONL, carried over the client API (WebSocket frames on the socket, so it
+//! reaches upstream's daemon as well as codexd).
 
 use std::path::PathBuf;
 
@@ -46,6 +52,15 @@ pub fn main(args: ProxyArgs) -> i32 {
 }
 
 async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let head = stdin.fill_buf().await?;
+    if head.starts_with(b"GET ") && args.remote.is_none() {
+        let sock = match &args.sock {
+            Some(p) => p.clone(),
+            None => codex_daemon::transport::default_socket_path(&find_codex_home()?),
+        };
+        return byte_pipe(stdin, &sock).await;
+    }
     let endpoint = match &args.remote {
         Some(url) => Endpoint::WebSocket {
             url: url.clone(),
@@ -66,7 +81,7 @@ async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
     let (rt, mut messages) = Runtime::open(opts).await?;
     let conn = rt.connection().clone();
     let upstream = tokio::spawn(async move {
-        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        let mut lines = stdin.lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if line.trim().is_empty() {
                 continue;
@@ -89,5 +104,37 @@ async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
     }
     upstream.abort();
     rt.close(std::time::Duration::from_secs(5)).await;
+    Ok(0)
+}
+
+/// A client that speaks WebSocket itself: bytes both ways, as upstream's
+/// proxy does, until either side closes.
+async fn byte_pipe(
+    mut stdin: BufReader<tokio::io::Stdin>,
+    sock: &std::path::Path,
+) -> anyhow::Result<i32> {
+    let stream = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::UnixStream::connect(sock),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("connecting to {} timed out", sock.display()))?
+    .map_err(|e| anyhow::anyhow!("cannot connect to {}: {e}", sock.display()))?;
+    let (mut from_daemon, mut to_daemon) = stream.into_split();
+    let inbound = async {
+        tokio::io::copy_buf(&mut stdin, &mut to_daemon).await?;
+        to_daemon.shutdown().await
+    };
+    let outbound = async {
+        let mut stdout = tokio::io::stdout();
+        tokio::io::copy(&mut from_daemon, &mut stdout).await?;
+        stdout.flush().await
+    };
+    // The daemon closing ends the proxy; the client closing stdin only
+    // half-closes, so the last answers still come back.
+    tokio::select! {
+        r = outbound => r?,
+        r = async { inbound.await?; std::future::pending::<std::io::Result<()>>().await } => r?,
+    }
     Ok(0)
 }
