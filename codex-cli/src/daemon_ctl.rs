@@ -1,0 +1,148 @@
+//! `codex app-server daemon start|stop|restart|version|install|uninstall`:
+//! upstream's daemon management (one JSON object per command) over
+//! `codex_daemon::lifecycle`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use codex_daemon::lifecycle::units::{ServiceManager, UnitSpec};
+use codex_daemon::lifecycle::{Daemon, DaemonPaths};
+
+#[derive(Args, Debug)]
+pub struct DaemonCtlArgs {
+    #[command(subcommand)]
+    command: DaemonCtlCommand,
+}
+
+#[derive(Args, Debug, Clone)]
+struct SocketArg {
+    /// The daemon's socket (default: upstream's control socket under
+    /// `$CODEX_HOME`).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum DaemonCtlCommand {
+    /// Start codexd in the background (pidfile backend) unless it runs.
+    Start(SocketArg),
+    /// Stop the codexd started by `start`, and its workers.
+    Stop(SocketArg),
+    /// Stop, then start.
+    Restart(SocketArg),
+    /// Ask the running codexd its version.
+    Version(SocketArg),
+    /// Write service units: a systemd socket + service pair, or a launchd
+    /// LaunchAgent with a `Sockets` entry.
+    Install(InstallArgs),
+    /// Remove the files `install` wrote.
+    Uninstall(InstallArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct InstallArgs {
+    /// Service manager (default: launchd on macOS, systemd elsewhere).
+    #[arg(long, value_enum)]
+    manager: Option<Manager>,
+    /// Directory to write into (default: `$XDG_CONFIG_HOME/systemd/user`,
+    /// `~/Library/LaunchAgents`).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Print the files instead of writing them.
+    #[arg(long)]
+    print: bool,
+    #[command(flatten)]
+    socket: SocketArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Manager {
+    Systemd,
+    Launchd,
+}
+
+pub fn main(args: DaemonCtlArgs) -> i32 {
+    crate::logging::init("warn");
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("codex: cannot start runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(args.command)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            1
+        }
+    }
+}
+
+fn daemon(socket: &SocketArg) -> anyhow::Result<Daemon> {
+    let home = codex_core::config::find_codex_home().context("finding CODEX_HOME")?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    Ok(Daemon::new(
+        DaemonPaths::new(&home, socket.socket.clone()),
+        exe,
+    ))
+}
+
+async fn run(cmd: DaemonCtlCommand) -> anyhow::Result<()> {
+    let out = match cmd {
+        DaemonCtlCommand::Start(s) => daemon(&s)?.start().await?,
+        DaemonCtlCommand::Stop(s) => daemon(&s)?.stop().await?,
+        DaemonCtlCommand::Restart(s) => daemon(&s)?.restart().await?,
+        DaemonCtlCommand::Version(s) => daemon(&s)?.version().await?,
+        DaemonCtlCommand::Install(a) => return install(a, false),
+        DaemonCtlCommand::Uninstall(a) => return install(a, true),
+    };
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn install(args: InstallArgs, remove: bool) -> anyhow::Result<()> {
+    let manager = match args.manager {
+        Some(Manager::Systemd) => ServiceManager::Systemd,
+        Some(Manager::Launchd) => ServiceManager::Launchd,
+        None => ServiceManager::for_this_os(),
+    };
+    let d = daemon(&args.socket)?;
+    let spec = UnitSpec {
+        codex_exe: std::fs::canonicalize(&d.codex_exe).unwrap_or(d.codex_exe.clone()),
+        codex_home: std::path::absolute(&d.paths.codex_home)?,
+        socket: std::path::absolute(&d.paths.socket)?,
+        log_file: std::path::absolute(&d.paths.log_file)?,
+    };
+    let files = manager.files(&spec)?;
+    if args.print {
+        for f in &files {
+            println!("# {}\n{}", f.name, f.contents);
+        }
+        return Ok(());
+    }
+    let dir = match args.dir {
+        Some(d) => d,
+        None => manager.default_dir()?,
+    };
+    if remove {
+        eprintln!(
+            "First unload the service:\n  {}",
+            manager.stop_steps().join("\n  ")
+        );
+        let names: Vec<String> = files.into_iter().map(|f| f.name).collect();
+        for p in codex_daemon::lifecycle::units::remove_files(&dir, &names)? {
+            println!("removed {}", p.display());
+        }
+        return Ok(());
+    }
+    for p in codex_daemon::lifecycle::units::write_files(&dir, &files)? {
+        println!("wrote {}", p.display());
+    }
+    println!("Next, run:\n  {}", manager.next_steps(&dir).join("\n  "));
+    Ok(())
+}
