@@ -366,6 +366,10 @@ impl Daemon {
         };
         // The workers' guardians take them down once the daemon is gone.
         if !wait_gone(|| !alive(&tree).is_empty(), KILL_WAIT).await {
+            tracing::warn!(
+                "codexd {pid} exited but left {:?}; killing them",
+                alive(&tree)
+            );
             for (p, _) in alive(&tree) {
                 codex_core::process::signal_group(p, libc::SIGKILL);
                 codex_core::process::signal_pid(p, libc::SIGKILL);
