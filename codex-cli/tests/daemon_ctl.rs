@@ -407,3 +407,122 @@ async fn doctor_reports_the_config_error_with_file_and_key() {
     assert!(run.stdout.contains("[ok]   config"), "{}", run.stdout);
     assert!(run.stdout.contains("provider"), "{}", run.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_remote_names_a_daemon_and_no_daemon_opts_out() {
+    let mock = MockModelServer::start(vec![sse::message("Remote."), sse::message("Local.")]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    // No configured approval policy: exec's own default ("never") must
+    // reach the daemon's thread.
+    let cfg = home.codex_home().join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("approval_policy"))
+        .collect();
+    std::fs::write(&cfg, text.join("\n")).unwrap();
+    let server = common::app_server::SocketServer::start(&home).await;
+    let url = format!("unix://{}", server.socket.display());
+    let extra = home.root().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+
+    let run = common::run(
+        &home,
+        &[
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--remote",
+            &url,
+            "--add-dir",
+            extra.to_str().unwrap(),
+            "-c",
+            "model_reasoning_effort=\"low\"",
+            "Hi",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let remote_id = run.events()[0]["thread_id"].as_str().unwrap().to_string();
+    let mut c = server.client("test").await;
+    c.worker_pid(&remote_id).await;
+    // exec's own defaults reached the daemon's thread as params.
+    let rollout = home
+        .rollouts()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&remote_id))
+        .expect("the daemon's worker wrote the session");
+    let ctx = rollout_lines(&rollout)
+        .into_iter()
+        .find(|l| l["type"] == "turn_context")
+        .expect("turn_context")["payload"]
+        .clone();
+    assert_eq!(ctx["approval_policy"], "never", "{ctx}");
+    assert_eq!(ctx["effort"], "low", "{ctx}");
+    let extra = std::fs::canonicalize(&extra).unwrap();
+    assert!(
+        ctx["sandbox_policy"]["writable_roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == extra.to_str().unwrap()),
+        "{ctx}"
+    );
+
+    // Not the default socket, and opted out: embedded.
+    let run = common::run(
+        &home,
+        &[
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--no-daemon",
+            "Hi",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let local_id = run.events()[0]["thread_id"].as_str().unwrap().to_string();
+    let status = c.status().await;
+    assert!(
+        !status["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["threadId"] == local_id.as_str()),
+        "{status}"
+    );
+
+    let bad = common::run(
+        &home,
+        &["exec", "--skip-git-repo-check", "--remote", "tcp://x", "Hi"],
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr
+            .contains("--remote must be unix://PATH or ws://HOST:PORT"),
+        "{}",
+        bad.stderr
+    );
+    let missing = common::run(
+        &home,
+        &[
+            "exec",
+            "--skip-git-repo-check",
+            "--remote",
+            "ws://127.0.0.1:9",
+            "--remote-auth-token-env",
+            "NO_SUCH_VAR_X",
+            "Hi",
+        ],
+    )
+    .await;
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("$NO_SUCH_VAR_X is not set"),
+        "{}",
+        missing.stderr
+    );
+}
