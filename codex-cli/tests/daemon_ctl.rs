@@ -110,6 +110,25 @@ async fn two_starts_one_daemon_exec_runs_there_and_stop_leaves_nothing() {
         assert!(v.get(k).is_some(), "{k} missing: {v}");
     }
     assert_eq!(v["appServerVersion"], env!("CARGO_PKG_VERSION"));
+    let doc = common::run(&home, &["doctor", "--json", "--offline"]).await;
+    let doc: Value = serde_json::from_str(doc.stdout.trim()).unwrap();
+    let d = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "daemon")
+        .unwrap()
+        .clone();
+    assert_eq!(d["status"], "ok", "{doc}");
+    assert!(d["detail"].as_str().unwrap().contains("answers"), "{d}");
+    let auth = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "auth")
+        .unwrap()
+        .clone();
+    assert_eq!(auth["status"], "ok", "MOCK_API_KEY is set: {auth}");
 
     // exec finds the daemon on the default socket and runs its thread there.
     let run = exec_json(&home, "Who answers?").await;

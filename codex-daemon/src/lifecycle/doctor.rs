@@ -164,64 +164,55 @@ fn installation(exe: Option<&Path>) -> Check {
 
 fn auth(config: &Config) -> Check {
     let p = &config.model_provider;
-    if let Some(key) = &p.env_key {
-        return match std::env::var(key) {
-            Ok(v) if !v.is_empty() => Check::ok(
+    let id = &config.model_provider_id;
+    let env_set = p
+        .env_key
+        .as_ref()
+        .filter(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+    if !p.requires_openai_auth {
+        return match (&p.env_key, env_set) {
+            (_, Some(k)) => Check::ok("auth", format!("provider `{id}` uses ${k} (set)")),
+            (Some(k), None) if p.experimental_bearer_token.is_none() => Check::fail(
                 "auth",
-                format!("provider `{}` uses ${key} (set)", config.model_provider_id),
-            ),
-            _ => Check::fail(
-                "auth",
-                format!(
-                    "provider `{}` reads its key from ${key}, which is not set",
-                    config.model_provider_id
-                ),
+                format!("provider `{id}` reads its key from ${k}, which is not set"),
                 p.env_key_instructions
                     .clone()
-                    .unwrap_or_else(|| format!("export {key}=<your key>")),
+                    .unwrap_or_else(|| format!("export {k}=<your key>")),
             ),
+            _ => Check::ok("auth", format!("provider `{id}` needs no sign-in")),
         };
     }
-    if p.experimental_bearer_token.is_some() || !p.requires_openai_auth {
-        return Check::ok(
-            "auth",
-            format!("provider `{}` needs no sign-in", config.model_provider_id),
-        );
-    }
+    // OpenAI auth: the credentials store, or the provider's key variable.
     let mode = config.cli_auth_credentials_store;
     let (store, note) = codex_core::auth::store::open(mode, &config.codex_home);
-    let name = store.name();
     let file = config.codex_home.join(codex_core::auth::store::AUTH_FILE);
     let loose = std::fs::metadata(&file)
         .ok()
         .map(|m| m.permissions().mode() & 0o777)
         .filter(|m| m & 0o077 != 0);
     let signed_in = match store.load() {
-        Ok(Some(a)) => Ok(if a.tokens.is_some() {
-            "signed in with ChatGPT"
-        } else if a.openai_api_key.is_some() {
-            "signed in with an API key"
-        } else {
-            "an empty credentials record"
-        }),
-        Ok(None) => Err("not signed in".to_string()),
+        Ok(Some(a)) if a.tokens.is_some() => Ok("signed in with ChatGPT"),
+        Ok(Some(a)) if a.openai_api_key.is_some() => Ok("signed in with an API key"),
+        Ok(_) => Err("not signed in".to_string()),
         Err(e) => Err(e.to_string()),
     };
     let detail = format!(
-        "store `{name}` ({mode:?}){}",
+        "store `{}` ({mode:?}){}",
+        store.name(),
         note.map(|n| format!("; {n}")).unwrap_or_default()
     );
-    match (signed_in, loose) {
-        (Ok(s), None) => Check::ok("auth", format!("{detail}: {s}")),
-        (Ok(s), Some(m)) => Check::warn(
+    match (signed_in, loose, env_set) {
+        (Ok(s), None, _) => Check::ok("auth", format!("{detail}: {s}")),
+        (Ok(s), Some(m), _) => Check::warn(
             "auth",
             format!("{detail}: {s}; {} is mode {m:o}", file.display()),
             format!("chmod 600 {}", file.display()),
         ),
-        (Err(e), _) => Check::warn(
+        (Err(e), _, Some(k)) => Check::ok("auth", format!("{detail}: {e}; ${k} is set")),
+        (Err(e), _, None) => Check::fail(
             "auth",
             format!("{detail}: {e}"),
-            "sign in with `codex login` (or `codex login --with-api-key`)",
+            "sign in with `codex login` (or `codex login --with-api-key`, or set OPENAI_API_KEY)",
         ),
     }
 }

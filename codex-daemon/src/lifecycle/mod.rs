@@ -251,10 +251,12 @@ impl Daemon {
     /// `codex app-server --listen unix://SOCKET` in its own session, stdio
     /// to the log file.
     fn spawn(&self) -> Result<std::process::Child, LifecycleError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
         use std::os::unix::process::CommandExt as _;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.paths.log_file)
             .map_err(|e| LifecycleError::io("open", &self.paths.log_file, e))?;
         let log2 = log
