@@ -128,11 +128,17 @@ pub struct Daemon {
     pub paths: DaemonPaths,
     /// The `codex` binary the daemon runs (`codex app-server --listen …`).
     pub codex_exe: PathBuf,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
 }
 
 impl Daemon {
     pub fn new(paths: DaemonPaths, codex_exe: PathBuf) -> Self {
-        Self { paths, codex_exe }
+        Self {
+            paths,
+            codex_exe,
+            stop_grace: STOP_GRACE,
+        }
     }
 
     /// Starts the daemon unless one is running (`alreadyRunning`, naming it).
@@ -353,8 +359,11 @@ impl Daemon {
         // to sweep what a killed daemon could not stop.
         let tree = tree_of(pid);
         codex_core::process::signal_pid(pid, libc::SIGTERM);
-        if !wait_gone(|| pidfile::is_daemon(&record), STOP_GRACE).await {
-            tracing::warn!("codexd {pid} ignored SIGTERM for {STOP_GRACE:?}; killing its group");
+        if !wait_gone(|| pidfile::is_daemon(&record), self.stop_grace).await {
+            tracing::warn!(
+                "codexd {pid} ignored SIGTERM for {:?}; killing its group",
+                self.stop_grace
+            );
             codex_core::process::signal_group(pid, libc::SIGKILL);
             codex_core::process::signal_pid(pid, libc::SIGKILL);
             if !wait_gone(|| pidfile::is_daemon(&record), KILL_WAIT).await {
@@ -445,6 +454,66 @@ async fn wait_gone(present: impl Fn() -> bool, deadline: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A "daemon" that ignores SIGTERM, with a child in its group that
+    /// does too: `stop` escalates to SIGKILL of the group.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn stop_kills_the_group_of_a_daemon_that_ignores_sigterm() {
+        use std::os::unix::process::CommandExt as _;
+        let dir = tempfile_dir();
+        let paths = DaemonPaths::new(&dir, Some(dir.join("none.sock")));
+        let mut cmd = std::process::Command::new("bash");
+        cmd.args([
+            "-c",
+            "trap '' TERM; (exec -a codex-child sleep 600) & exec -a codexd sleep 600",
+        ])
+        .process_group(0);
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let grandchild = loop {
+            let d = codex_core::process::descendants(pid);
+            if let Some(p) = d.first() {
+                if program_is(pid, "codexd") {
+                    break p.pid;
+                }
+            }
+            assert!(Instant::now() < deadline, "bash never exec'd");
+            tokio::time::sleep(POLL).await;
+        };
+        pidfile::ensure_dir(&paths.state_dir).unwrap();
+        let record = PidRecord {
+            pid,
+            process_start_time: pidfile::process_start_time(pid).unwrap(),
+        };
+        pidfile::write(&paths.pid_file, &record).unwrap();
+        let mut d = Daemon::new(paths.clone(), "/bin/false".into());
+        d.stop_grace = Duration::from_millis(300);
+        let out = d.stop().await.unwrap();
+        assert_eq!(out.status, LifecycleStatus::Stopped);
+        assert_eq!(out.pid, Some(pid));
+        let _ = child.wait();
+        assert!(!pidfile::is_alive(pid));
+        assert!(!pidfile::is_alive(grandchild), "the group was killed");
+        assert!(!paths.pid_file.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn program_is(pid: u32, name: &str) -> bool {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).next() == Some(name.as_bytes()))
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "codex-lifecycle-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 
     #[test]
     fn output_uses_upstream_keys() {
