@@ -545,3 +545,77 @@ async fn exec_remote_names_a_daemon_and_no_daemon_opts_out() {
         missing.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_remote_over_websocket_sends_the_token_from_the_named_variable() {
+    let mock = MockModelServer::start(vec![sse::message("Over WebSocket.")]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let token_file = home.root().join("ws-token");
+    std::fs::write(&token_file, "t0ken-for-exec").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("ws://127.0.0.1:{port}");
+    let mut server = common::app_server::app_server_command(
+        &home,
+        &[
+            "--listen",
+            &listen,
+            "--ws-auth",
+            "capability-token",
+            "--ws-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + common::app_server::WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(server.try_wait().unwrap().is_none(), "codexd exited");
+        assert!(std::time::Instant::now() < deadline, "never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut cmd = command(
+        &home,
+        &[
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--remote",
+            &listen,
+            "--remote-auth-token-env",
+            "EXEC_WS_TOKEN",
+            "Hi",
+        ],
+    );
+    cmd.env("EXEC_WS_TOKEN", "t0ken-for-exec");
+    let run = run_cmd(cmd, None).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert_eq!(
+        run.completed_items("agent_message")[0]["text"],
+        "Over WebSocket."
+    );
+
+    // Without the token the daemon refuses, and exec says so (no fallback).
+    let run = common::run(
+        &home,
+        &["exec", "--skip-git-repo-check", "--remote", &listen, "Hi"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr
+            .contains(&format!("cannot reach the daemon at {listen}")),
+        "{}",
+        run.stderr
+    );
+    server.start_kill().unwrap();
+    let _ = server.wait().await;
+}
