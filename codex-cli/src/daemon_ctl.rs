@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use codex_daemon::lifecycle::units::{ServiceManager, UnitSpec};
+use codex_daemon::lifecycle::units::{self, ServiceManager, UnitSpec};
 use codex_daemon::lifecycle::{Daemon, DaemonPaths};
 
 #[derive(Args, Debug)]
@@ -37,7 +37,7 @@ enum DaemonCtlCommand {
     /// LaunchAgent with a `Sockets` entry.
     Install(InstallArgs),
     /// Remove the files `install` wrote.
-    Uninstall(InstallArgs),
+    Uninstall(UninstallArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -50,10 +50,20 @@ struct InstallArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Print the files instead of writing them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dir")]
     print: bool,
     #[command(flatten)]
     socket: SocketArg,
+}
+
+#[derive(Args, Debug, Clone)]
+struct UninstallArgs {
+    /// Service manager (default: launchd on macOS, systemd elsewhere).
+    #[arg(long, value_enum)]
+    manager: Option<Manager>,
+    /// Directory `install` wrote into.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,19 +108,23 @@ async fn run(cmd: DaemonCtlCommand) -> anyhow::Result<()> {
         DaemonCtlCommand::Stop(s) => daemon(&s)?.stop().await?,
         DaemonCtlCommand::Restart(s) => daemon(&s)?.restart().await?,
         DaemonCtlCommand::Version(s) => daemon(&s)?.version().await?,
-        DaemonCtlCommand::Install(a) => return install(a, false),
-        DaemonCtlCommand::Uninstall(a) => return install(a, true),
+        DaemonCtlCommand::Install(a) => return install(a),
+        DaemonCtlCommand::Uninstall(a) => return uninstall(a),
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
 }
 
-fn install(args: InstallArgs, remove: bool) -> anyhow::Result<()> {
-    let manager = match args.manager {
+fn manager(m: Option<Manager>) -> ServiceManager {
+    match m {
         Some(Manager::Systemd) => ServiceManager::Systemd,
         Some(Manager::Launchd) => ServiceManager::Launchd,
         None => ServiceManager::for_this_os(),
-    };
+    }
+}
+
+fn install(args: InstallArgs) -> anyhow::Result<()> {
+    let manager = manager(args.manager);
     let d = daemon(&args.socket)?;
     let spec = UnitSpec {
         codex_exe: std::fs::canonicalize(&d.codex_exe).unwrap_or(d.codex_exe.clone()),
@@ -129,20 +143,29 @@ fn install(args: InstallArgs, remove: bool) -> anyhow::Result<()> {
         Some(d) => d,
         None => manager.default_dir()?,
     };
-    if remove {
-        eprintln!(
-            "First unload the service:\n  {}",
-            manager.stop_steps().join("\n  ")
-        );
-        let names: Vec<String> = files.into_iter().map(|f| f.name).collect();
-        for p in codex_daemon::lifecycle::units::remove_files(&dir, &names)? {
-            println!("removed {}", p.display());
-        }
-        return Ok(());
-    }
-    for p in codex_daemon::lifecycle::units::write_files(&dir, &files)? {
+    for p in units::write_files(&dir, &files)? {
         println!("wrote {}", p.display());
     }
     println!("Next, run:\n  {}", manager.next_steps(&dir).join("\n  "));
+    Ok(())
+}
+
+fn uninstall(args: UninstallArgs) -> anyhow::Result<()> {
+    let manager = manager(args.manager);
+    let dir = match args.dir {
+        Some(d) => d,
+        None => manager.default_dir()?,
+    };
+    eprintln!(
+        "First unload the service:\n  {}",
+        manager.stop_steps().join("\n  ")
+    );
+    let removed = units::remove_files(&dir, &manager.file_names())?;
+    if removed.is_empty() {
+        println!("nothing to remove in {}", dir.display());
+    }
+    for p in removed {
+        println!("removed {}", p.display());
+    }
     Ok(())
 }

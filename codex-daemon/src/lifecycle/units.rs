@@ -228,6 +228,14 @@ impl ServiceManager {
         }
     }
 
+    /// The names of the files `files` writes.
+    pub fn file_names(self) -> Vec<String> {
+        match self {
+            Self::Systemd => vec![SOCKET_UNIT.into(), SERVICE_UNIT.into()],
+            Self::Launchd => vec![format!("{LAUNCHD_LABEL}.plist")],
+        }
+    }
+
     /// The commands that load what was written in `dir`.
     pub fn next_steps(self, dir: &Path) -> Vec<String> {
         match self {
@@ -323,6 +331,12 @@ mod tests {
     #[test]
     fn systemd_pair_has_the_keys_socket_activation_needs() {
         let files = systemd_units(&spec()).unwrap_or_default();
+        let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+        assert_eq!(names, ServiceManager::Systemd.file_names());
+        assert_eq!(
+            vec![launchd_plist(&spec()).unwrap().name],
+            ServiceManager::Launchd.file_names()
+        );
         let socket = &files[0].contents;
         let service = &files[1].contents;
         assert!(socket
