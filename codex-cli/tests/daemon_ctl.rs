@@ -619,3 +619,35 @@ async fn exec_remote_over_websocket_sends_the_token_from_the_named_variable() {
     server.start_kill().unwrap();
     let _ = server.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_default_socket_means_embedded_exec_and_a_doctor_failure() {
+    let mock = MockModelServer::start(vec![sse::message("Embedded anyway.")]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    // A socket file nobody listens on (a daemon that was killed -9).
+    let socket = codex_daemon::transport::default_socket_path(&home.codex_home());
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+
+    let run = exec_json(&home, "Hi").await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert_eq!(
+        run.completed_items("agent_message")[0]["text"],
+        "Embedded anyway."
+    );
+
+    let doc = common::run(&home, &["doctor", "--json", "--offline"]).await;
+    assert_eq!(doc.code, Some(1));
+    let doc: Value = serde_json::from_str(doc.stdout.trim()).unwrap();
+    let d = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "daemon")
+        .unwrap()
+        .clone();
+    assert_eq!(d["status"], "fail", "{d}");
+    assert!(d["fix"].as_str().unwrap().contains("daemon restart"), "{d}");
+}
