@@ -651,3 +651,32 @@ async fn a_dead_default_socket_means_embedded_exec_and_a_doctor_failure() {
     assert_eq!(d["status"], "fail", "{d}");
     assert!(d["fix"].as_str().unwrap().contains("daemon restart"), "{d}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_after_the_daemon_was_killed_replaces_pidfile_and_socket() {
+    let home = TestHome::new();
+    home.write_config("http://127.0.0.1:9", "");
+    let _reap = Reap(pid_file(&home));
+    let first = one_json(&daemon(&home, "start").await);
+    let pid = first["pid"].as_u64().unwrap() as u32;
+    codex_test_support::procs::signal(pid, "-9");
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while codex_test_support::procs::is_alive(pid) {
+        assert!(std::time::Instant::now() < deadline, "kill -9 did not take");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        pid_file(&home).exists(),
+        "the record outlives a killed daemon"
+    );
+    assert_eq!(daemon(&home, "version").await.code, Some(1));
+
+    let second = one_json(&daemon(&home, "start").await);
+    assert_eq!(second["status"], "started", "{second}");
+    assert_ne!(second["pid"].as_u64().unwrap() as u32, pid);
+    assert_eq!(
+        one_json(&daemon(&home, "version").await)["status"],
+        "running"
+    );
+    assert_eq!(one_json(&daemon(&home, "stop").await)["status"], "stopped");
+}
