@@ -306,11 +306,7 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
         title: None,
     };
     let on_daemon = match target {
-        Some(t) => {
-            let mut ropts = RuntimeOptions::new(Endpoint::Unix(PathBuf::new()));
-            ropts.client_info = client_info.clone();
-            remote::open(t, ropts).await?
-        }
+        Some(t) => remote::open(t, client_info.clone()).await?,
         None => None,
     };
     let remote_thread = on_daemon.is_some();

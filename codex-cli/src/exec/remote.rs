@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use codex_core::config::{CliOverride, Config, SandboxPolicy};
 use codex_daemon::runtime::{Endpoint, Message, Runtime, RuntimeOptions};
+use codex_ipc::app_server::methods::ClientInfo;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -87,19 +88,24 @@ fn parse_remote(url: &str, token_env: Option<&str>) -> anyhow::Result<Endpoint> 
 /// Opens the runtime on a daemon. `Ok(None)`: auto-detection found none.
 pub async fn open(
     target: Target,
-    mut opts: RuntimeOptions,
+    client_info: ClientInfo,
 ) -> anyhow::Result<Option<(Runtime, mpsc::Receiver<Message>)>> {
+    let options = |endpoint| {
+        let mut o = RuntimeOptions::new(endpoint);
+        o.client_info = client_info;
+        o
+    };
     match target {
         Target::Explicit(endpoint) => {
             let what = describe(&endpoint);
-            opts.endpoint = endpoint;
+            let opts = options(endpoint);
             let opened = Runtime::open(opts)
                 .await
                 .with_context(|| format!("cannot reach the daemon at {what}"))?;
             Ok(Some(opened))
         }
         Target::Detect(socket) => {
-            opts.endpoint = Endpoint::Unix(socket.clone());
+            let opts = options(Endpoint::Unix(socket.clone()));
             match tokio::time::timeout(DETECT_DEADLINE, Runtime::open(opts)).await {
                 Ok(Ok(opened)) => Ok(Some(opened)),
                 Ok(Err(e)) => {
