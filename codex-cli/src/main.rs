@@ -4,6 +4,8 @@
 mod app_server;
 mod audit;
 mod daemon;
+mod daemon_ctl;
+mod doctor;
 mod exec;
 mod logging;
 mod login;
@@ -42,6 +44,9 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove the stored credentials.
     Logout,
+    /// Diagnose the installation, config, auth, sandbox support, the
+    /// daemon and the model provider (`--json` for one JSON object).
+    Doctor(doctor::DoctorArgs),
     /// Show the audit trail: every command and patch, with its policy,
     /// sandbox, decision and outcome.
     Audit(audit::AuditArgs),
@@ -60,6 +65,9 @@ struct AppServerCli {
 enum AppServerCommand {
     /// stdio ↔ a running codexd (its unix socket, or `--remote ws://…`).
     Proxy(proxy::ProxyArgs),
+    /// Manage a background codexd (upstream's `daemon start|stop|restart|
+    /// version`), or write its systemd/launchd service (`install`).
+    Daemon(daemon_ctl::DaemonCtlArgs),
 }
 
 fn main() {
@@ -108,6 +116,10 @@ fn main() {
             command: Some(AppServerCommand::Proxy(args)),
             ..
         })) => proxy::main(args),
+        Some(Command::AppServer(AppServerCli {
+            command: Some(AppServerCommand::Daemon(args)),
+            ..
+        })) => daemon_ctl::main(args),
         Some(Command::AppServer(_)) => {
             // Re-exec as `codexd` with the same arguments.
             let raw: Vec<std::ffi::OsString> = std::env::args_os()
@@ -119,6 +131,7 @@ fn main() {
         Some(Command::Daemon(args)) => daemon::main(args),
         Some(Command::Sandbox(args)) => sandbox::main(args),
         Some(Command::Audit(args)) => audit::main(args),
+        Some(Command::Doctor(args)) => doctor::main(args),
         Some(Command::Login(args)) => login::main(args),
         Some(Command::Logout) => login::logout(),
         None => {

@@ -89,6 +89,42 @@ pub(crate) fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
+/// What `codex doctor` reports about cgroup v2, without creating anything:
+/// the mount, this process's own cgroup, and whether codexd could make
+/// worker cgroups there (writable, with `cgroup.kill`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupSupport {
+    pub mount: Option<PathBuf>,
+    pub own: Option<PathBuf>,
+    pub delegated: bool,
+}
+
+pub fn cgroup_support() -> CgroupSupport {
+    let mount = cgroup2_mount();
+    let own = mount.as_ref().and_then(|m| {
+        let rel = std::fs::read_to_string("/proc/self/cgroup")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))?;
+        Some(m.join(rel.trim_start_matches('/')))
+    });
+    let delegated = own.as_ref().is_some_and(|d| {
+        d.join("cgroup.kill").exists()
+            && std::fs::metadata(d).is_ok_and(|m| !m.permissions().readonly())
+            && {
+                let c =
+                    std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap_or_default();
+                // SAFETY: access(2) reads the NUL-terminated path and nothing else.
+                unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+            }
+    });
+    CgroupSupport {
+        mount,
+        own,
+        delegated,
+    }
+}
+
 /// Kills and removes `codexd-<pid>` directories whose daemon is gone.
 fn cleanup_stale(parent: &Path) {
     let Ok(rd) = std::fs::read_dir(parent) else {

@@ -3,6 +3,8 @@
 //!
 //! - [`server`]: the supervisor: transports, routing, subscriptions, worker
 //!   lifecycle.
+//! - [`lifecycle`]: codexd as a background service (pidfile backend,
+//!   systemd/launchd units) and the checks of `codex doctor`.
 //! - [`worker`]: `codex-session`, one process per loaded thread.
 //! - [`broker`]: `codex-broker`, the credentials holder.
 //! - [`limits`], [`governor`], [`containment`]: resource policy: every
@@ -13,6 +15,7 @@ pub mod broker;
 pub mod containment;
 pub mod governor;
 pub mod guardian;
+pub mod lifecycle;
 pub mod limits;
 pub mod runtime;
 pub mod server;

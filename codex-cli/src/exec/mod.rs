@@ -2,6 +2,7 @@
 //! upstream's JSONL event stream.
 
 mod human;
+mod remote;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,19 @@ struct ExecOptions {
     /// Accepted for compatibility; has no effect here.
     #[arg(long, hide = true, global = true)]
     cyber_access_program: Option<String>,
+    /// Run the thread on a running daemon: `unix://PATH` or
+    /// `ws://HOST:PORT` (default: the daemon on the default socket, if one
+    /// answers; else an embedded supervisor).
+    #[arg(long, value_name = "URL", global = true)]
+    remote: Option<String>,
+    /// With `--remote ws://…`: the environment variable holding the
+    /// daemon's capability token (sent as `Authorization: Bearer`).
+    #[arg(long, value_name = "VAR", global = true)]
+    remote_auth_token_env: Option<String>,
+    /// Never use a running daemon: embed a supervisor (also
+    /// `CODEX_EXEC_NO_DAEMON=1`).
+    #[arg(long, global = true, conflicts_with = "remote")]
+    no_daemon: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -263,13 +277,44 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
     };
     let (cli_overrides, overrides) = config_inputs(&opts)?;
 
-    // The thread runs in a `codex-session` worker of a supervisor in this
-    // process: the same code path, and the same containment, as codexd.
+    // A running daemon (named, or answering on the default socket) runs
+    // the thread, so every client sees it; otherwise it runs in a
+    // `codex-session` worker of a supervisor in this process: the same
+    // code path, and the same containment, as codexd.
+    let mut local_only = Vec::new();
+    if opts.ignore_user_config {
+        local_only.push("--ignore-user-config");
+    }
+    if opts.profile.is_some() {
+        local_only.push("--profile");
+    }
+    if opts.thread_source.is_some() {
+        local_only.push("--thread-source");
+    }
+    let target = remote::target(
+        &remote::RemoteRequest {
+            remote: opts.remote.as_deref(),
+            token_env: opts.remote_auth_token_env.as_deref(),
+            no_daemon: opts.no_daemon,
+            local_only,
+        },
+        &config.codex_home,
+    )?;
+    let client_info = ClientInfo {
+        name: originator,
+        version: env!("CARGO_PKG_VERSION").into(),
+        title: None,
+    };
+    let on_daemon = match target {
+        Some(t) => remote::open(t, client_info.clone()).await?,
+        None => None,
+    };
+    let remote_thread = on_daemon.is_some();
     let embedded = EmbeddedOptions {
         codex_home: config.codex_home.clone(),
         worker_exe: Some(std::env::current_exe().context("cannot find this executable")?),
         cwd: Some(config.cwd.clone()),
-        config_overrides: cli_overrides,
+        config_overrides: cli_overrides.clone(),
         thread_defaults: ThreadDefaults {
             source: opts.thread_source.clone().unwrap_or_else(|| "exec".into()),
             default_approval_policy: overrides.default_approval_policy,
@@ -281,13 +326,15 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
             ignore_user_config: overrides.ignore_user_config,
         },
     };
-    let mut ropts = RuntimeOptions::new(Endpoint::Embedded(embedded));
-    ropts.client_info = ClientInfo {
-        name: originator,
-        version: env!("CARGO_PKG_VERSION").into(),
-        title: None,
+    let remote_overrides = cli_overrides;
+    let (rt, mut messages) = match on_daemon {
+        Some(opened) => opened,
+        None => {
+            let mut ropts = RuntimeOptions::new(Endpoint::Embedded(embedded));
+            ropts.client_info = client_info;
+            Runtime::open(ropts).await?
+        }
     };
-    let (rt, mut messages) = Runtime::open(ropts).await?;
 
     let mut params = Map::new();
     let mut put = |k: &str, v: Option<Value>| {
@@ -311,6 +358,9 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
         overrides.sandbox_mode.map(|m| Value::from(m.to_string())),
     );
     put("cwd", Some(Value::from(config.cwd.display().to_string())));
+    if remote_thread {
+        remote::thread_params(&mut params, &config, &remote_overrides, &opts.add_dir);
+    }
     let session = match &resume_id {
         Some(id) => {
             params.insert("threadId".into(), Value::from(id.clone()));
