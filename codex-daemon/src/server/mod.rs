@@ -9,6 +9,7 @@ mod catalog;
 pub(crate) mod conn;
 mod handlers;
 mod monitor;
+mod read_states;
 mod send;
 mod status;
 mod thread;
@@ -113,6 +114,8 @@ pub struct Server {
     started: Instant,
     /// Load shed so far (`codexd/status`).
     pub(crate) counters: Arc<conn::LoadCounters>,
+    /// Threads' read state (`thread/readState/*`).
+    pub(crate) read_states: read_states::ReadStates,
 }
 
 impl Server {
@@ -175,6 +178,7 @@ impl Server {
             },
             started: Instant::now(),
             counters: Arc::default(),
+            read_states: Default::default(),
             limits,
         });
         tokio::spawn(monitor::run(Arc::downgrade(&server)));

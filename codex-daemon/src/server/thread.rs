@@ -335,6 +335,11 @@ impl LoadedThread {
         }
     }
 
+    /// Sends `note` to every subscriber.
+    pub fn publish(&self, server: &Server, note: ServerNotification) {
+        self.broadcast(server, &[note]);
+    }
+
     fn status_note(&self) -> ServerNotification {
         ThreadStatusChangedNotification::new(&self.id, self.status()).into()
     }
@@ -450,10 +455,34 @@ impl LoadedThread {
     }
 
     fn on_event(&self, server: &Server, event: Event) {
-        let notes = self.rt().mapper.map(&event);
+        let mut notes = self.rt().mapper.map(&event);
+        self.mark_unread(server, &event, &mut notes);
         if !notes.is_empty() {
             self.broadcast(server, &notes);
         }
+    }
+
+    /// A completed turn of a durable thread leaves it unread; upstream says
+    /// so before the thread goes idle.
+    fn mark_unread(&self, server: &Server, event: &Event, notes: &mut Vec<ServerNotification>) {
+        let Event::TurnCompleted { turn_id, .. } = event else {
+            return;
+        };
+        if self.meta.ephemeral {
+            return;
+        }
+        let note = server.read_states.turn_completed(&self.id, turn_id);
+        let at = notes
+            .iter()
+            .position(|n| {
+                matches!(
+                    n,
+                    ServerNotification::ThreadStatusChanged(_)
+                        | ServerNotification::TurnCompleted(_)
+                )
+            })
+            .unwrap_or(notes.len());
+        notes.insert(at, note.into());
     }
 
     fn on_turn_accepted(&self, server: &Server, turn_id: &str) {
