@@ -434,3 +434,25 @@ async fn skills_list_reads_the_home_and_repo_skills() {
     );
     validate_experimental(&[(Some("skills/list".into()), json!({"id": 1, "result": r}))]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_problems_are_told_after_initialized() {
+    let mock = MockModelServer::start(vec![]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "no_such_setting = true");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("tui").await;
+    let warning = c.notification("configWarning").await;
+    assert!(
+        warning["params"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("unknown key `no_such_setting`"),
+        "{warning}"
+    );
+    c.notification("remoteControl/status/changed").await;
+    let order: Vec<&str> = c.seen.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(order, ["configWarning", "remoteControl/status/changed"]);
+    validate_experimental(&unsolicited(&c.seen));
+}

@@ -275,6 +275,14 @@ pub struct ThreadReadStateUpdateResponse {
     pub read_state: ThreadReadState,
 }
 
+/// `configWarning`: a problem with the configuration the daemon loaded,
+/// sent to each client after `initialized`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigWarningNotification {
+    pub summary: String,
+    pub details: Option<String>,
+}
+
 /// `thread/readState/changed`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

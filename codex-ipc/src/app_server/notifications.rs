@@ -5,7 +5,7 @@ use codex_core::protocol::{StepStatus, TodoListItem};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client_features::ThreadReadStateChangedNotification;
+use super::client_features::{ConfigWarningNotification, ThreadReadStateChangedNotification};
 use super::items::ItemView;
 use super::objects::{ThreadStatusView, ThreadTokenUsage, ThreadView, TurnError, TurnView};
 
@@ -67,6 +67,7 @@ notifications! {
     AccountLoginCompleted(AccountLoginCompletedNotification) = "account/login/completed",
     AccountUpdated(AccountUpdatedNotification) = "account/updated",
     RemoteControlStatusChanged(RemoteControlStatusChangedNotification) = "remoteControl/status/changed",
+    ConfigWarning(ConfigWarningNotification) = "configWarning",
 }
 
 /// `error`: a turn failed, will be retried, or its worker stopped.
