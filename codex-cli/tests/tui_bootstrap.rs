@@ -254,6 +254,12 @@ async fn tui_startup_and_session_requests_are_answered_as_upstream() {
     c.send(update.clone()).await;
     let stale = answer_to(c, &update["id"]).await;
     assert_eq!(stale["error"]["code"], -32600, "{stale}");
+    assert_eq!(stale["error"]["message"], "read state changed");
+    assert_eq!(stale["error"]["data"]["reason"], "readStateConflict");
+    assert_eq!(
+        stale["error"]["data"]["readState"],
+        done["result"]["readState"]
+    );
 
     for method in [
         "thread/goal/get",
@@ -283,13 +289,17 @@ async fn tui_startup_and_session_requests_are_answered_as_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn experimental_methods_need_the_capability() {
-    let mock = MockModelServer::start(vec![]).await;
+    let mock = MockModelServer::start(vec![sse::message("done")]).await;
     let home = TestHome::new();
     home.write_config(&mock.url(), "");
     let mut s = StdioServer::start(&home, &[]).await;
     let c = &mut s.client;
     c.initialize("plain-client").await;
     let tid = c.start_thread(json!({})).await;
+    // Read state is not pushed to a client that cannot update it.
+    c.start_turn(&tid, "hi").await;
+    c.turn_completed(&tid).await;
+    assert!(c.seen_method("thread/readState/changed").is_empty());
     for (method, params) in [
         ("account/bedrock/checkGovCloudRequirements", json!({})),
         ("collaborationMode/list", json!({})),

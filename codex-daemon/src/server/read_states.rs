@@ -1,6 +1,7 @@
 //! Each thread's read state (`thread/readState/*`), in memory for the
-//! daemon's lifetime: a completed turn marks the thread unread from that
-//! turn on (unless an earlier unread turn is pending); a client marks it
+//! daemon's lifetime: a turn that ends with something to look at (a final
+//! answer, or an error) marks the thread unread from that turn on (unless
+//! an earlier unread turn is pending); a client marks it
 //! read or unread. Every change gets a new opaque revision, and an update
 //! naming a stale revision is refused, so a client cannot clear activity it
 //! has not seen.
@@ -41,7 +42,7 @@ impl ReadStates {
         f(state)
     }
 
-    /// Turn `turn_id` completed: the thread has something unread.
+    /// Turn `turn_id` ended with a result to look at.
     pub fn turn_completed(
         &self,
         thread_id: &str,
@@ -67,10 +68,13 @@ impl ReadStates {
     ) -> Result<ThreadReadStateChangedNotification, RpcError> {
         self.with(thread_id, |s| {
             if s.revision != expected_revision {
-                return Err(RpcError::invalid_request(format!(
-                    "read state of thread {thread_id} changed: expected revision {expected_revision}, current revision {}; reload the thread",
-                    s.revision
-                )));
+                // Upstream's conflict: the current state rides along.
+                let mut e = RpcError::invalid_request("read state changed");
+                e.data = Some(serde_json::json!({
+                    "reason": "readStateConflict",
+                    "readState": s,
+                }));
+                return Err(e);
             }
             s.first_unread = match op {
                 ReadStateOperation::Read => None,
@@ -107,7 +111,10 @@ mod tests {
         let err = rs
             .update("t", ReadStateOperation::Read, &a.revision)
             .unwrap_err();
-        assert!(err.message.contains("changed"), "{}", err.message);
+        assert_eq!(err.message, "read state changed");
+        let data = err.data.unwrap();
+        assert_eq!(data["reason"], "readStateConflict");
+        assert_eq!(data["readState"]["revision"], b.revision.as_str());
 
         let read = rs
             .update("t", ReadStateOperation::Read, &b.revision)

@@ -329,6 +329,11 @@ impl LoadedThread {
         for sub in subs {
             if let Some(conn) = server.conn(sub) {
                 for (method, params) in &encoded {
+                    // Read state is for clients that can act on it
+                    // (`thread/readState/update` is experimental).
+                    if *method == "thread/readState/changed" && !conn.experimental_api() {
+                        continue;
+                    }
                     conn.notify(method, params.clone());
                 }
             }
@@ -462,11 +467,18 @@ impl LoadedThread {
         }
     }
 
-    /// A completed turn of a durable thread leaves it unread; upstream says
-    /// so before the thread goes idle.
+    /// A turn of a durable thread that ended with an answer or an error
+    /// leaves it unread (an interrupted or silent one does not, as
+    /// upstream); upstream says so before the thread goes idle.
     fn mark_unread(&self, server: &Server, event: &Event, notes: &mut Vec<ServerNotification>) {
-        let Event::TurnCompleted { turn_id, .. } = event else {
-            return;
+        let turn_id = match event {
+            Event::TurnCompleted {
+                turn_id,
+                last_agent_message: Some(text),
+                ..
+            } if !text.trim().is_empty() => turn_id,
+            Event::TurnFailed { turn_id, .. } => turn_id,
+            _ => return,
         };
         if self.meta.ephemeral {
             return;

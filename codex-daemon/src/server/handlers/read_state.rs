@@ -24,6 +24,9 @@ impl Server {
         Self::require_experimental(conn, "thread/readState/update")?;
         let p: ThreadReadStateUpdateParams = methods::parse(params)?;
         self.require_known_thread(&p.thread_id)?;
+        if self.thread(&p.thread_id).is_some_and(|t| t.meta.ephemeral) {
+            return Err(RpcError::invalid_request("thread read state unavailable"));
+        }
         let note = self
             .read_states
             .update(&p.thread_id, p.operation, &p.expected_revision)?;
