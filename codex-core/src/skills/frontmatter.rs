@@ -1,8 +1,10 @@
 //! The YAML front matter of a `SKILL.md`: the block between a first line
-//! `---` and the next `---`. Only what skills use is understood (top-level
-//! `key: value` pairs, quoted scalars, `|`/`>` block scalars, one level of
-//! nested mappings such as `metadata:`); anything else is an error naming
-//! the line, so a malformed file is reported rather than half read.
+//! `---` and the next `---`. Only what skills use is understood: `key:
+//! value` pairs, quoted scalars, `|`/`>` block scalars, nested mappings
+//! (`metadata:`), block sequences (`- item`), and flow collections kept as
+//! their text (no field read here is a collection). Anything else is an
+//! error naming the line, so a malformed file is reported rather than half
+//! read.
 
 use std::collections::BTreeMap;
 
@@ -11,13 +13,14 @@ use std::collections::BTreeMap;
 pub enum Value {
     Scalar(String),
     Map(BTreeMap<String, Value>),
+    List(Vec<String>),
 }
 
 impl Value {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Scalar(s) => Some(s),
-            Value::Map(_) => None,
+            Value::Map(_) | Value::List(_) => None,
         }
     }
 }
@@ -93,6 +96,9 @@ fn parse_map(
         let parsed = if value.is_empty() {
             // A nested mapping, or an empty value.
             match next_content_indent(lines, *i) {
+                Some(child) if child >= indent && is_item(lines, *i) => {
+                    Value::List(parse_list(lines, i, child)?)
+                }
                 Some(child) if child > indent => Value::Map(parse_map(lines, i, child)?),
                 _ => Value::Scalar(String::new()),
             }
@@ -126,6 +132,37 @@ fn split_key(s: &str) -> Option<(&str, &str)> {
     };
     let key = key.trim();
     (!key.is_empty() && !key.starts_with('-')).then_some((key, rest))
+}
+
+/// Whether the next content line is a sequence item.
+fn is_item(lines: &[&str], from: usize) -> bool {
+    lines[from..]
+        .iter()
+        .find(|l| !is_blank(l))
+        .is_some_and(|l| l.trim() == "-" || l.trim_start().starts_with("- "))
+}
+
+/// `- item` lines at `indent`; an item's deeper lines continue it.
+fn parse_list(lines: &[&str], i: &mut usize, indent: usize) -> Result<Vec<String>, String> {
+    let mut items = Vec::new();
+    while *i < lines.len() {
+        let line = lines[*i];
+        if is_blank(line) {
+            *i += 1;
+            continue;
+        }
+        if indent_of(line) != indent || !is_item(lines, *i) {
+            break;
+        }
+        let first = line.trim_start()[1..].trim();
+        *i += 1;
+        items.push(if first.is_empty() {
+            String::new()
+        } else {
+            scalar(lines, i, indent, first)?
+        });
+    }
+    Ok(items)
 }
 
 fn next_content_indent(lines: &[&str], from: usize) -> Option<usize> {
@@ -183,9 +220,9 @@ fn scalar(lines: &[&str], i: &mut usize, indent: usize, first: &str) -> Result<S
     if let Some(q) = first.strip_prefix('\'') {
         return single_quoted(q).ok_or_else(|| format!("line {line_no}: unterminated string"));
     }
-    if first.starts_with(['[', '{', '&', '*', '!']) {
+    if first.starts_with(['&', '*', '!']) {
         return Err(format!(
-            "line {line_no}: flow collections, anchors and tags are not supported"
+            "line {line_no}: anchors and tags are not supported"
         ));
     }
     let mut text = strip_comment(first).to_string();
@@ -264,7 +301,8 @@ mod tests {
         let m = parse(
             "name: demo\ndescription: |-\n  does things\n  carefully\n\
              quoted: \"a \\\"b\\\"\"\nsingle: 'it''s'\nfolded: >\n  one\n  two\n\
-             metadata:\n  short-description: short # comment\n# a comment\nlong: first\n  second",
+             metadata:\n  short-description: short # comment\n# a comment\nlong: first\n  second\n\
+             allowed-tools:\n  - Read\n  - \"Bash(git:*)\"\ntags:\n- a\nflow: [x, y]",
         )
         .unwrap();
         assert_eq!(get(&m, "name"), "demo");
@@ -277,6 +315,12 @@ mod tests {
             panic!("metadata is a map: {m:?}");
         };
         assert_eq!(get(meta, "short-description"), "short");
+        assert_eq!(
+            m.get("allowed-tools"),
+            Some(&Value::List(vec!["Read".into(), "Bash(git:*)".into()]))
+        );
+        assert_eq!(m.get("tags"), Some(&Value::List(vec!["a".into()])));
+        assert_eq!(get(&m, "flow"), "[x, y]");
     }
 
     #[test]
@@ -287,6 +331,9 @@ mod tests {
             .unwrap_err()
             .contains("indentation"));
         assert!(parse("a: 1\na: 2").unwrap_err().contains("duplicate"));
-        assert!(parse("a: [1, 2]").unwrap_err().contains("flow"));
+        assert!(parse("a: &anchor 1").unwrap_err().contains("anchors"));
+        assert!(parse("a:\n  - x\n  b: 1")
+            .unwrap_err()
+            .contains("indentation"));
     }
 }
