@@ -3,8 +3,8 @@
 //! listings in `thread_list.rs`), `turn/*` (`turn_methods.rs`), `model/list`
 //! (`model_methods.rs`) and `config/read` (`config_methods.rs`); `account/*`
 //! is `super::account`, `codexd/status` is `super::status`; the TUI's
-//! smaller methods are `client_methods.rs`, `skills.rs` and `read_state.rs`. Handlers build
-//! codex-ipc result structs; dispatch encodes them.
+//! smaller methods are `client_methods.rs`, `skills.rs` and `read_state.rs`.
+//! Handlers build codex-ipc result structs; dispatch encodes them.
 
 mod client_methods;
 mod config_methods;
