@@ -26,6 +26,7 @@ pub mod models;
 pub mod process;
 pub mod protocol;
 pub mod rollout;
+pub mod skills;
 pub mod thread;
 pub mod tools;
 pub mod turn;

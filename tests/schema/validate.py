@@ -34,6 +34,8 @@ def main():
     response_of["thread/name/set"] = "ThreadSetNameResponse"
     # Methods without params have no `*Params` to derive the name from.
     response_of["account/logout"] = "LogoutAccountResponse"
+    response_of["configRequirements/read"] = "ConfigRequirementsReadResponse"
+    response_of["account/rateLimits/read"] = "GetAccountRateLimitsResponse"
 
     def branch_for(doc, method):
         for b in doc["oneOf"]:
@@ -56,7 +58,13 @@ def main():
         elif "result" in msg:
             name = response_of.get(rec.get("for") or "")
             if rec.get("for") == "initialize" and name not in defs:
-                schema = json.load(open(os.path.join(schema_dir, "v1", "InitializeResponse.json")))
+                v1 = os.path.join(schema_dir, "v1", "InitializeResponse.json")
+                if os.path.exists(v1):
+                    schema = json.load(open(v1))
+                else:
+                    # The experimental schema has it in the combined file only.
+                    combined = json.load(open(os.path.join(schema_dir, "codex_app_server_protocol.schemas.json")))
+                    schema = {"$ref": "#/definitions/InitializeResponse", "definitions": combined["definitions"]}
             else:
                 schema = {"$ref": "#/definitions/" + name, "definitions": defs} if name in defs else None
             instance = msg["result"]

@@ -10,8 +10,18 @@ use std::process::Stdio;
 use serde_json::{json, Value};
 
 pub fn schema_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/upstream-protocol/schema");
+    upstream_schema("schema")
+}
+
+/// `schema-experimental/`: what clients with `experimentalApi: true` see.
+pub fn experimental_schema_dir() -> Option<PathBuf> {
+    upstream_schema("schema-experimental")
+}
+
+fn upstream_schema(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/upstream-protocol")
+        .join(name);
     dir.join("ServerNotification.json").exists().then_some(dir)
 }
 
@@ -23,9 +33,19 @@ fn required() -> bool {
 /// against its request method's result schema, a notification or server
 /// request (method `None`) against its method's branch.
 pub fn validate(messages: &[(Option<String>, Value)]) {
-    let Some(dir) = schema_dir() else {
-        let msg =
-            "upstream schema not found next to the repository (../shared/upstream-protocol/schema)";
+    validate_against(schema_dir(), "schema", messages);
+}
+
+/// [`validate`] against the experimental schema.
+pub fn validate_experimental(messages: &[(Option<String>, Value)]) {
+    validate_against(experimental_schema_dir(), "schema-experimental", messages);
+}
+
+fn validate_against(dir: Option<PathBuf>, name: &str, messages: &[(Option<String>, Value)]) {
+    let Some(dir) = dir else {
+        let msg = format!(
+            "upstream schema not found next to the repository (../shared/upstream-protocol/{name})"
+        );
         if required() {
             panic!("{msg}");
         }

@@ -51,6 +51,8 @@ struct ConnState {
     opt_out: HashSet<String>,
     next_request_id: i64,
     pending: HashMap<i64, PendingServerRequest>,
+    /// `initialize.capabilities.experimentalApi`.
+    experimental_api: bool,
 }
 
 pub struct Conn {
@@ -177,6 +179,14 @@ impl Conn {
 
     pub fn client_version(&self) -> Option<String> {
         self.state().client_version.clone()
+    }
+
+    pub fn set_experimental_api(&self, on: bool) {
+        self.state().experimental_api = on;
+    }
+
+    pub fn experimental_api(&self) -> bool {
+        self.state().experimental_api
     }
 
     pub fn mark_announced(&self) -> bool {

@@ -9,6 +9,7 @@ mod catalog;
 pub(crate) mod conn;
 mod handlers;
 mod monitor;
+mod read_states;
 mod send;
 mod status;
 mod thread;
@@ -113,6 +114,10 @@ pub struct Server {
     started: Instant,
     /// Load shed so far (`codexd/status`).
     pub(crate) counters: Arc<conn::LoadCounters>,
+    /// Threads' read state (`thread/readState/*`).
+    pub(crate) read_states: read_states::ReadStates,
+    /// Problems in the loaded config, told to each client (`configWarning`).
+    config_warnings: Vec<String>,
 }
 
 impl Server {
@@ -175,6 +180,8 @@ impl Server {
             },
             started: Instant::now(),
             counters: Arc::default(),
+            read_states: Default::default(),
+            config_warnings: config.warnings.clone(),
             limits,
         });
         tokio::spawn(monitor::run(Arc::downgrade(&server)));
@@ -299,6 +306,16 @@ impl Server {
             }
             Incoming::Notification { method, .. } => {
                 if method == "initialized" && conn.is_initialized() && conn.mark_announced() {
+                    // Upstream sends these first.
+                    for w in &self.config_warnings {
+                        conn.send_notification(
+                            &codex_ipc::app_server::client_features::ConfigWarningNotification {
+                                summary: w.clone(),
+                                details: None,
+                            }
+                            .into(),
+                        );
+                    }
                     conn.send_notification(
                         &RemoteControlStatusChangedNotification {
                             status: RemoteControlStatus::Disabled,

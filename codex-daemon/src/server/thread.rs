@@ -329,10 +329,20 @@ impl LoadedThread {
         for sub in subs {
             if let Some(conn) = server.conn(sub) {
                 for (method, params) in &encoded {
+                    // Read state is for clients that can act on it
+                    // (`thread/readState/update` is experimental).
+                    if *method == "thread/readState/changed" && !conn.experimental_api() {
+                        continue;
+                    }
                     conn.notify(method, params.clone());
                 }
             }
         }
+    }
+
+    /// Sends `note` to every subscriber.
+    pub fn publish(&self, server: &Server, note: ServerNotification) {
+        self.broadcast(server, &[note]);
     }
 
     fn status_note(&self) -> ServerNotification {
@@ -450,10 +460,41 @@ impl LoadedThread {
     }
 
     fn on_event(&self, server: &Server, event: Event) {
-        let notes = self.rt().mapper.map(&event);
+        let mut notes = self.rt().mapper.map(&event);
+        self.mark_unread(server, &event, &mut notes);
         if !notes.is_empty() {
             self.broadcast(server, &notes);
         }
+    }
+
+    /// A turn of a durable thread that ended with an answer or an error
+    /// leaves it unread (an interrupted or silent one does not, as
+    /// upstream); upstream says so before the thread goes idle.
+    fn mark_unread(&self, server: &Server, event: &Event, notes: &mut Vec<ServerNotification>) {
+        let turn_id = match event {
+            Event::TurnCompleted {
+                turn_id,
+                last_agent_message: Some(text),
+                ..
+            } if !text.trim().is_empty() => turn_id,
+            Event::TurnFailed { turn_id, .. } => turn_id,
+            _ => return,
+        };
+        if self.meta.ephemeral {
+            return;
+        }
+        let note = server.read_states.turn_completed(&self.id, turn_id);
+        let at = notes
+            .iter()
+            .position(|n| {
+                matches!(
+                    n,
+                    ServerNotification::ThreadStatusChanged(_)
+                        | ServerNotification::TurnCompleted(_)
+                )
+            })
+            .unwrap_or(notes.len());
+        notes.insert(at, note.into());
     }
 
     fn on_turn_accepted(&self, server: &Server, turn_id: &str) {

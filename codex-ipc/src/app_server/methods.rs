@@ -29,6 +29,17 @@ pub const METHODS: &[&str] = &[
     "account/login/cancel",
     "account/logout",
     "codexd/status",
+    "configRequirements/read",
+    "hooks/list",
+    "skills/list",
+    "plugin/installed",
+    "collaborationMode/list",
+    "permissionProfile/list",
+    "account/rateLimits/read",
+    "account/bedrock/checkGovCloudRequirements",
+    "thread/goal/get",
+    "thread/backgroundTerminals/list",
+    "thread/readState/update",
 ];
 
 /// `-32600 Invalid request: unknown variant ...` (upstream's answer to an

@@ -3,13 +3,15 @@
 //! ([`notifications`]) and requests ([`server_requests`]) we send, the
 //! shapes they carry ([`objects`], [`items`]), the mapping of core events
 //! to notifications ([`events`]), codexd's own `codexd/status`
-//! ([`codexd_status`]), and a small client for one-shot tools
+//! ([`codexd_status`]), the TUI's smaller methods
+//! ([`client_features`]), and a small client for one-shot tools
 //! ([`client`]).
 //!
 //! Every shape is a typed struct; [`to_value`] turns one into the JSON value
 //! the [`crate::jsonrpc`] encoder takes.
 
 pub mod client;
+pub mod client_features;
 pub mod codexd_status;
 pub mod connection;
 pub mod events;

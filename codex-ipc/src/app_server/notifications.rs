@@ -5,6 +5,7 @@ use codex_core::protocol::{StepStatus, TodoListItem};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::client_features::{ConfigWarningNotification, ThreadReadStateChangedNotification};
 use super::items::ItemView;
 use super::objects::{ThreadStatusView, ThreadTokenUsage, ThreadView, TurnError, TurnView};
 
@@ -52,6 +53,7 @@ notifications! {
     ThreadUnarchived(ThreadUnarchivedNotification) = "thread/unarchived",
     ThreadClosed(ThreadClosedNotification) = "thread/closed",
     ThreadNameUpdated(ThreadNameUpdatedNotification) = "thread/name/updated",
+    ThreadReadStateChanged(ThreadReadStateChangedNotification) = "thread/readState/changed",
     ThreadTokenUsageUpdated(ThreadTokenUsageUpdatedNotification) = "thread/tokenUsage/updated",
     TurnStarted(TurnStartedNotification) = "turn/started",
     TurnCompleted(TurnCompletedNotification) = "turn/completed",
@@ -65,6 +67,7 @@ notifications! {
     AccountLoginCompleted(AccountLoginCompletedNotification) = "account/login/completed",
     AccountUpdated(AccountUpdatedNotification) = "account/updated",
     RemoteControlStatusChanged(RemoteControlStatusChangedNotification) = "remoteControl/status/changed",
+    ConfigWarning(ConfigWarningNotification) = "configWarning",
 }
 
 /// `error`: a turn failed, will be retried, or its worker stopped.

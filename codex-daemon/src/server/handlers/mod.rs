@@ -2,12 +2,16 @@
 //! loading a thread into a worker (`load.rs`), `thread/*` (`thread_methods.rs`,
 //! listings in `thread_list.rs`), `turn/*` (`turn_methods.rs`), `model/list`
 //! (`model_methods.rs`) and `config/read` (`config_methods.rs`); `account/*`
-//! is `super::account`, `codexd/status` is `super::status`. Handlers build
-//! codex-ipc result structs; dispatch encodes them.
+//! is `super::account`, `codexd/status` is `super::status`; the TUI's
+//! smaller methods are `client_methods.rs`, `skills.rs` and `read_state.rs`.
+//! Handlers build codex-ipc result structs; dispatch encodes them.
 
+mod client_methods;
 mod config_methods;
 mod load;
 mod model_methods;
+mod read_state;
+mod skills;
 mod thread_list;
 mod thread_methods;
 mod turn_methods;
@@ -76,12 +80,28 @@ impl Server {
             "account/login/start" => self.account_login_start(conn, &params).await,
             "account/login/cancel" => Reply::now(self.account_login_cancel(&params).await),
             "account/logout" => self.account_logout(conn).await,
+            "configRequirements/read" => Reply::now(self.config_requirements_read(&params)),
+            "hooks/list" => Reply::now(self.hooks_list(&params)),
+            "skills/list" => Reply::now(self.skills_list(&params).await),
+            "plugin/installed" => Reply::now(self.plugin_installed(&params)),
+            "collaborationMode/list" => Reply::now(self.collaboration_mode_list(conn, &params)),
+            "permissionProfile/list" => Reply::now(self.permission_profile_list(&params)),
+            "account/rateLimits/read" => Reply::now(self.account_rate_limits_read(&params).await),
+            "account/bedrock/checkGovCloudRequirements" => {
+                Reply::now(self.bedrock_check_gov_cloud(conn, &params))
+            }
+            "thread/goal/get" => Reply::now(self.thread_goal_get(&params)),
+            "thread/backgroundTerminals/list" => {
+                Reply::now(self.thread_background_terminals_list(conn, &params))
+            }
+            "thread/readState/update" => Reply::now(self.thread_read_state_update(conn, &params)),
             other => Reply::Now(Err(methods::unknown_method(other))),
         }
     }
 
     fn initialize(&self, conn: &Conn, params: &Value) -> Result<InitializeResponse, RpcError> {
         let p: InitializeParams = methods::parse(params)?;
+        let experimental = p.capabilities.as_ref().is_some_and(|c| c.experimental_api);
         let opt_out = p
             .capabilities
             .and_then(|c| c.opt_out_notification_methods)
@@ -93,6 +113,7 @@ impl Server {
         ) {
             return Err(RpcError::invalid_request("Already initialized"));
         }
+        conn.set_experimental_api(experimental);
         Ok(InitializeResponse {
             user_agent: format!(
                 "{}/{} ({}; {}) ({}; {})",
