@@ -9,6 +9,7 @@
 //!   limit in one place, the per-worker pressure levels, and taking a
 //!   worker's whole process tree down.
 
+pub mod activation;
 pub mod broker;
 pub mod containment;
 pub mod governor;
@@ -17,5 +18,6 @@ pub mod limits;
 pub mod runtime;
 pub mod server;
 pub mod transport;
+mod unix_ws;
 pub mod worker;
 pub mod ws;
