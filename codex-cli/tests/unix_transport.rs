@@ -44,10 +44,12 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-/// Waits until `path` accepts connections, or `child` exits (a failure).
+/// Waits until `path` (or, too long to connect to, its target) accepts
+/// connections, or `child` exits (a failure).
 async fn wait_listening(child: &mut tokio::process::Child, path: &Path) {
     let deadline = std::time::Instant::now() + WAIT;
-    while std::os::unix::net::UnixStream::connect(path).is_err() {
+    let connectable = codex_daemon::transport::connectable;
+    while std::os::unix::net::UnixStream::connect(connectable(path)).is_err() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("codexd exited before listening: {status}");
         }
@@ -344,4 +346,41 @@ async fn socket_activation_serves_the_passed_socket_and_notifies() {
     );
     // The service manager owns the socket file: it is left in place.
     assert!(std::fs::symlink_metadata(&socket).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_home_too_long_for_sun_path_still_gets_a_reachable_default_socket() {
+    let mock = MockModelServer::start(vec![]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let long_home = home.root().join("h".repeat(120));
+    std::fs::create_dir_all(&long_home).unwrap();
+    std::fs::copy(
+        home.codex_home().join("config.toml"),
+        long_home.join("config.toml"),
+    )
+    .unwrap();
+    let link = codex_daemon::transport::default_socket_path(&long_home);
+    assert!(link.as_os_str().len() > 108);
+    let mut child = app_server_command(&home, &["--listen", "unix://"])
+        .env("CODEX_HOME", &long_home)
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child, &link).await;
+
+    // Our clients find it at the default path (resolving the link).
+    let out = tokio::process::Command::new(common::CODEX)
+        .args(["daemon", "status", "--json"])
+        .env("CODEX_HOME", &long_home)
+        .output();
+    let out = tokio::time::timeout(WAIT, out).await.unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status["threads"].is_array(), "{status}");
+    assert!(codex_daemon::transport::daemon_answering(&link, WAIT).await);
+    terminate(&mut child).await;
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use codex_core::exec::protection::daemon_socket_root;
+pub use codex_ipc::app_server::connection::connectable;
 
 /// Directory of the control socket under `$CODEX_HOME`.
 pub const CONTROL_DIR: &str = "app-server-control";
@@ -79,9 +80,10 @@ pub struct SocketFiles {
     pub path: PathBuf,
     /// The real socket behind the `path` symlink, when aliased.
     pub real: Option<PathBuf>,
-    /// Identity of the socket file bound, so cleanup never removes a
+    /// Identity of the socket file bound (device, inode, change time: an
+    /// inode number alone may be reused), so cleanup never removes a
     /// successor's.
-    ino: (u64, u64),
+    ino: FileId,
 }
 
 impl SocketFiles {
@@ -94,7 +96,7 @@ impl SocketFiles {
     pub fn remove(&self) {
         let file = self.socket_file();
         let ours = std::fs::symlink_metadata(file)
-            .map(|m| (m.dev(), m.ino()) == self.ino)
+            .map(|m| file_id(&m) == self.ino)
             .unwrap_or(false);
         if !ours {
             return;
@@ -107,6 +109,12 @@ impl SocketFiles {
             let _ = std::fs::remove_file(lock_path_of(real));
         }
     }
+}
+
+type FileId = (u64, u64, i64, i64);
+
+fn file_id(m: &std::fs::Metadata) -> FileId {
+    (m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
 }
 
 fn lock_path_of(real: &Path) -> PathBuf {
@@ -153,7 +161,7 @@ fn clear_stale(path: &Path, allow_link: bool) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+    if std::os::unix::net::UnixStream::connect(connectable(path)).is_ok() {
         return Err(Error::new(
             ErrorKind::AddrInUse,
             format!(
@@ -253,7 +261,7 @@ pub fn ensure_startup_lock(codex_home: &Path) -> std::io::Result<()> {
 }
 
 /// Binds with no permissions for anyone else from the start.
-fn bind_private(path: &Path) -> std::io::Result<(tokio::net::UnixListener, (u64, u64))> {
+fn bind_private(path: &Path) -> std::io::Result<(tokio::net::UnixListener, FileId)> {
     // SAFETY: umask only changes this process's file-creation mask.
     let old = unsafe { libc::umask(0o177) };
     let listener = tokio::net::UnixListener::bind(path);
@@ -264,7 +272,7 @@ fn bind_private(path: &Path) -> std::io::Result<(tokio::net::UnixListener, (u64,
     let listener = listener?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let meta = std::fs::symlink_metadata(path)?;
-    Ok((listener, (meta.dev(), meta.ino())))
+    Ok((listener, file_id(&meta)))
 }
 
 /// An exclusive `flock` held while binding, so two daemons starting on the
@@ -298,7 +306,9 @@ impl BindLock {
 /// this one both serve on their sockets).
 pub async fn daemon_answering(path: &Path, deadline: Duration) -> bool {
     let probe = async {
-        let stream = tokio::net::UnixStream::connect(path).await.ok()?;
+        let stream = tokio::net::UnixStream::connect(connectable(path))
+            .await
+            .ok()?;
         let (mut ws, _) = tokio_tungstenite::client_async("ws://localhost/", stream)
             .await
             .ok()?;
@@ -343,5 +353,40 @@ mod tests {
         assert_eq!(Layout::for_path(&link), Layout::Direct);
         let long = dir.path().join("d".repeat(120));
         assert_eq!(Layout::for_path(&long), Layout::Alias);
+    }
+
+    #[tokio::test]
+    async fn an_aliased_socket_replaces_stale_ones_and_refuses_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("a".repeat(110));
+        assert_eq!(Layout::for_path(&link), Layout::Alias);
+        let (listener, files) = bind_unix(&link, Layout::Alias).unwrap();
+        let real = files.real.clone().unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), real);
+        // Too long to connect to itself; its target is reachable.
+        let connect = || std::os::unix::net::UnixStream::connect(connectable(&link));
+        assert!(connect().is_ok());
+        let live = bind_unix(&link, Layout::Alias).unwrap_err();
+        assert_eq!(live.kind(), ErrorKind::AddrInUse, "{live}");
+        // A daemon that died without cleaning up leaves a stale pair.
+        drop(listener);
+        let (_listener, again) = bind_unix(&link, Layout::Alias).unwrap();
+        assert!(connect().is_ok());
+        // The first daemon's cleanup must not remove its successor's socket.
+        files.remove();
+        assert!(connect().is_ok());
+        again.remove();
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        assert!(std::fs::symlink_metadata(&real).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_path_that_is_not_a_socket_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        std::fs::write(&path, "data").unwrap();
+        let e = bind_unix(&path, Layout::Direct).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
     }
 }
