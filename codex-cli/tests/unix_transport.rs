@@ -247,67 +247,109 @@ async fn wait_notify(sock: &tokio::net::UnixDatagram, want: &str, seen: &mut Vec
     }
 }
 
+/// A codexd started as systemd starts a socket-activated service.
+struct Activated {
+    child: tokio::process::Child,
+    /// The passed socket (bound by "systemd", i.e. the test).
+    socket: std::path::PathBuf,
+    /// `socket:[inode]` of the passed socket, as `/proc/*/fd` shows it.
+    socket_fd_link: std::path::PathBuf,
+    notify: tokio::net::UnixDatagram,
+    seen: Vec<String>,
+}
+
+impl Activated {
+    /// Binds the socket and a `NOTIFY_SOCKET`, then runs `codex app-server
+    /// --listen LISTEN` with the socket as fd 3, `LISTEN_PID` its own pid
+    /// (the shell execs into it) and a watchdog.
+    async fn start(home: &TestHome, listen: &str) -> Self {
+        use std::os::fd::AsRawFd;
+        let run = home.root().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let socket = run.join("activated.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let fd = listener.as_raw_fd();
+        let socket_fd_link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let notify_path = run.join("notify.sock");
+        let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=codexd exec "$0" "$@""#)
+            .arg(common::CODEX)
+            .args(["app-server", "--listen", listen])
+            .current_dir(home.workspace())
+            .env("CODEX_HOME", home.codex_home())
+            .env("HOME", home.home())
+            .env("MOCK_API_KEY", "sk-mock-test")
+            .env("RUST_LOG", "warn")
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "2000000")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: dup2 and fcntl are async-signal-safe; fd 3 ends up not
+        // close-on-exec, as a service manager passes it.
+        unsafe {
+            cmd.pre_exec(move || {
+                if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0);
+                } else if libc::dup2(fd, 3) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(listener);
+        Self {
+            child,
+            socket,
+            socket_fd_link,
+            notify,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn wait_notify(&mut self, want: &str) {
+        wait_notify(&self.notify, want, &mut self.seen).await;
+    }
+
+    /// SIGTERM; `STOPPING=1`; a clean exit. Returns its stderr.
+    async fn stop(mut self) -> String {
+        procs::signal(self.child.id().unwrap(), "-TERM");
+        self.wait_notify("STOPPING=1").await;
+        let out = tokio::time::timeout(WAIT, self.child.wait_with_output())
+            .await
+            .expect("codexd did not exit after SIGTERM")
+            .unwrap();
+        assert!(out.status.success(), "{}", out.status);
+        // The service manager owns the socket file: it is left in place.
+        assert!(std::fs::symlink_metadata(&self.socket).is_ok());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn socket_activation_serves_the_passed_socket_and_notifies() {
-    use std::os::fd::AsRawFd;
-
     let mock = MockModelServer::start(vec![]).await;
     let home = TestHome::new();
     home.write_config(&mock.url(), "");
-    let run = home.root().join("run");
-    std::fs::create_dir_all(&run).unwrap();
-    // As systemd would: the socket bound and listening before codexd runs.
-    let socket = run.join("activated.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    let notify_path = run.join("notify.sock");
-    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let other = home.root().join("run").join("other.sock");
+    let mut daemon = Activated::start(&home, &format!("unix://{}", other.display())).await;
 
-    // The daemon gets the socket as fd 3, LISTEN_PID its own pid (the shell
-    // execs into it), and a watchdog.
-    let fd = listener.as_raw_fd();
-    let other = run.join("other.sock");
-    let listen = format!("unix://{}", other.display());
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=codexd exec "$0" "$@""#)
-        .arg(common::CODEX)
-        .args(["app-server", "--listen", &listen])
-        .current_dir(home.workspace())
-        .env("CODEX_HOME", home.codex_home())
-        .env("HOME", home.home())
-        .env("MOCK_API_KEY", "sk-mock-test")
-        .env("RUST_LOG", "warn")
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("WATCHDOG_USEC", "2000000")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    // SAFETY: dup2 and fcntl are async-signal-safe; fd 3 ends up not
-    // close-on-exec, as a service manager passes it.
-    unsafe {
-        cmd.pre_exec(move || {
-            if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0);
-            } else if libc::dup2(fd, 3) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    drop(listener);
-
-    let mut seen = Vec::new();
-    wait_notify(&notify, "READY=1", &mut seen).await;
+    daemon.wait_notify("READY=1").await;
     assert!(
-        seen.iter()
+        daemon
+            .seen
+            .iter()
             .any(|l| l.starts_with("STATUS=listening on unix://")),
-        "{seen:?}"
+        "{:?}",
+        daemon.seen
     );
     // Activation wins over --listen: nothing was bound at the other path.
     assert!(!other.exists());
-    let mut c = Client::connect_unix(&socket).await;
+    let mut c = Client::connect_unix(&daemon.socket).await;
     c.initialize("activated").await;
     let tid = c.start_thread(json!({})).await;
     let worker = c.worker_pid(&tid).await;
@@ -328,24 +370,45 @@ async fn socket_activation_serves_the_passed_socket_and_notifies() {
     ] {
         assert!(!names.iter().any(|n| n == k), "worker inherited {k}");
     }
+    // The passed socket is close-on-exec: the worker does not hold it.
+    for fd in std::fs::read_dir(format!("/proc/{worker}/fd")).unwrap() {
+        let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+        assert_ne!(
+            target, daemon.socket_fd_link,
+            "the worker holds the listener"
+        );
+    }
     // The monitor pings the watchdog.
-    wait_notify(&notify, "WATCHDOG=1", &mut seen).await;
+    daemon.wait_notify("WATCHDOG=1").await;
 
     drop(c);
-    procs::signal(child.id().unwrap(), "-TERM");
-    wait_notify(&notify, "STOPPING=1", &mut seen).await;
-    let out = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("codexd did not exit after SIGTERM")
-        .unwrap();
-    assert!(out.status.success(), "{}", out.status);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = daemon.stop().await;
     assert!(
         stderr.contains("is not the socket the service manager passed"),
         "the ignored --listen path is named: {stderr}"
     );
-    // The service manager owns the socket file: it is left in place.
-    assert!(std::fs::symlink_metadata(&socket).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_activation_links_upstreams_default_path_to_the_passed_socket() {
+    let mock = MockModelServer::start(vec![]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut daemon = Activated::start(&home, "unix://").await;
+    daemon.wait_notify("READY=1").await;
+
+    let link = codex_daemon::transport::default_socket_path(&home.codex_home());
+    assert_eq!(std::fs::read_link(&link).unwrap(), daemon.socket);
+    let mut c = Client::connect_unix(&link).await;
+    c.initialize("through-the-default-path").await;
+    drop(c);
+
+    let stderr = daemon.stop().await;
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "link left behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
