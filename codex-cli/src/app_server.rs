@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use codex_core::config::{find_codex_home, CliOverride};
+use codex_daemon::activation::{self, Activated};
 use codex_daemon::server::{Server, ServerOptions};
+use codex_daemon::transport;
 
 /// The process name the supervisor runs under.
 pub const DAEMON_NAME: &str = "codexd";
@@ -13,8 +15,10 @@ pub const DAEMON_NAME: &str = "codexd";
 #[derive(Args, Debug, Clone)]
 pub struct AppServerArgs {
     /// Where to listen: `stdio://` (default), `unix://PATH`, `unix://` for
-    /// `$CODEX_HOME/codexd/codexd.sock`, or `ws://IP:PORT` (WebSocket; needs
-    /// `--ws-auth capability-token`).
+    /// upstream's `$CODEX_HOME/app-server-control/app-server-control.sock`,
+    /// or `ws://IP:PORT` (WebSocket; needs `--ws-auth capability-token`).
+    /// A unix socket speaks WebSocket (upstream's clients) and JSONL alike.
+    /// Under socket activation (`LISTEN_FDS`) the passed socket is served.
     #[arg(long, default_value = "stdio://")]
     pub listen: String,
     /// Authentication of WebSocket clients: `capability-token` (the client
@@ -71,6 +75,15 @@ pub fn exec_as_daemon(raw_args: Vec<std::ffi::OsString>) -> i32 {
 
 pub fn main(args: AppServerArgs) -> i32 {
     crate::logging::init("warn");
+    // First of all: a socket inherited from the service manager becomes
+    // close-on-exec here, before any child can inherit it.
+    let activated = match activation::take_listener() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("codexd: {e}");
+            return 1;
+        }
+    };
     codex_ipc::launcher::set_process_name(DAEMON_NAME);
     if let Err(e) = codex_core::process::become_subreaper() {
         tracing::warn!("cannot become child subreaper: {e}");
@@ -86,10 +99,136 @@ pub fn main(args: AppServerArgs) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run(args))
+    rt.block_on(run(args, activated))
 }
 
-async fn run(args: AppServerArgs) -> i32 {
+/// The unix socket the daemon serves.
+enum UnixSocket {
+    /// Bound here; its files are removed at exit.
+    Bound(std::os::unix::net::UnixListener, transport::SocketFiles),
+    /// Inherited from the service manager, which owns the file; `link` is
+    /// the default path made a symlink to it.
+    Activated(Activated, Option<PathBuf>),
+}
+
+impl UnixSocket {
+    /// Where clients connect.
+    fn shown(&self) -> String {
+        match self {
+            UnixSocket::Bound(_, f) => f.path.display().to_string(),
+            UnixSocket::Activated(a, _) => a.path.as_ref().map_or_else(
+                || "the inherited socket".into(),
+                |p| p.display().to_string(),
+            ),
+        }
+    }
+
+    /// Paths our threads' commands must not reach.
+    fn protected(&self) -> Vec<PathBuf> {
+        match self {
+            UnixSocket::Bound(_, f) => std::iter::once(f.path.clone())
+                .chain(f.real.clone())
+                .collect(),
+            UnixSocket::Activated(a, link) => a.path.iter().chain(link).cloned().collect(),
+        }
+    }
+
+    fn take_listener(&self) -> std::io::Result<tokio::net::UnixListener> {
+        let l = match self {
+            UnixSocket::Bound(l, _) => l.try_clone()?,
+            UnixSocket::Activated(a, _) => a.listener.try_clone()?,
+        };
+        tokio::net::UnixListener::from_std(l)
+    }
+
+    /// Removes what this daemon created (never the service manager's
+    /// socket).
+    fn cleanup(&self) {
+        match self {
+            UnixSocket::Bound(_, f) => f.remove(),
+            UnixSocket::Activated(a, Some(link)) => {
+                if let Some(target) = &a.path {
+                    transport::unlink_socket(link, target);
+                }
+            }
+            UnixSocket::Activated(_, None) => {}
+        }
+    }
+}
+
+/// The unix socket `--listen unix://[PATH]` asks for, bound here unless
+/// the service manager passed one (activation wins; a different explicit
+/// PATH is warned about).
+fn unix_socket(
+    listen: &str,
+    codex_home: &std::path::Path,
+    activated: Option<Activated>,
+) -> Result<Option<UnixSocket>, String> {
+    let Some(rest) = listen.strip_prefix("unix://") else {
+        if activated.is_some() {
+            tracing::warn!(
+                "closing the socket passed by the service manager (LISTEN_FDS): --listen {listen} is not unix://"
+            );
+        }
+        return Ok(None);
+    };
+    let default = transport::default_socket_path(codex_home);
+    let (path, layout) = match rest {
+        // Upstream's location: a symlink to a short path, whatever the home.
+        "" => (default.clone(), transport::Layout::Alias),
+        p => (
+            PathBuf::from(p),
+            transport::Layout::for_path(std::path::Path::new(p)),
+        ),
+    };
+    if let Some(a) = activated {
+        let link = match (&a.path, rest) {
+            (Some(target), "") if *target != default => {
+                // Upstream's clients look at the default path.
+                match transport::link_socket(&default, target) {
+                    Ok(()) => Some(default),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot link {} to the activated socket: {e}",
+                            default.display()
+                        );
+                        None
+                    }
+                }
+            }
+            (Some(_), "") => None,
+            (target, _) => {
+                if target.as_deref() != Some(path.as_path()) {
+                    tracing::warn!(
+                        "--listen unix://{} is not the socket the service manager passed ({}); serving the passed one",
+                        path.display(),
+                        target
+                            .as_ref()
+                            .map_or_else(|| "unnamed".into(), |p| p.display().to_string())
+                    );
+                }
+                None
+            }
+        };
+        if rest.is_empty() {
+            let _ = transport::ensure_startup_lock(codex_home);
+        }
+        return Ok(Some(UnixSocket::Activated(a, link)));
+    }
+    let (listener, files) = transport::bind_unix(&path, layout)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    if rest.is_empty() {
+        if let Err(e) = transport::ensure_startup_lock(codex_home) {
+            tracing::warn!("cannot create the startup lock: {e}");
+        }
+    }
+    let listener = listener
+        .into_std()
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    Ok(Some(UnixSocket::Bound(listener, files)))
+}
+
+async fn run(args: AppServerArgs, activated: Option<Activated>) -> i32 {
     let codex_home = match find_codex_home() {
         Ok(h) => h,
         Err(e) => {
@@ -108,24 +247,6 @@ async fn run(args: AppServerArgs) -> i32 {
             eprintln!("codexd: {e}");
             return 1;
         }
-    };
-    let socket_path = args.listen.strip_prefix("unix://").map(|p| match p {
-        "" => codex_daemon::transport::default_socket_path(&codex_home),
-        p => PathBuf::from(p),
-    });
-    // Commands of our threads must not reach the daemon itself.
-    let protected_paths = socket_path
-        .iter()
-        .cloned()
-        .chain(args.ws_token_file.iter().map(PathBuf::from))
-        .collect();
-    let opts = ServerOptions {
-        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("codex")),
-        cwd: std::env::current_dir().unwrap_or_else(|_| codex_home.clone()),
-        codex_home: codex_home.clone(),
-        config_overrides: overrides,
-        protected_paths,
-        thread_defaults: Default::default(),
     };
     // Check the WebSocket settings before anything starts.
     let ws = if args.listen.starts_with("ws://") {
@@ -146,33 +267,68 @@ async fn run(args: AppServerArgs) -> i32 {
     } else {
         None
     };
-    let server = match Server::new(opts) {
-        Ok(s) => s,
+    // Bound before the server starts: a clash is reported at once, and
+    // clients connecting meanwhile wait in the backlog.
+    let unix = match unix_socket(&args.listen, &codex_home, activated) {
+        Ok(u) => u,
         Err(e) => {
             eprintln!("codexd: {e}");
             return 1;
         }
     };
+    // Commands of our threads must not reach the daemon itself.
+    let protected_paths = unix
+        .iter()
+        .flat_map(UnixSocket::protected)
+        .chain(args.ws_token_file.iter().map(PathBuf::from))
+        .collect();
+    let opts = ServerOptions {
+        worker_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("codex")),
+        cwd: std::env::current_dir().unwrap_or_else(|_| codex_home.clone()),
+        codex_home: codex_home.clone(),
+        config_overrides: overrides,
+        protected_paths,
+        thread_defaults: Default::default(),
+    };
+    let server = match Server::new(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("codexd: {e}");
+            if let Some(u) = &unix {
+                u.cleanup();
+            }
+            return 1;
+        }
+    };
+    if let Some(unix) = unix {
+        let code = until_signal(async {
+            let listener = match unix.take_listener() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("codexd: cannot listen on {}: {e}", unix.shown());
+                    return 1;
+                }
+            };
+            tracing::info!("codexd listening on unix://{}", unix.shown());
+            activation::notify_ready(&format!("listening on unix://{}", unix.shown()));
+            match server.serve_unix_listener(listener).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("codexd: {e}");
+                    1
+                }
+            }
+        })
+        .await;
+        activation::notify_stopping();
+        server.shutdown().await;
+        unix.cleanup();
+        return code;
+    }
     match args.listen.as_str() {
         "stdio://" | "stdio" | "-" => {
             server.serve_stdio().await;
             0
-        }
-        url if url.starts_with("unix://") => {
-            let Some(path) = socket_path else { return 2 };
-            let code = until_signal(async {
-                match server.serve_unix(&path).await {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("codexd: cannot listen on {}: {e}", path.display());
-                        1
-                    }
-                }
-            })
-            .await;
-            server.shutdown().await;
-            let _ = std::fs::remove_file(&path);
-            code
         }
         url if url.starts_with("ws://") => {
             let Some(ws) = ws else { return 2 };
@@ -186,6 +342,7 @@ async fn run(args: AppServerArgs) -> i32 {
                 }
             })
             .await;
+            activation::notify_stopping();
             server.shutdown().await;
             code
         }

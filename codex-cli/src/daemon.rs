@@ -25,7 +25,7 @@ pub struct DaemonArgs {
 enum DaemonCommand {
     /// Show the running daemon's workers, pressure levels and limits.
     Status {
-        /// The daemon's socket (default: `$CODEX_HOME/codexd/codexd.sock`).
+        /// The daemon's socket (default: `$CODEX_HOME/app-server-control/app-server-control.sock`).
         #[arg(long)]
         socket: Option<PathBuf>,
         /// Print the raw `codexd/status` result as JSON.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Args, Debug, Clone)]
 pub struct ProxyArgs {
-    /// The daemon's unix socket (default: `$CODEX_HOME/codexd/codexd.sock`).
+    /// The daemon's unix socket (default: `$CODEX_HOME/app-server-control/app-server-control.sock`).
     #[arg(long, value_name = "PATH")]
     pub sock: Option<PathBuf>,
     /// A `ws://` daemon instead of the socket.

@@ -392,14 +392,14 @@ async fn protocol_errors_get_upstreams_answers_and_the_connection_survives() {
     );
     c.send_raw(&format!(
         "{{\"method\": \"thread/list\", \"params\": {{\"pad\": \"{}\"}}, \"id\": 906}}",
-        "x".repeat(9 * 1024 * 1024)
+        "x".repeat(17 * 1024 * 1024)
     ))
     .await;
     let r = c.next_reply().await;
     assert_eq!(r["id"], 906, "the oversized request is answered: {r}");
     assert_eq!(r["error"]["code"], -32600);
     let msg = r["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("over the 8388608-byte limit"), "{msg}");
+    assert!(msg.contains("over the 16777216-byte limit"), "{msg}");
     c.send_raw(&format!(
         r#"{{"id": "deep", "method": "thread/list", "params": {}{}}}"#,
         "[".repeat(1000),

@@ -11,6 +11,7 @@
 //!   limit in one place, the per-worker pressure levels, and taking a
 //!   worker's whole process tree down.
 
+pub mod activation;
 pub mod broker;
 pub mod containment;
 pub mod governor;
@@ -20,5 +21,6 @@ pub mod limits;
 pub mod runtime;
 pub mod server;
 pub mod transport;
+mod unix_ws;
 pub mod worker;
 pub mod ws;

@@ -9,8 +9,9 @@ use serde::Serialize;
 /// Fixed bounds of every client connection (not configurable).
 pub mod connection {
     /// Largest accepted message from a client (a line, or a WebSocket
-    /// message); larger ones are dropped with a warning.
-    pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+    /// message); larger ones are dropped with a warning. Upstream's cap
+    /// (advertised to WebSocket clients in the 101 answer).
+    pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
     /// Requests waiting to be processed; beyond it requests are answered
     /// `-32001` at once.
     pub const INGRESS_MESSAGES: usize = 128;

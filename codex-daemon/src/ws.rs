@@ -31,7 +31,20 @@ pub const MAX_WS_MESSAGE: usize = conn::MAX_FRAME_BYTES;
 /// How long a client has to complete the opening handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Bytes buffered between the WebSocket and the connection's line codec.
-const BRIDGE_BUFFER: usize = 256 * 1024;
+pub(crate) const BRIDGE_BUFFER: usize = 256 * 1024;
+
+/// Upstream's 101 header naming the largest message a client may send in
+/// one frame (past it the server closes the connection).
+pub const MAX_UNFRAGMENTED_HEADER: &str = "x-codex-websocket-max-unfragmented-message-bytes";
+
+/// Adds upstream's limit header to an accepting handshake response: the
+/// frame and message cap this server enforces.
+pub(crate) fn advertise_limits(response: &mut Response) {
+    response.headers_mut().insert(
+        MAX_UNFRAGMENTED_HEADER,
+        http::HeaderValue::from(MAX_WS_MESSAGE),
+    );
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WsError {
@@ -156,7 +169,11 @@ struct Admission(Arc<WsConfig>);
 impl Callback for Admission {
     fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
         match self.0.admit(request) {
-            Ok(()) => Ok(response),
+            Ok(()) => {
+                let mut response = response;
+                advertise_limits(&mut response);
+                Ok(response)
+            }
             Err(Refusal(status, why)) => {
                 let mut r = ErrorResponse::new(Some(format!("{why}\n")));
                 *r.status_mut() = status;
@@ -197,6 +214,7 @@ impl Server {
             })?;
         let local = listener.local_addr().unwrap_or(config.addr);
         tracing::info!("codexd listening on ws://{local}");
+        crate::activation::notify_ready(&format!("listening on ws://{local}"));
         let config = Arc::new(config);
         loop {
             let (stream, peer) = match listener.accept().await {

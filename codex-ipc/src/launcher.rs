@@ -16,6 +16,8 @@
 //!   for a `codex-session`: it must outlive its supervisor long enough to
 //!   take its tools down (its guardian does, on EOF of the link), so its
 //!   signal is `SIGCONT`, which only wakes a stopped worker so it can;
+//! - an environment **without the service manager's variables**
+//!   (`LISTEN_*`, `NOTIFY_SOCKET`, `WATCHDOG_*`: the daemon's own);
 //! - its **role in `ps`**: `argv[0]` is the role name, and the worker sets its
 //!   thread name (`comm`) to it at start.
 
@@ -200,8 +202,12 @@ fn spawn(spec: LaunchSpec) -> std::io::Result<Launched> {
     }
     cmd.args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env(LINK_FD_ENV, LINK_FD.to_string())
-        .stdin(Stdio::null())
+        .env(LINK_FD_ENV, LINK_FD.to_string());
+    // The service manager's variables are the daemon's alone.
+    for k in codex_core::exec::env::SERVICE_MANAGER_VARS {
+        cmd.env_remove(k);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(false);

@@ -6,7 +6,8 @@
 //! 2. unless `ignore_default_excludes`: drop every variable whose name looks
 //!    like a credential (contains KEY, SECRET, TOKEN, PASSWORD, CREDENTIAL);
 //! 3. drop names matching `exclude` (case-insensitive globs, `*` and `?`);
-//! 4. drop the model provider's key variable (always);
+//! 4. drop the model provider's key variable and the service manager's
+//!    variables (always);
 //! 5. add settings that keep tools non-interactive, then `set`;
 //! 6. if `include_only` is given, keep only names matching it.
 
@@ -17,6 +18,19 @@ use serde::Deserialize;
 /// Name fragments (case-insensitive) of variables never passed to commands
 /// by default.
 const SECRET_MARKERS: &[&str] = &["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"];
+
+/// What systemd (or another service manager) hands the daemon for itself:
+/// its activation sockets, readiness socket and watchdog. A worker or a tool
+/// that inherited them could notify or steal sockets in the daemon's name,
+/// so the launcher and [`command_env`] drop them.
+pub const SERVICE_MANAGER_VARS: &[&str] = &[
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+];
 
 /// Variables `inherit = "core"` keeps.
 const CORE: &[&str] = &[
@@ -127,6 +141,7 @@ pub fn command_env(
         .filter(|(k, _)| policy.ignore_default_excludes || !looks_secret(k))
         .filter(|(k, _)| !policy.exclude.iter().any(|p| glob_match(p, k)))
         .filter(|(k, _)| !policy.protected.iter().any(|p| p == k))
+        .filter(|(k, _)| !SERVICE_MANAGER_VARS.contains(&k.as_str()))
         .collect();
     for (k, v) in FORCED {
         env.insert((*k).to_string(), (*v).to_string());
@@ -167,6 +182,19 @@ mod tests {
         assert_eq!(env["PATH"], "/bin");
         assert_eq!(env["EDITOR"], "vi");
         assert_eq!(env["NO_COLOR"], "1");
+    }
+
+    #[test]
+    fn service_manager_variables_never_reach_commands() {
+        let mut env = base();
+        for k in SERVICE_MANAGER_VARS {
+            env.push((k.to_string(), "1".into()));
+        }
+        let env = command_env(&ShellEnvironmentPolicy::default(), env);
+        for k in SERVICE_MANAGER_VARS {
+            assert!(!env.contains_key(*k), "{k}");
+        }
+        assert_eq!(env["PATH"], "/bin");
     }
 
     #[test]

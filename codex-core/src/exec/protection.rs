@@ -47,6 +47,9 @@ impl Protection {
         ] {
             p.hidden.push(codex_home.join(name));
         }
+        // Where app-server sockets really live (the control socket above is
+        // a symlink into it); hides every daemon of this user, ours or not.
+        p.hidden.push(daemon_socket_root());
         p.read_only.push(codex_home.to_path_buf());
         let mut runtime_dir = None;
         for (k, v) in env {
@@ -84,6 +87,17 @@ impl Protection {
     pub fn hide(&mut self, path: impl Into<PathBuf>) {
         self.hidden.push(path.into());
     }
+}
+
+/// The private directory of this user's app-server sockets, as upstream
+/// lays it out: `/tmp/codex-daemon-<euid>` with `/tmp` canonicalized. Upstream
+/// uses the literal `/tmp`, not `$TMPDIR`, so that every client computes the
+/// same place whatever its environment.
+pub fn daemon_socket_root() -> PathBuf {
+    let tmp = std::fs::canonicalize("/tmp").unwrap_or_else(|_| PathBuf::from("/tmp"));
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    tmp.join(format!("codex-daemon-{uid}"))
 }
 
 /// The `unix:path=` entries of a D-Bus address list.
@@ -145,9 +159,11 @@ mod tests {
             "/run/user/7/bus",
             "/run/user/7/keyring",
             "/h/.local/share/keyrings",
+            "/h/.codex/app-server-control",
         ] {
             assert!(p.hidden.contains(&PathBuf::from(hidden)), "{hidden}: {p:?}");
         }
+        assert!(p.hidden.contains(&daemon_socket_root()), "{p:?}");
         assert_eq!(p.read_only, [PathBuf::from("/h/.codex")]);
         assert!(p.allow_unix_sockets.is_empty() && !p.allow_all_unix_sockets);
     }

@@ -387,11 +387,26 @@ impl Server {
     }
 
     /// Serves any number of clients on a unix socket at `path` (created 0600
-    /// in a 0700 directory); only the daemon's own user may connect.
+    /// in a 0700 directory, as [`crate::transport::bind_unix`] lays it out);
+    /// only the daemon's own user may connect.
     pub async fn serve_unix(self: &Arc<Self>, path: &std::path::Path) -> std::io::Result<()> {
-        let listener = crate::transport::bind_unix(path)?;
-        let me = crate::transport::effective_uid();
+        let layout = crate::transport::Layout::for_path(path);
+        let (listener, files) = crate::transport::bind_unix(path, layout)?;
         tracing::info!("codexd listening on unix://{}", path.display());
+        let served = self.serve_unix_listener(listener).await;
+        files.remove();
+        served
+    }
+
+    /// Serves any number of clients on a listening unix socket (bound here
+    /// or inherited from the service manager). Only the daemon's own user
+    /// may connect (`SO_PEERCRED`); each connection speaks WebSocket or
+    /// JSONL, as its first bytes say.
+    pub async fn serve_unix_listener(
+        self: &Arc<Self>,
+        listener: tokio::net::UnixListener,
+    ) -> std::io::Result<()> {
+        let me = crate::transport::effective_uid();
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
@@ -416,11 +431,7 @@ impl Server {
                     continue;
                 }
             }
-            let (r, w) = stream.into_split();
-            let server = self.clone();
-            tokio::spawn(async move {
-                conn::serve(server, tokio::io::BufReader::new(r), w).await;
-            });
+            tokio::spawn(crate::unix_ws::serve(self.clone(), stream));
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The supervisor's one periodic task: the watchdog (a worker silent past
 //! its deadline is killed), the resource governor (each worker's tree
 //! sampled from `/proc` and its cgroup at a fixed cadence), idle unload,
-//! and reaping of processes orphaned onto codexd.
+//! reaping of processes orphaned onto codexd, and the service manager's
+//! watchdog (`WATCHDOG=1` from this loop, so a wedged monitor stops the
+//! pings).
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -18,16 +20,20 @@ const MIN_TICK: Duration = Duration::from_millis(20);
 const SOFT_NICE: i32 = 10;
 
 pub(crate) async fn run(server: Weak<Server>) {
+    let sd_watchdog = crate::activation::watchdog_interval();
     let tick = match server.upgrade() {
         Some(s) => {
             let l = s.limits();
-            (l.watchdog_timeout / 4)
+            let tick = (l.watchdog_timeout / 4)
                 .min(l.governor_interval)
-                .min(l.idle_unload / 4)
+                .min(l.idle_unload / 4);
+            sd_watchdog
+                .map_or(tick, |every| tick.min(every / 2))
                 .max(MIN_TICK)
         }
         None => return,
     };
+    let mut next_ping = Instant::now();
     let ticks_per_second = process::clock_ticks_per_second();
     let page_size = process::page_size();
     let mut interval = tokio::time::interval(tick);
@@ -47,6 +53,12 @@ pub(crate) async fn run(server: Weak<Server>) {
         if now >= next_sample {
             next_sample = now + server.limits().governor_interval;
             govern(&server, threads, ticks_per_second, page_size).await;
+        }
+        if let Some(every) = sd_watchdog {
+            if now >= next_ping {
+                next_ping = now + every;
+                crate::activation::watchdog_ping();
+            }
         }
     }
 }

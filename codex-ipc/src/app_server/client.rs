@@ -63,7 +63,7 @@ impl Client {
         client_info: ClientInfo,
         deadline: Duration,
     ) -> Result<Client, ClientError> {
-        let connect = tokio::net::UnixStream::connect(path);
+        let connect = tokio::net::UnixStream::connect(super::connection::connectable(path));
         let stream = match tokio::time::timeout(deadline, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => {

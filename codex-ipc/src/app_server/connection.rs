@@ -365,13 +365,25 @@ async fn read_messages<R: AsyncRead + Unpin>(
     }
 }
 
+/// The path to `connect` to for `path`: itself, or its resolved target when
+/// it is too long for `sun_path` (108 bytes with the NUL): upstream's
+/// control socket is a symlink to a short path for exactly that.
+pub fn connectable(path: &std::path::Path) -> std::path::PathBuf {
+    const SUN_PATH_MAX: usize = 107;
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return path.to_path_buf();
+    }
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Connects to a unix socket speaking JSONL.
 pub async fn connect_unix(
     path: &std::path::Path,
     deadline: Duration,
 ) -> Result<tokio::net::UnixStream, ConnectionError> {
     let what = format!("unix://{}", path.display());
-    match tokio::time::timeout(deadline, tokio::net::UnixStream::connect(path)).await {
+    let connect = tokio::net::UnixStream::connect(connectable(path));
+    match tokio::time::timeout(deadline, connect).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(source)) => Err(ConnectionError::Connect { what, source }),
         Err(_) => Err(ConnectionError::Connect {
