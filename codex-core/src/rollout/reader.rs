@@ -36,6 +36,9 @@ pub struct LoadedRollout {
     pub meta: SessionMeta,
     /// Every parsed item, in file order.
     pub items: Vec<RolloutItem>,
+    /// The line position (0-based, blank lines not counted) of each of
+    /// `items`: the rollout ordinal history cursors point at.
+    pub ordinals: Vec<u64>,
     /// The model-visible history rebuilt from `response_item` and
     /// `compacted` lines.
     pub history: Vec<ResponseItem>,
@@ -64,6 +67,7 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
     }
     let mut meta: Option<SessionMeta> = None;
     let mut items = Vec::new();
+    let mut ordinals = Vec::new();
     let mut history: Vec<ResponseItem> = Vec::new();
     let mut last_turn_context = None;
     let mut open_turn: Option<String> = None;
@@ -164,12 +168,14 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
             _ => continue,
         };
         items.push(item);
+        ordinals.push(line_count - 1);
     }
     let meta = meta.ok_or_else(|| ReadError::NoMeta(path.to_path_buf()))?;
     Ok(LoadedRollout {
         path: path.to_path_buf(),
         meta,
         items,
+        ordinals,
         history,
         last_turn_context,
         unfinished_turn_id: open_turn,

@@ -12,10 +12,11 @@ use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 
 use codex_core::rollout::{
-    read_rollout, recorded_turns, thread_id_from_file_name, RecordedTurnStatus, SessionMeta,
-    ARCHIVED_SESSIONS_SUBDIR, SESSIONS_SUBDIR,
+    read_rollout, recorded_turns, recorded_turns_at, thread_id_from_file_name, ReadError,
+    RecordedTurn, RecordedTurnStatus, SessionMeta, ARCHIVED_SESSIONS_SUBDIR, SESSIONS_SUBDIR,
 };
 use codex_ipc::app_server::items::ItemView;
+use codex_ipc::app_server::methods::HistoryModeParam;
 use codex_ipc::app_server::objects::{
     ItemsView, ThreadStatusView, ThreadView, TurnError, TurnStatusView, TurnView,
 };
@@ -31,6 +32,15 @@ struct SessionIndexEntry<'a> {
     id: &'a str,
     thread_name: &'a str,
     updated_at: String,
+}
+
+/// A file's turns for paging (see [`Catalog::history`]).
+#[derive(Debug, Clone)]
+pub struct RecordedHistory {
+    pub meta: SessionMeta,
+    pub turns: Vec<RecordedTurn>,
+    /// Lines in the file: cursors point below it.
+    pub line_count: u64,
 }
 
 /// One thread file, summarized.
@@ -183,6 +193,22 @@ impl Catalog {
             }
         }
         Some(view)
+    }
+
+    /// The recorded turns of a file, with their rollout ordinals, for paging
+    /// (`thread/turns/list`, `thread/items/list`, resume cursors, fork
+    /// points). A turn without a recorded end is `InProgress` here; callers
+    /// that know nobody runs the thread read it as interrupted.
+    pub fn history(&self, path: &Path) -> Result<RecordedHistory, ReadError> {
+        // Issue 14 wants the newest page without reading the whole file: the
+        // ordinals are line positions, so a reader scanning back from the
+        // end can serve a page from the cursor alone.
+        let loaded = read_rollout(path)?;
+        Ok(RecordedHistory {
+            turns: recorded_turns_at(&loaded.items, &loaded.ordinals),
+            line_count: loaded.line_count,
+            meta: loaded.meta,
+        })
     }
 
     /// Names from the session index (last entry per id wins).
@@ -351,36 +377,44 @@ pub fn view_of(s: &ThreadSummary, status: ThreadStatusView, name: Option<String>
         ephemeral: false,
         status,
         turns: Vec::new(),
+        forked_from_id: s.meta.forked_from_id.clone(),
+        history_mode: match s.meta.history_mode.as_deref() {
+            Some("legacy") => Some(HistoryModeParam::Legacy),
+            Some("paginated") => Some(HistoryModeParam::Paginated),
+            _ => None,
+        },
     }
 }
 
-pub fn turn_views(turns: &[codex_core::rollout::RecordedTurn]) -> Vec<TurnView> {
-    turns
-        .iter()
-        .map(|t| TurnView {
-            id: t.id.clone(),
-            status: match t.status {
-                RecordedTurnStatus::InProgress => TurnStatusView::InProgress,
-                RecordedTurnStatus::Completed => TurnStatusView::Completed,
-                RecordedTurnStatus::Failed => TurnStatusView::Failed,
-                RecordedTurnStatus::Interrupted => TurnStatusView::Interrupted,
-            },
-            items: t
-                .items
-                .iter()
-                .map(|i| ItemView {
-                    item: i.item.clone(),
-                    started_at_ms: i.started_at_ms,
-                    completed_at_ms: i.completed_at_ms,
-                })
-                .collect(),
-            items_view: ItemsView::Full,
-            error: t.error.as_deref().map(TurnError::recorded),
-            started_at: t.started_at,
-            completed_at: t.completed_at,
-            duration_ms: t.duration_ms,
-        })
-        .collect()
+pub fn turn_views(turns: &[RecordedTurn]) -> Vec<TurnView> {
+    turns.iter().map(turn_view).collect()
+}
+
+/// The `Turn` of a recorded turn, with all its items.
+pub fn turn_view(t: &RecordedTurn) -> TurnView {
+    TurnView {
+        id: t.id.clone(),
+        status: match t.status {
+            RecordedTurnStatus::InProgress => TurnStatusView::InProgress,
+            RecordedTurnStatus::Completed => TurnStatusView::Completed,
+            RecordedTurnStatus::Failed => TurnStatusView::Failed,
+            RecordedTurnStatus::Interrupted => TurnStatusView::Interrupted,
+        },
+        items: t.items.iter().map(item_view).collect(),
+        items_view: ItemsView::Full,
+        error: t.error.as_deref().map(TurnError::recorded),
+        started_at: t.started_at,
+        completed_at: t.completed_at,
+        duration_ms: t.duration_ms,
+    }
+}
+
+pub fn item_view(i: &codex_core::rollout::RecordedItem) -> ItemView {
+    ItemView {
+        item: i.item.clone(),
+        started_at_ms: i.started_at_ms,
+        completed_at_ms: i.completed_at_ms,
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod client;
 pub mod codexd_status;
 pub mod connection;
 pub mod events;
+pub mod history;
 pub mod items;
 pub mod methods;
 pub mod notifications;

@@ -323,6 +323,8 @@ mod tests {
             ephemeral: true,
             status: ThreadStatusView::Idle,
             turns: vec![],
+            forked_from_id: None,
+            history_mode: None,
         };
         let t = serde_json::to_value(&thread).unwrap();
         assert_eq!(

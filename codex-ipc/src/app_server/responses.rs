@@ -398,6 +398,8 @@ mod tests {
             ephemeral: false,
             status: ThreadStatusView::Idle,
             turns: vec![],
+            forked_from_id: None,
+            history_mode: None,
         }
     }
 

@@ -8,6 +8,8 @@
 mod config_methods;
 mod load;
 mod model_methods;
+mod thread_fork;
+mod thread_history;
 mod thread_list;
 mod thread_methods;
 mod turn_methods;
@@ -67,6 +69,12 @@ impl Server {
             "thread/unarchive" => Reply::now(self.thread_unarchive(conn, &params)),
             "thread/name/set" => Reply::now(self.thread_name_set(conn, &params)),
             "thread/unsubscribe" => Reply::now(self.thread_unsubscribe(conn, &params)),
+            "thread/turns/list" => Reply::now(self.thread_turns_list(&params)),
+            "thread/items/list" => Reply::now(self.thread_items_list(&params)),
+            "thread/fork" => match self.thread_fork(conn, &params).await {
+                Ok((result, then)) => Reply::now_then(&result, then),
+                Err(e) => Reply::Now(Err(e)),
+            },
             "turn/start" => self.turn_start(conn, id, &params).await,
             "turn/interrupt" => Reply::now(self.turn_interrupt(&params).await),
             "model/list" => Reply::now(self.model_list(&params).await),
