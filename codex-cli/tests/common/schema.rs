@@ -10,8 +10,15 @@ use std::process::Stdio;
 use serde_json::{json, Value};
 
 pub fn schema_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/upstream-protocol/schema");
+    schema_dir_named("schema")
+}
+
+/// `schema` (stable) or `schema-experimental` (what `experimentalApi`
+/// clients such as upstream's TUI rely on).
+fn schema_dir_named(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/upstream-protocol")
+        .join(name);
     dir.join("ServerNotification.json").exists().then_some(dir)
 }
 
@@ -23,9 +30,19 @@ fn required() -> bool {
 /// against its request method's result schema, a notification or server
 /// request (method `None`) against its method's branch.
 pub fn validate(messages: &[(Option<String>, Value)]) {
-    let Some(dir) = schema_dir() else {
-        let msg =
-            "upstream schema not found next to the repository (../shared/upstream-protocol/schema)";
+    validate_against("schema", messages)
+}
+
+/// [`validate`] against the experimental schema.
+pub fn validate_experimental(messages: &[(Option<String>, Value)]) {
+    validate_against("schema-experimental", messages)
+}
+
+fn validate_against(name: &str, messages: &[(Option<String>, Value)]) {
+    let Some(dir) = schema_dir_named(name) else {
+        let msg = format!(
+            "upstream schema not found next to the repository (../shared/upstream-protocol/{name})"
+        );
         if required() {
             panic!("{msg}");
         }
