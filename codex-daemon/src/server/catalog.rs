@@ -5,10 +5,10 @@
 //! Names set with `thread/name/set` live in `$CODEX_HOME/session_index.jsonl`
 //! (append-only, last entry wins).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use codex_core::rollout::{
@@ -78,6 +78,19 @@ struct Cached {
 pub struct Catalog {
     codex_home: PathBuf,
     cache: Mutex<HashMap<PathBuf, Cached>>,
+    /// The last few files paged, while unchanged: a client pages turns and
+    /// items of the same thread in a row.
+    histories: Mutex<VecDeque<CachedHistory>>,
+}
+
+/// Files whose parsed history is kept ([`Catalog::history`]).
+const HISTORY_CACHE_FILES: usize = 4;
+
+struct CachedHistory {
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    history: Arc<RecordedHistory>,
 }
 
 impl Catalog {
@@ -85,6 +98,7 @@ impl Catalog {
         Self {
             codex_home,
             cache: Mutex::new(HashMap::new()),
+            histories: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -199,16 +213,43 @@ impl Catalog {
     /// (`thread/turns/list`, `thread/items/list`, resume cursors, fork
     /// points). A turn without a recorded end is `InProgress` here; callers
     /// that know nobody runs the thread read it as interrupted.
-    pub fn history(&self, path: &Path) -> Result<RecordedHistory, ReadError> {
+    pub fn history(&self, path: &Path) -> Result<Arc<RecordedHistory>, ReadError> {
+        // The file only grows: same length and mtime, same history.
+        let md = std::fs::metadata(path).ok();
+        let (len, modified) = (
+            md.as_ref().map(|m| m.len()).unwrap_or(0),
+            md.and_then(|m| m.modified().ok()),
+        );
+        if let Ok(cache) = self.histories.lock() {
+            if let Some(c) = cache
+                .iter()
+                .find(|c| c.path == path && c.len == len && c.modified == modified)
+            {
+                return Ok(c.history.clone());
+            }
+        }
         // Issue 14 wants the newest page without reading the whole file: the
         // ordinals are line positions, so a reader scanning back from the
         // end can serve a page from the cursor alone.
         let loaded = read_rollout(path)?;
-        Ok(RecordedHistory {
+        let history = Arc::new(RecordedHistory {
             turns: recorded_turns_at(&loaded.items, &loaded.ordinals),
             line_count: loaded.line_count,
             meta: loaded.meta,
-        })
+        });
+        if let Ok(mut cache) = self.histories.lock() {
+            cache.retain(|c| c.path != path);
+            if cache.len() >= HISTORY_CACHE_FILES {
+                cache.pop_front();
+            }
+            cache.push_back(CachedHistory {
+                path: path.to_path_buf(),
+                len,
+                modified,
+                history: history.clone(),
+            });
+        }
+        Ok(history)
     }
 
     /// Names from the session index (last entry per id wins).

@@ -4,6 +4,7 @@
 //! are `codex_core::rollout::HistoryCursor`s, opaque to clients.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use codex_core::protocol::ThreadItem;
 use codex_core::rollout::{
@@ -106,7 +107,7 @@ impl Server {
         &self,
         id: &str,
         method: &str,
-    ) -> Result<RecordedHistory, RpcError> {
+    ) -> Result<Arc<RecordedHistory>, RpcError> {
         let (path, loaded): (PathBuf, bool) = match self.thread(id) {
             Some(t) => {
                 let path = t.ready().rollout_path.clone().filter(|p| p.exists());
@@ -126,8 +127,13 @@ impl Server {
             .catalog
             .history(&path)
             .map_err(|e| RpcError::invalid_request(e.to_string()))?;
-        if !loaded {
-            for t in &mut history.turns {
+        if !loaded
+            && history
+                .turns
+                .iter()
+                .any(|t| t.status == RecordedTurnStatus::InProgress)
+        {
+            for t in &mut Arc::make_mut(&mut history).turns {
                 if t.status == RecordedTurnStatus::InProgress {
                     t.status = RecordedTurnStatus::Interrupted;
                 }
