@@ -389,6 +389,18 @@ mod tests {
         ];
         let turns = recorded_turns(&items);
         assert_eq!(turns.len(), 4);
+        // Positions: the turn's start line, each item's own line.
+        let ordinals: Vec<u64> = (0..items.len() as u64).map(|n| n * 2 + 1).collect();
+        let at = recorded_turns_at(&items, &ordinals);
+        assert_eq!(
+            at.iter().map(|t| t.ordinal).collect::<Vec<_>>(),
+            [1, 13, 19, 25]
+        );
+        assert_eq!(
+            at[0].items.iter().map(|i| i.ordinal).collect::<Vec<_>>(),
+            [3, 7, 9]
+        );
+        assert_eq!(at[1].items[0].ordinal, 15, "a classic item: its own line");
         assert_eq!(turns[0].status, RecordedTurnStatus::Completed);
         assert_eq!(
             turns[0].items.len(),
