@@ -11,17 +11,17 @@ use serde_json::Value;
 use super::line::{timestamp_now, RolloutItem, RolloutLine, SessionMeta};
 
 /// Writes `dest` (atomically: a temporary file renamed into place) from
-/// `src`: `meta`, then every complete line of `src` before rollout ordinal
-/// `cut` (all of them for `None`) except its `session_meta` lines.
+/// `src`: `meta`, then every complete line of `src` that starts before byte
+/// `cut` (a rollout ordinal; all of them for `None`) except its
+/// `session_meta` lines.
 pub fn write_fork(
     src: &Path,
     dest: &Path,
     meta: SessionMeta,
     cut: Option<u64>,
 ) -> std::io::Result<()> {
-    let text = std::fs::read(src)?;
-    let text = String::from_utf8_lossy(&text);
-    let mut out: Vec<u8> = Vec::with_capacity(text.len() + 1024);
+    let bytes = std::fs::read(src)?;
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len() + 1024);
     let first = RolloutLine {
         timestamp: timestamp_now(),
         item: RolloutItem::SessionMeta(meta),
@@ -30,16 +30,15 @@ pub fn write_fork(
     serde_json::to_writer(&mut out, &first).map_err(std::io::Error::other)?;
     out.push(b'\n');
     let mut next_ordinal = 1u64;
-    for (ordinal, line) in text
-        .split('\n')
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-    {
-        if cut.is_some_and(|c| ordinal as u64 >= c) {
+    let mut offset = 0u64;
+    for raw in bytes.split(|b| *b == b'\n') {
+        let start = offset;
+        offset += raw.len() as u64 + 1;
+        if cut.is_some_and(|c| start >= c) {
             break;
         }
         // A torn line (the source's writer died mid-line) is not copied.
-        let Ok(mut v) = serde_json::from_str::<Value>(line) else {
+        let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
             continue;
         };
         if v.get("type").and_then(Value::as_str) == Some("session_meta") {
@@ -120,7 +119,11 @@ mod tests {
         assert_eq!(r.skipped_lines, 0);
         assert_eq!(r.history.len(), 1);
         let cut = dir.path().join("cut.jsonl");
-        write_fork(&src, &cut, meta("c"), Some(3)).unwrap();
+        let at = std::fs::read_to_string(&src)
+            .unwrap()
+            .find(r#"{"timestamp":"t","type":"event_msg","payload":{"type":"task_started","turn_id":"t2"#)
+            .unwrap() as u64;
+        write_fork(&src, &cut, meta("c"), Some(at)).unwrap();
         let r = read_rollout(&cut).unwrap();
         assert_eq!(r.items.len(), 3);
         assert_eq!(r.unfinished_turn_id.as_deref(), Some("t1"));

@@ -1,13 +1,12 @@
 //! Paging a thread's recorded history (`thread/turns/list`,
 //! `thread/items/list`) with upstream's keyset cursors.
 //!
-//! A position is a rollout ordinal: the 0-based index of a line in the
-//! session file (blank lines not counted). A turn's ordinal is its
-//! `task_started` line, an item's the line that recorded it. The file is
-//! append-only, so ordinals never move: a cursor stays valid while the
-//! thread grows, and a page can be found from the ordinal alone (a reader
-//! that scans from the end of the file needs nothing else; see
-//! `docs/compatibility.md`).
+//! A position is a rollout ordinal: the byte offset of a line in the
+//! session file. A turn's ordinal is its `task_started` line, an item's the
+//! line that recorded it. The file is append-only, so ordinals never move:
+//! a cursor stays valid while the thread grows, and it locates its page by
+//! itself: a reader can seek there (or to the end of the file, for the
+//! newest page) and scan, without counting or parsing what lies before.
 //!
 //! The cursor text is upstream's:
 //! `{"requestedThreadId":…,"rolloutOrdinal":N,"includeAnchor":bool,"scope":{"kind":…}}`.
@@ -64,18 +63,18 @@ impl HistoryCursor {
     }
 
     /// Decodes a client's cursor for `thread_id`'s `scope` listing; a file
-    /// of `line_count` lines bounds the ordinal.
+    /// of `len` bytes bounds the ordinal.
     pub fn parse(
         text: &str,
         thread_id: &str,
         scope: CursorScope,
-        line_count: u64,
+        len: u64,
     ) -> Result<Self, InvalidCursor> {
         let invalid = || InvalidCursor(text.to_string());
         let c: Self = serde_json::from_str(text).map_err(|_| invalid())?;
         if !c.requested_thread_id.eq_ignore_ascii_case(thread_id)
             || c.scope != scope
-            || c.rollout_ordinal >= line_count
+            || c.rollout_ordinal >= len
         {
             return Err(invalid());
         }

@@ -39,8 +39,8 @@ struct SessionIndexEntry<'a> {
 pub struct RecordedHistory {
     pub meta: SessionMeta,
     pub turns: Vec<RecordedTurn>,
-    /// Lines in the file: cursors point below it.
-    pub line_count: u64,
+    /// Bytes of the file read: cursors point below it.
+    pub len: u64,
 }
 
 /// One thread file, summarized.
@@ -229,12 +229,12 @@ impl Catalog {
             }
         }
         // Issue 14 wants the newest page without reading the whole file: the
-        // ordinals are line positions, so a reader scanning back from the
-        // end can serve a page from the cursor alone.
+        // ordinals are byte offsets, so a reader that seeks to the cursor (or
+        // the end) and scans can serve a page without the rest.
         let loaded = read_rollout(path)?;
         let history = Arc::new(RecordedHistory {
             turns: recorded_turns_at(&loaded.items, &loaded.ordinals),
-            line_count: loaded.line_count,
+            len: loaded.len,
             meta: loaded.meta,
         });
         if let Ok(mut cache) = self.histories.lock() {

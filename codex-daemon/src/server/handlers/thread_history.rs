@@ -153,7 +153,7 @@ impl Server {
         items_view: Option<TurnItemsViewParam>,
     ) -> Result<ThreadTurnsListResponse, RpcError> {
         let cursor = cursor
-            .map(|c| HistoryCursor::parse(c, thread_id, CursorScope::Turns, history.line_count))
+            .map(|c| HistoryCursor::parse(c, thread_id, CursorScope::Turns, history.len))
             .transpose()
             .map_err(invalid_cursor)?;
         let p = page(
@@ -211,7 +211,7 @@ impl Server {
                     c,
                     &p.thread_id,
                     CursorScope::ItemsByCreatedAtOrdinal,
-                    history.line_count,
+                    history.len,
                 )
                 .map_err(invalid_cursor)?,
             ),
