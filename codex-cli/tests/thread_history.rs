@@ -600,3 +600,61 @@ async fn a_fork_copies_the_history_and_goes_its_own_way() {
     replies.0.extend(unsolicited(&s.client.seen));
     validate_experimental(&replies.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_turn_is_listed_in_progress_and_cannot_end_a_fork() {
+    // The second answer stalls until the turn is interrupted.
+    let mock = MockModelServer::start(vec![
+        sse::message("done"),
+        sse::stall_after_partial("still going"),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    s.client.initialize("running").await;
+    let tid = s.client.start_thread(json!({})).await;
+    let first = turn(&mut s.client, &tid, "one").await;
+    let running = s.client.start_turn(&tid, "two").await;
+    // The running turn's own delta (the backlog has the first turn's).
+    s.client
+        .wait_for("a delta of the running turn", |v| {
+            v["method"] == "item/agentMessage/delta" && v["params"]["itemId"] == "msg_stall"
+        })
+        .await;
+    let page = s
+        .client
+        .call("thread/turns/list", json!({"threadId": tid, "limit": 1}))
+        .await;
+    assert_eq!(ids(&page), [running.clone()]);
+    assert_eq!(page["data"][0]["status"], "inProgress");
+    let e = error_of(
+        &mut s.client,
+        "thread/fork",
+        json!({"threadId": tid, "lastTurnId": running}),
+    )
+    .await;
+    assert_eq!(
+        e["message"],
+        format!("turn {running} is in progress; it cannot be the last turn of a fork")
+    );
+    // Through the finished turn is fine, while the other one runs.
+    let forked = s
+        .client
+        .call("thread/fork", json!({"threadId": tid, "lastTurnId": first}))
+        .await;
+    assert_eq!(forked["thread"]["turns"].as_array().unwrap().len(), 1);
+    s.client
+        .call(
+            "turn/interrupt",
+            json!({"threadId": tid, "turnId": running}),
+        )
+        .await;
+    let done = s.client.turn_completed(&tid).await;
+    assert_eq!(done["params"]["turn"]["status"], "interrupted");
+    let page = s
+        .client
+        .call("thread/turns/list", json!({"threadId": tid, "limit": 1}))
+        .await;
+    assert_eq!(page["data"][0]["status"], "interrupted");
+}

@@ -110,7 +110,7 @@ pub struct ThreadItemsListResponse {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadForkParams {
-    #[serde(default)]
+    /// Required, as upstream's, even when `path` names the file.
     pub thread_id: String,
     /// A session file to fork instead of `threadId` (empty = absent).
     pub path: Option<String>,
