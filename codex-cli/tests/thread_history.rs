@@ -626,7 +626,7 @@ async fn a_running_turn_is_listed_in_progress_and_cannot_end_a_fork() {
         .client
         .call("thread/turns/list", json!({"threadId": tid, "limit": 1}))
         .await;
-    assert_eq!(ids(&page), [running.clone()]);
+    assert_eq!(ids(&page), std::slice::from_ref(&running));
     assert_eq!(page["data"][0]["status"], "inProgress");
     let e = error_of(
         &mut s.client,
