@@ -387,6 +387,35 @@ async fn turns_and_items_page_backwards_through_loaded_and_unloaded_threads() {
         .map(item_key)
         .collect();
     assert_eq!(got, keys);
+    // Full hydration of a paginated thread is deprecated (upstream's notice,
+    // before the result); the paged reads above drew none.
+    assert!(s.client.seen_method("deprecationNotice").is_empty());
+    let id = s
+        .client
+        .request(
+            "thread/read",
+            json!({"threadId": tid, "includeTurns": true}),
+        )
+        .await;
+    s.client.response(id).await;
+    let notice = s
+        .client
+        .seen
+        .iter()
+        .position(|m| m["method"] == "deprecationNotice")
+        .expect("a deprecationNotice");
+    let reply = s.client.seen.iter().position(|m| m["id"] == id).unwrap();
+    assert!(notice < reply);
+    assert!(s.client.seen[notice]["params"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with(
+            "Full-history hydration is deprecated for paginated threads; omit `includeTurns`"
+        ));
+    s.client
+        .call("thread/resume", json!({"threadId": tid}))
+        .await;
+    assert_eq!(s.client.seen_method("deprecationNotice").len(), 2);
     // `initialTurnsPage` puts the first page in the resume result.
     let resumed = replies
         .call(
@@ -445,7 +474,8 @@ async fn a_fork_copies_the_history_and_goes_its_own_way() {
     home.write_config(&mock.url(), "");
     let mut replies = Replies::default();
     let mut s = StdioServer::start(&home, &[]).await;
-    s.client.initialize("forker").await;
+    // Upstream's own TUI is spared the hydration notice.
+    s.client.initialize("codex-tui").await;
     let src = s.client.start_thread(json!({})).await;
     // Nothing to copy before the first turn (upstream's words).
     let e = error_of(&mut s.client, "thread/fork", json!({"threadId": src})).await;
@@ -597,6 +627,7 @@ async fn a_fork_copies_the_history_and_goes_its_own_way() {
         e["message"].as_str().unwrap().contains("`attachToSource`"),
         "{e}"
     );
+    assert!(s.client.seen_method("deprecationNotice").is_empty());
     replies.0.extend(unsolicited(&s.client.seen));
     validate_experimental(&replies.0);
 }

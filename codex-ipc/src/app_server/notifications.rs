@@ -46,6 +46,7 @@ macro_rules! notifications {
 notifications! {
     Error(ErrorNotification) = "error",
     Warning(WarningNotification) = "warning",
+    DeprecationNotice(DeprecationNoticeNotification) = "deprecationNotice",
     ThreadStarted(ThreadStartedNotification) = "thread/started",
     ThreadStatusChanged(ThreadStatusChangedNotification) = "thread/status/changed",
     ThreadArchived(ThreadArchivedNotification) = "thread/archived",
@@ -82,6 +83,13 @@ pub struct ErrorNotification {
 pub struct WarningNotification {
     pub thread_id: String,
     pub message: String,
+}
+
+/// `deprecationNotice`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeprecationNoticeNotification {
+    pub summary: String,
+    pub details: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -62,7 +62,7 @@ impl Server {
                 Ok((result, then)) => Reply::now_then(&result, then),
                 Err(e) => Reply::Now(Err(e)),
             },
-            "thread/read" => Reply::now(self.thread_read(&params)),
+            "thread/read" => Reply::now(self.thread_read(conn, &params)),
             "thread/list" => Reply::now(self.thread_list(&params)),
             "thread/loaded/list" => Reply::now(self.thread_loaded_list(&params)),
             "thread/archive" => Reply::now(self.thread_archive(conn, &params).await),

@@ -14,13 +14,16 @@ use codex_ipc::app_server::history::{
     ItemAnchor, ItemsCursorParam, SortDirectionParam, ThreadItemEntry, ThreadItemsListParams,
     ThreadItemsListResponse, ThreadTurnsListParams, ThreadTurnsListResponse, TurnItemsViewParam,
 };
-use codex_ipc::app_server::methods;
-use codex_ipc::app_server::objects::{ItemsView, TurnView};
+use codex_ipc::app_server::methods::{self, HistoryModeParam};
+use codex_ipc::app_server::notifications::DeprecationNoticeNotification;
+use codex_ipc::app_server::objects::{ItemsView, ThreadView, TurnView};
 use codex_ipc::jsonrpc::RpcError;
 use serde_json::Value;
 
 use super::not_loaded;
 use crate::server::catalog::{item_view, turn_view, RecordedHistory};
+use crate::server::conn::Conn;
+use crate::server::send::ConnSend;
 use crate::server::Server;
 
 /// Upstream's page sizes (`THREAD_TURNS_*_LIMIT`, `THREAD_ITEMS_*_LIMIT`).
@@ -99,7 +102,36 @@ fn invalid_cursor(e: codex_core::rollout::InvalidCursor) -> RpcError {
     RpcError::invalid_request(e.to_string())
 }
 
+/// Which full-history read a [`Server::hydration_notice`] is about.
+pub(super) enum Hydration {
+    Read,
+    Resume,
+}
+
+/// Upstream's own client, which upstream spares the notice.
+const UPSTREAM_TUI: &str = "codex-tui";
+
 impl Server {
+    /// Upstream's `deprecationNotice` for a full-history read of a paginated
+    /// thread, sent before the result as upstream does.
+    pub(super) fn hydration_notice(&self, conn: &Conn, thread: &ThreadView, read: Hydration) {
+        let paginated = !matches!(thread.history_mode, Some(HistoryModeParam::Legacy));
+        if !paginated || conn.client_name().as_deref() == Some(UPSTREAM_TUI) {
+            return;
+        }
+        let summary = match read {
+            Hydration::Read => "Full-history hydration is deprecated for paginated threads; omit `includeTurns` or set it to `false`, then page with `thread/turns/list` and `thread/items/list`.",
+            Hydration::Resume => "Full-history hydration is deprecated for paginated threads; use `excludeTurns: true`, then page with `thread/turns/list` and `thread/items/list`.",
+        };
+        conn.send_notification(
+            &DeprecationNoticeNotification {
+                summary: summary.into(),
+                details: None,
+            }
+            .into(),
+        );
+    }
+
     /// The recorded history of thread `id` for `method`: its session file
     /// whether or not a worker runs it. A turn without an end is
     /// interrupted unless the thread is loaded (then it may be running).

@@ -26,7 +26,7 @@ use codex_ipc::app_server::history::ThreadTurnsListResponse;
 use codex_ipc::app_server::to_value;
 
 use super::load::ThreadSettings;
-use super::thread_history::backwards_cursors;
+use super::thread_history::{backwards_cursors, Hydration};
 use super::{not_loaded, now_s};
 use crate::server::conn::Conn;
 use crate::server::send::ConnSend;
@@ -183,6 +183,9 @@ impl Server {
             })?),
             (None, _) => None,
         };
+        if include_turns {
+            self.hydration_notice(conn, &thread, Hydration::Resume);
+        }
         let result = ThreadResumeResponse {
             settings: self.session_settings(&ready, thread),
             collaboration_mode: CollaborationMode {
@@ -220,7 +223,11 @@ impl Server {
         Ok((result, then))
     }
 
-    pub(super) fn thread_read(&self, params: &Value) -> Result<ThreadReadResponse, RpcError> {
+    pub(super) fn thread_read(
+        &self,
+        conn: &Conn,
+        params: &Value,
+    ) -> Result<ThreadReadResponse, RpcError> {
         let p: ThreadReadParams = methods::parse(params)?;
         let include_turns = p.include_turns.unwrap_or(false);
         let thread = match self.thread(&p.thread_id) {
@@ -235,6 +242,9 @@ impl Server {
                     .ok_or_else(|| not_loaded(&p.thread_id))?
             }
         };
+        if include_turns {
+            self.hydration_notice(conn, &thread, Hydration::Read);
+        }
         Ok(ThreadReadResponse {
             thread,
             read_state: None,
