@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use codex_ipc::app_server::history::ThreadTurnsListResponse;
 use codex_ipc::app_server::methods::{
     self, ThreadIdParams, ThreadReadParams, ThreadResumeParams, ThreadSetNameParams,
     ThreadStartParams,
@@ -18,12 +19,10 @@ use codex_ipc::app_server::responses::{
     ThreadStartResponse, ThreadUnarchiveResponse, ThreadUnsubscribeResponse,
     ThreadUnsubscribeStatus,
 };
+use codex_ipc::app_server::to_value;
 use codex_ipc::jsonrpc::RpcError;
 use codex_ipc::link::ThreadReady;
 use serde_json::Value;
-
-use codex_ipc::app_server::history::ThreadTurnsListResponse;
-use codex_ipc::app_server::to_value;
 
 use super::load::ThreadSettings;
 use super::thread_history::{backwards_cursors, Hydration};
