@@ -73,6 +73,8 @@ pub struct ThreadOptions {
     /// Where ChatGPT sign-in tokens come from (the broker); `None`: a
     /// broker in this process, over `$CODEX_HOME/auth.json`.
     pub token_source: Option<crate::auth::SharedTokenSource>,
+    /// `historyMode` recorded in the session file (`legacy`, `paginated`).
+    pub history_mode: Option<String>,
 }
 
 impl ThreadOptions {
@@ -88,6 +90,7 @@ impl ThreadOptions {
             thread_id: None,
             command_isolation: crate::exec::Isolation::OwnSession,
             token_source: None,
+            history_mode: None,
         }
     }
 }
@@ -358,6 +361,7 @@ impl ThreadBuilder {
                 model_provider: Some(config.model_provider_id.clone()),
                 base_instructions: Some(BaseInstructions { text: base.clone() }),
                 git: None,
+                history_mode: self.opts.history_mode.clone(),
             };
             // The file appears with the first turn.
             let w = RolloutWriter::deferred(&path, Some(RolloutItem::SessionMeta(meta)));

@@ -267,6 +267,7 @@ fn open_thread(
     opts.approvals = approvals;
     opts.ephemeral = init.ephemeral;
     opts.thread_id = init.thread_id.clone();
+    opts.history_mode = init.history_mode.clone();
     opts.command_isolation = Isolation::InheritGroup;
     // This binary is the sandbox helper (`codex-linux-sandbox`).
     let mut protection = codex_core::exec::Protection::for_config(&config);

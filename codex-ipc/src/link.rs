@@ -79,6 +79,9 @@ pub struct ThreadInit {
     /// Ignore `$CODEX_HOME/config.toml` (only the overrides count).
     #[serde(default)]
     pub ignore_user_config: bool,
+    /// `historyMode` of a new thread, recorded in its session file.
+    #[serde(default)]
+    pub history_mode: Option<String>,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.

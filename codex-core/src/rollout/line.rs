@@ -48,6 +48,9 @@ pub struct SessionMeta {
     pub base_instructions: Option<BaseInstructions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<Value>,
+    /// `legacy` | `paginated` (app-server `historyMode`), when chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

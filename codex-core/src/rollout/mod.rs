@@ -8,17 +8,22 @@
 //! Append-only; the writer fsyncs at turn boundaries, before a turn is
 //! reported complete. The reader ignores a torn last line.
 
+mod fork;
+mod history;
 mod line;
 mod list;
 mod reader;
 mod turns;
 mod writer;
 
+pub use fork::write_fork;
+pub use history::{page, CursorScope, HistoryCursor, InvalidCursor, Page, SortDirection};
 pub use line::*;
 pub use list::{find_thread_file, latest_thread_file, list_threads, ThreadSummary};
 pub use reader::{read_rollout, LoadedRollout, ReadError, RecordedUsage};
 pub use turns::{
-    parse_turn_item, preview, recorded_turns, RecordedItem, RecordedTurn, RecordedTurnStatus,
+    parse_turn_item, preview, recorded_turns, recorded_turns_at, RecordedItem, RecordedTurn,
+    RecordedTurnStatus,
 };
 pub use writer::RolloutWriter;
 
@@ -39,6 +44,11 @@ pub fn rollout_path(
             "rollout-{}-{thread_id}.jsonl",
             created.format("%Y-%m-%dT%H-%M-%S")
         ))
+}
+
+/// [`rollout_path`] for a thread created now.
+pub fn new_rollout_path(sessions_dir: &std::path::Path, thread_id: &str) -> std::path::PathBuf {
+    rollout_path(sessions_dir, thread_id, chrono::Local::now())
 }
 
 /// Extracts the thread id from a rollout file name.

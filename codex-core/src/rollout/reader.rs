@@ -36,6 +36,12 @@ pub struct LoadedRollout {
     pub meta: SessionMeta,
     /// Every parsed item, in file order.
     pub items: Vec<RolloutItem>,
+    /// The byte offset in the file of the line of each of `items`: the
+    /// rollout ordinal history cursors point at (stable: the file only
+    /// grows).
+    pub ordinals: Vec<u64>,
+    /// Bytes read (the file's length when read).
+    pub len: u64,
     /// The model-visible history rebuilt from `response_item` and
     /// `compacted` lines.
     pub history: Vec<ResponseItem>,
@@ -54,16 +60,16 @@ pub struct LoadedRollout {
 /// Reads a rollout. Unparsable lines (e.g. a torn last line after a crash)
 /// are skipped and counted, never fatal.
 pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
-    let text = std::fs::read(path).map_err(|source| ReadError::Io {
+    let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let text = String::from_utf8_lossy(&text);
-    if text.trim().is_empty() {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ReadError::Empty(path.to_path_buf()));
     }
     let mut meta: Option<SessionMeta> = None;
     let mut items = Vec::new();
+    let mut ordinals = Vec::new();
     let mut history: Vec<ResponseItem> = Vec::new();
     let mut last_turn_context = None;
     let mut open_turn: Option<String> = None;
@@ -71,7 +77,13 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
     let mut last_token_usage = None;
     let mut skipped = 0;
     let mut line_count = 0;
-    for line in text.split('\n') {
+    let mut offset = 0u64;
+    for raw in bytes.split(|b| *b == b'\n') {
+        let start = offset;
+        offset += raw.len() as u64 + 1;
+        // Each line on its own, so offsets stay those of the file.
+        let line = String::from_utf8_lossy(raw);
+        let line = line.as_ref();
         if line.trim().is_empty() {
             continue;
         }
@@ -164,12 +176,15 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
             _ => continue,
         };
         items.push(item);
+        ordinals.push(start);
     }
     let meta = meta.ok_or_else(|| ReadError::NoMeta(path.to_path_buf()))?;
     Ok(LoadedRollout {
         path: path.to_path_buf(),
         meta,
         items,
+        ordinals,
+        len: bytes.len() as u64,
         history,
         last_turn_context,
         unfinished_turn_id: open_turn,

@@ -23,6 +23,8 @@ pub enum RecordedTurnStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedItem {
     pub item: ThreadItem,
+    /// Rollout ordinal of the line that recorded it.
+    pub ordinal: u64,
     pub started_at_ms: Option<i64>,
     pub completed_at_ms: Option<i64>,
 }
@@ -30,6 +32,8 @@ pub struct RecordedItem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedTurn {
     pub id: String,
+    /// Rollout ordinal of the line that started it.
+    pub ordinal: u64,
     pub status: RecordedTurnStatus,
     pub items: Vec<RecordedItem>,
     pub error: Option<String>,
@@ -39,17 +43,26 @@ pub struct RecordedTurn {
     pub duration_ms: Option<i64>,
 }
 
-/// Rebuilds the turns of a rollout, oldest first.
+/// Rebuilds the turns of a rollout, oldest first (items numbered by their
+/// index).
 pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
+    let ordinals: Vec<u64> = (0..items.len() as u64).collect();
+    recorded_turns_at(items, &ordinals)
+}
+
+/// [`recorded_turns`] with each item's rollout ordinal
+/// ([`super::LoadedRollout::ordinals`]).
+pub fn recorded_turns_at(items: &[RolloutItem], ordinals: &[u64]) -> Vec<RecordedTurn> {
     let mut turns: Vec<RecordedTurn> = Vec::new();
     // Whether the current turn has `item_completed` lines (newer writers);
     // if not, the classic user/agent message events stand in.
     let mut has_item_events = false;
     let mut classic: Vec<RecordedItem> = Vec::new();
-    for item in items {
+    for (n, item) in items.iter().enumerate() {
         let RolloutItem::EventMsg(ev) = item else {
             continue;
         };
+        let ordinal = ordinals.get(n).copied().unwrap_or(n as u64);
         let kind = ev.get("type").and_then(Value::as_str).unwrap_or_default();
         let turn_id = ev
             .get("turn_id")
@@ -61,6 +74,7 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
                 has_item_events = false;
                 turns.push(RecordedTurn {
                     id: turn_id.unwrap_or_else(|| format!("turn-{}", turns.len() + 1)),
+                    ordinal,
                     status: RecordedTurnStatus::InProgress,
                     items: Vec::new(),
                     error: None,
@@ -72,9 +86,10 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
             "item_completed" => {
                 if let Some(parsed) = ev.get("item").and_then(parse_turn_item) {
                     has_item_events = true;
-                    let turn = current(&mut turns);
+                    let turn = current(&mut turns, ordinal);
                     turn.items.push(RecordedItem {
                         item: parsed,
+                        ordinal,
                         started_at_ms: ev.get("started_at_ms").and_then(Value::as_i64),
                         completed_at_ms: ev.get("completed_at_ms").and_then(Value::as_i64),
                     });
@@ -92,10 +107,11 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
                             text: text.to_string(),
                         }],
                     }),
+                    ordinal,
                     started_at_ms: None,
                     completed_at_ms: None,
                 });
-                current(&mut turns);
+                current(&mut turns, ordinal);
             }
             "agent_message" => {
                 let text = ev
@@ -107,12 +123,13 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
                         id: format!("agent-{}", classic.len()),
                         text: text.to_string(),
                     }),
+                    ordinal,
                     started_at_ms: None,
                     completed_at_ms: None,
                 });
             }
             "error" => {
-                let turn = current(&mut turns);
+                let turn = current(&mut turns, ordinal);
                 turn.error = ev
                     .get("message")
                     .and_then(Value::as_str)
@@ -120,7 +137,7 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
             }
             "task_complete" | "turn_complete" | "turn_aborted" => {
                 finish_classic(&mut turns, &mut classic, has_item_events);
-                let turn = current(&mut turns);
+                let turn = current(&mut turns, ordinal);
                 turn.status = if kind == "turn_aborted" {
                     RecordedTurnStatus::Interrupted
                 } else if turn.error.is_some() {
@@ -138,10 +155,13 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
     turns
 }
 
-fn current(turns: &mut Vec<RecordedTurn>) -> &mut RecordedTurn {
+/// The turn being recorded; a turn starting at `ordinal` when none has
+/// started (files without `task_started`).
+fn current(turns: &mut Vec<RecordedTurn>, ordinal: u64) -> &mut RecordedTurn {
     if turns.is_empty() {
         turns.push(RecordedTurn {
             id: "turn-1".into(),
+            ordinal,
             status: RecordedTurnStatus::InProgress,
             items: Vec::new(),
             error: None,
@@ -164,7 +184,8 @@ fn finish_classic(
     }
     let items = std::mem::take(classic);
     if !has_item_events {
-        current(turns).items.extend(items);
+        let ordinal = items.first().map(|i| i.ordinal).unwrap_or(0);
+        current(turns, ordinal).items.extend(items);
     }
 }
 
@@ -368,6 +389,18 @@ mod tests {
         ];
         let turns = recorded_turns(&items);
         assert_eq!(turns.len(), 4);
+        // Positions: the turn's start line, each item's own line.
+        let ordinals: Vec<u64> = (0..items.len() as u64).map(|n| n * 2 + 1).collect();
+        let at = recorded_turns_at(&items, &ordinals);
+        assert_eq!(
+            at.iter().map(|t| t.ordinal).collect::<Vec<_>>(),
+            [1, 13, 19, 25]
+        );
+        assert_eq!(
+            at[0].items.iter().map(|i| i.ordinal).collect::<Vec<_>>(),
+            [3, 7, 9]
+        );
+        assert_eq!(at[1].items[0].ordinal, 15, "a classic item: its own line");
         assert_eq!(turns[0].status, RecordedTurnStatus::Completed);
         assert_eq!(
             turns[0].items.len(),

@@ -5,17 +5,18 @@
 //! Names set with `thread/name/set` live in `$CODEX_HOME/session_index.jsonl`
 //! (append-only, last entry wins).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use codex_core::rollout::{
-    read_rollout, recorded_turns, thread_id_from_file_name, RecordedTurnStatus, SessionMeta,
-    ARCHIVED_SESSIONS_SUBDIR, SESSIONS_SUBDIR,
+    read_rollout, recorded_turns, recorded_turns_at, thread_id_from_file_name, ReadError,
+    RecordedTurn, RecordedTurnStatus, SessionMeta, ARCHIVED_SESSIONS_SUBDIR, SESSIONS_SUBDIR,
 };
 use codex_ipc::app_server::items::ItemView;
+use codex_ipc::app_server::methods::HistoryModeParam;
 use codex_ipc::app_server::objects::{
     ItemsView, ThreadStatusView, ThreadView, TurnError, TurnStatusView, TurnView,
 };
@@ -31,6 +32,15 @@ struct SessionIndexEntry<'a> {
     id: &'a str,
     thread_name: &'a str,
     updated_at: String,
+}
+
+/// A file's turns for paging (see [`Catalog::history`]).
+#[derive(Debug, Clone)]
+pub struct RecordedHistory {
+    pub meta: SessionMeta,
+    pub turns: Vec<RecordedTurn>,
+    /// Bytes of the file read: cursors point below it.
+    pub len: u64,
 }
 
 /// One thread file, summarized.
@@ -68,6 +78,19 @@ struct Cached {
 pub struct Catalog {
     codex_home: PathBuf,
     cache: Mutex<HashMap<PathBuf, Cached>>,
+    /// The last few files paged, while unchanged: a client pages turns and
+    /// items of the same thread in a row.
+    histories: Mutex<VecDeque<CachedHistory>>,
+}
+
+/// Files whose parsed history is kept ([`Catalog::history`]).
+const HISTORY_CACHE_FILES: usize = 4;
+
+struct CachedHistory {
+    path: PathBuf,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    history: Arc<RecordedHistory>,
 }
 
 impl Catalog {
@@ -75,6 +98,7 @@ impl Catalog {
         Self {
             codex_home,
             cache: Mutex::new(HashMap::new()),
+            histories: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -183,6 +207,49 @@ impl Catalog {
             }
         }
         Some(view)
+    }
+
+    /// The recorded turns of a file, with their rollout ordinals, for paging
+    /// (`thread/turns/list`, `thread/items/list`, resume cursors, fork
+    /// points). A turn without a recorded end is `InProgress` here; callers
+    /// that know nobody runs the thread read it as interrupted.
+    pub fn history(&self, path: &Path) -> Result<Arc<RecordedHistory>, ReadError> {
+        // The file only grows: same length and mtime, same history.
+        let md = std::fs::metadata(path).ok();
+        let (len, modified) = (
+            md.as_ref().map(|m| m.len()).unwrap_or(0),
+            md.and_then(|m| m.modified().ok()),
+        );
+        if let Ok(cache) = self.histories.lock() {
+            if let Some(c) = cache
+                .iter()
+                .find(|c| c.path == path && c.len == len && c.modified == modified)
+            {
+                return Ok(c.history.clone());
+            }
+        }
+        // Issue 14 wants the newest page without reading the whole file: the
+        // ordinals are byte offsets, so a reader that seeks to the cursor (or
+        // the end) and scans can serve a page without the rest.
+        let loaded = read_rollout(path)?;
+        let history = Arc::new(RecordedHistory {
+            turns: recorded_turns_at(&loaded.items, &loaded.ordinals),
+            len: loaded.len,
+            meta: loaded.meta,
+        });
+        if let Ok(mut cache) = self.histories.lock() {
+            cache.retain(|c| c.path != path);
+            if cache.len() >= HISTORY_CACHE_FILES {
+                cache.pop_front();
+            }
+            cache.push_back(CachedHistory {
+                path: path.to_path_buf(),
+                len,
+                modified,
+                history: history.clone(),
+            });
+        }
+        Ok(history)
     }
 
     /// Names from the session index (last entry per id wins).
@@ -351,36 +418,44 @@ pub fn view_of(s: &ThreadSummary, status: ThreadStatusView, name: Option<String>
         ephemeral: false,
         status,
         turns: Vec::new(),
+        forked_from_id: s.meta.forked_from_id.clone(),
+        history_mode: match s.meta.history_mode.as_deref() {
+            Some("legacy") => Some(HistoryModeParam::Legacy),
+            Some("paginated") => Some(HistoryModeParam::Paginated),
+            _ => None,
+        },
     }
 }
 
-pub fn turn_views(turns: &[codex_core::rollout::RecordedTurn]) -> Vec<TurnView> {
-    turns
-        .iter()
-        .map(|t| TurnView {
-            id: t.id.clone(),
-            status: match t.status {
-                RecordedTurnStatus::InProgress => TurnStatusView::InProgress,
-                RecordedTurnStatus::Completed => TurnStatusView::Completed,
-                RecordedTurnStatus::Failed => TurnStatusView::Failed,
-                RecordedTurnStatus::Interrupted => TurnStatusView::Interrupted,
-            },
-            items: t
-                .items
-                .iter()
-                .map(|i| ItemView {
-                    item: i.item.clone(),
-                    started_at_ms: i.started_at_ms,
-                    completed_at_ms: i.completed_at_ms,
-                })
-                .collect(),
-            items_view: ItemsView::Full,
-            error: t.error.as_deref().map(TurnError::recorded),
-            started_at: t.started_at,
-            completed_at: t.completed_at,
-            duration_ms: t.duration_ms,
-        })
-        .collect()
+pub fn turn_views(turns: &[RecordedTurn]) -> Vec<TurnView> {
+    turns.iter().map(turn_view).collect()
+}
+
+/// The `Turn` of a recorded turn, with all its items.
+pub fn turn_view(t: &RecordedTurn) -> TurnView {
+    TurnView {
+        id: t.id.clone(),
+        status: match t.status {
+            RecordedTurnStatus::InProgress => TurnStatusView::InProgress,
+            RecordedTurnStatus::Completed => TurnStatusView::Completed,
+            RecordedTurnStatus::Failed => TurnStatusView::Failed,
+            RecordedTurnStatus::Interrupted => TurnStatusView::Interrupted,
+        },
+        items: t.items.iter().map(item_view).collect(),
+        items_view: ItemsView::Full,
+        error: t.error.as_deref().map(TurnError::recorded),
+        started_at: t.started_at,
+        completed_at: t.completed_at,
+        duration_ms: t.duration_ms,
+    }
+}
+
+pub fn item_view(i: &codex_core::rollout::RecordedItem) -> ItemView {
+    ItemView {
+        item: i.item.clone(),
+        started_at_ms: i.started_at_ms,
+        completed_at_ms: i.completed_at_ms,
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub const METHODS: &[&str] = &[
     "thread/unarchive",
     "thread/name/set",
     "thread/unsubscribe",
+    "thread/turns/list",
+    "thread/items/list",
+    "thread/fork",
     "turn/start",
     "turn/interrupt",
     "model/list",
@@ -107,6 +110,25 @@ pub struct ThreadStartParams {
     /// Config overrides (dotted keys → values).
     pub config: Option<Map<String, Value>>,
     pub ephemeral: Option<bool>,
+    /// `legacy` | `paginated`, recorded in the session file.
+    pub history_mode: Option<HistoryModeParam>,
+}
+
+/// `ThreadHistoryMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HistoryModeParam {
+    Legacy,
+    Paginated,
+}
+
+impl HistoryModeParam {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Legacy => "legacy",
+            Self::Paginated => "paginated",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +145,8 @@ pub struct ThreadResumeParams {
     pub approval_policy: Option<Value>,
     pub sandbox: Option<String>,
     pub config: Option<Map<String, Value>>,
+    /// A first `thread/turns/list` page to include in the result.
+    pub initial_turns_page: Option<super::history::InitialTurnsPageParams>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ pub mod client_features;
 pub mod codexd_status;
 pub mod connection;
 pub mod events;
+pub mod history;
 pub mod items;
 pub mod methods;
 pub mod notifications;

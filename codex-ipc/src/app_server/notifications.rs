@@ -47,6 +47,7 @@ macro_rules! notifications {
 notifications! {
     Error(ErrorNotification) = "error",
     Warning(WarningNotification) = "warning",
+    DeprecationNotice(DeprecationNoticeNotification) = "deprecationNotice",
     ThreadStarted(ThreadStartedNotification) = "thread/started",
     ThreadStatusChanged(ThreadStatusChangedNotification) = "thread/status/changed",
     ThreadArchived(ThreadArchivedNotification) = "thread/archived",
@@ -85,6 +86,13 @@ pub struct ErrorNotification {
 pub struct WarningNotification {
     pub thread_id: String,
     pub message: String,
+}
+
+/// `deprecationNotice`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeprecationNoticeNotification {
+    pub summary: String,
+    pub details: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -326,6 +334,8 @@ mod tests {
             ephemeral: true,
             status: ThreadStatusView::Idle,
             turns: vec![],
+            forked_from_id: None,
+            history_mode: None,
         };
         let t = serde_json::to_value(&thread).unwrap();
         assert_eq!(

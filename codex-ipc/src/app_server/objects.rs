@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use super::items::ItemView;
+use super::methods::HistoryModeParam;
 
 /// What a `Thread` object shows.
 #[derive(Debug, Clone)]
@@ -38,6 +39,11 @@ pub struct ThreadView {
     pub ephemeral: bool,
     pub status: ThreadStatusView,
     pub turns: Vec<TurnView>,
+    /// The thread this one was forked from.
+    pub forked_from_id: Option<String>,
+    /// As recorded when the thread started; `None` (not recorded) reads as
+    /// `paginated`: every thread here can be paged.
+    pub history_mode: Option<HistoryModeParam>,
 }
 
 /// `Thread`. Keys we do not track are sent as `null`, as upstream does for
@@ -64,7 +70,7 @@ struct ThreadWire<'a> {
     originator: Option<&'a str>,
     status: ThreadStatusView,
     turns: &'a [TurnView],
-    history_mode: HistoryMode,
+    history_mode: HistoryModeParam,
     agent_nickname: Option<String>,
     agent_role: Option<String>,
     forked_from_id: Option<String>,
@@ -73,12 +79,6 @@ struct ThreadWire<'a> {
     section: Option<Value>,
     section_entered_at: Option<i64>,
     thread_source: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-enum HistoryMode {
-    Paginated,
 }
 
 impl Serialize for ThreadView {
@@ -104,10 +104,10 @@ impl Serialize for ThreadView {
             originator: self.originator.as_deref(),
             status: self.status,
             turns: &self.turns,
-            history_mode: HistoryMode::Paginated,
+            history_mode: self.history_mode.unwrap_or(HistoryModeParam::Paginated),
             agent_nickname: None,
             agent_role: None,
-            forked_from_id: None,
+            forked_from_id: self.forked_from_id.clone(),
             parent_thread_id: None,
             git_info: None,
             section: None,
@@ -548,6 +548,8 @@ mod tests {
             ephemeral: false,
             status: ThreadStatusView::Idle,
             turns: vec![],
+            forked_from_id: None,
+            history_mode: None,
         };
         let expected = json!({
             "id": "thr", "sessionId": "thr", "cliVersion": "0.1.0", "createdAt": 10,

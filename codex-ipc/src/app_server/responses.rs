@@ -94,8 +94,8 @@ pub struct ThreadStartResponse {
     pub settings: ThreadSessionSettings,
 }
 
-/// `thread/resume`: the settings plus the collaboration mode and (unused)
-/// pagination cursors.
+/// `thread/resume`: the settings plus the collaboration mode, the backwards
+/// cursors of paged history and, when asked for, a first `TurnsPage`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ThreadResumeResponse {
@@ -398,6 +398,8 @@ mod tests {
             ephemeral: false,
             status: ThreadStatusView::Idle,
             turns: vec![],
+            forked_from_id: None,
+            history_mode: None,
         }
     }
 

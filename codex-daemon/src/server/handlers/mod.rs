@@ -12,6 +12,8 @@ mod load;
 mod model_methods;
 mod read_state;
 mod skills;
+mod thread_fork;
+mod thread_history;
 mod thread_list;
 mod thread_methods;
 mod turn_methods;
@@ -64,13 +66,19 @@ impl Server {
                 Ok((result, then)) => Reply::now_then(&result, then),
                 Err(e) => Reply::Now(Err(e)),
             },
-            "thread/read" => Reply::now(self.thread_read(&params)),
+            "thread/read" => Reply::now(self.thread_read(conn, &params)),
             "thread/list" => Reply::now(self.thread_list(&params)),
             "thread/loaded/list" => Reply::now(self.thread_loaded_list(&params)),
             "thread/archive" => Reply::now(self.thread_archive(conn, &params).await),
             "thread/unarchive" => Reply::now(self.thread_unarchive(conn, &params)),
             "thread/name/set" => Reply::now(self.thread_name_set(conn, &params)),
             "thread/unsubscribe" => Reply::now(self.thread_unsubscribe(conn, &params)),
+            "thread/turns/list" => Reply::now(self.thread_turns_list(&params)),
+            "thread/items/list" => Reply::now(self.thread_items_list(&params)),
+            "thread/fork" => match self.thread_fork(conn, &params).await {
+                Ok((result, then)) => Reply::now_then(&result, then),
+                Err(e) => Reply::Now(Err(e)),
+            },
             "turn/start" => self.turn_start(conn, id, &params).await,
             "turn/interrupt" => Reply::now(self.turn_interrupt(&params).await),
             "model/list" => Reply::now(self.model_list(&params).await),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use codex_ipc::app_server::history::ThreadTurnsListResponse;
 use codex_ipc::app_server::methods::{
     self, ThreadIdParams, ThreadReadParams, ThreadResumeParams, ThreadSetNameParams,
     ThreadStartParams,
@@ -18,11 +19,13 @@ use codex_ipc::app_server::responses::{
     ThreadStartResponse, ThreadUnarchiveResponse, ThreadUnsubscribeResponse,
     ThreadUnsubscribeStatus,
 };
+use codex_ipc::app_server::to_value;
 use codex_ipc::jsonrpc::RpcError;
 use codex_ipc::link::ThreadReady;
 use serde_json::Value;
 
 use super::load::ThreadSettings;
+use super::thread_history::{backwards_cursors, Hydration};
 use super::{not_loaded, now_s};
 use crate::server::conn::Conn;
 use crate::server::send::ConnSend;
@@ -31,7 +34,11 @@ use crate::server::Server;
 
 impl Server {
     /// What `thread/start` and `thread/resume` report about a thread.
-    fn session_settings(&self, ready: &ThreadReady, thread: ThreadView) -> ThreadSessionSettings {
+    pub(super) fn session_settings(
+        &self,
+        ready: &ThreadReady,
+        thread: ThreadView,
+    ) -> ThreadSessionSettings {
         ThreadSessionSettings::new(
             thread,
             ready.model.clone(),
@@ -67,6 +74,8 @@ impl Server {
             ephemeral: t.meta.ephemeral,
             status: t.status(),
             turns: vec![],
+            forked_from_id: None,
+            history_mode: None,
         });
         view.model = Some(ready.model.clone());
         view.model_provider = ready.model_provider.clone();
@@ -91,6 +100,7 @@ impl Server {
         let mut init = self.thread_init(conn, p.cwd.as_deref(), p.config.as_ref())?;
         init.thread_id = Some(uuid::Uuid::now_v7().to_string());
         init.ephemeral = p.ephemeral.unwrap_or(false);
+        init.history_mode = p.history_mode.map(|m| m.as_str().to_string());
         ThreadSettings {
             cwd: None,
             config: None,
@@ -110,7 +120,9 @@ impl Server {
         };
         let t = self.load(init, meta, None).await?;
         t.subscribe(self, conn.id);
-        let thread = self.loaded_view(&t, false);
+        let mut thread = self.loaded_view(&t, false);
+        // The session file that records it appears with the first turn.
+        thread.history_mode = thread.history_mode.or(p.history_mode);
         let started = ThreadStartedNotification {
             thread: thread.clone(),
         };
@@ -147,6 +159,32 @@ impl Server {
         t.subscribe(self, conn.id);
         let ready = t.ready();
         let thread = self.loaded_view(&t, include_turns);
+        // Paged history: cursors anchored at the newest turn and item, and a
+        // first page when asked for. A thread without a file has neither.
+        let history = self.recorded_history(&t.id, "thread/resume").ok();
+        let (turns_backwards_cursor, items_backwards_cursor) = history
+            .as_ref()
+            .map(|h| backwards_cursors(&t.id, h))
+            .unwrap_or_default();
+        let initial_turns_page = match (&p.initial_turns_page, &history) {
+            (Some(ip), Some(h)) => Some(to_value(&self.turns_page(
+                &t.id,
+                h,
+                None,
+                ip.limit,
+                ip.sort_direction,
+                ip.items_view,
+            )?)?),
+            (Some(_), None) => Some(to_value(&ThreadTurnsListResponse {
+                data: vec![],
+                next_cursor: None,
+                backwards_cursor: None,
+            })?),
+            (None, _) => None,
+        };
+        if include_turns {
+            self.hydration_notice(conn, &thread, Hydration::Resume);
+        }
         let result = ThreadResumeResponse {
             settings: self.session_settings(&ready, thread),
             collaboration_mode: CollaborationMode {
@@ -157,9 +195,9 @@ impl Server {
                     reasoning_effort: ready.reasoning_effort,
                 },
             },
-            initial_turns_page: None,
-            turns_backwards_cursor: None,
-            items_backwards_cursor: None,
+            initial_turns_page,
+            turns_backwards_cursor,
+            items_backwards_cursor,
         };
         // Replay the current token usage so the client can show it.
         let usage = t.last_usage().or_else(|| {
@@ -184,7 +222,11 @@ impl Server {
         Ok((result, then))
     }
 
-    pub(super) fn thread_read(&self, params: &Value) -> Result<ThreadReadResponse, RpcError> {
+    pub(super) fn thread_read(
+        &self,
+        conn: &Conn,
+        params: &Value,
+    ) -> Result<ThreadReadResponse, RpcError> {
         let p: ThreadReadParams = methods::parse(params)?;
         let include_turns = p.include_turns.unwrap_or(false);
         let thread = match self.thread(&p.thread_id) {
@@ -199,6 +241,9 @@ impl Server {
                     .ok_or_else(|| not_loaded(&p.thread_id))?
             }
         };
+        if include_turns {
+            self.hydration_notice(conn, &thread, Hydration::Read);
+        }
         Ok(ThreadReadResponse {
             thread,
             read_state: None,
