@@ -60,7 +60,8 @@ const EMBEDDED_PIPE_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     Embedded(EmbeddedOptions),
-    /// A `codexd` listening on `--listen unix://PATH` (JSONL).
+    /// A daemon listening on `--listen unix://PATH` (codexd, or upstream's:
+    /// spoken as WebSocket over the socket).
     Unix(PathBuf),
     /// A `codexd` listening on `--listen ws://IP:PORT`, with its capability
     /// token.
@@ -175,8 +176,10 @@ impl Runtime {
                 (conn, events, Some(server))
             }
             Endpoint::Unix(path) => {
-                let stream = connection::connect_unix(path, OPEN_DEADLINE).await?;
-                let (r, w) = stream.into_split();
+                // WebSocket over the socket, as upstream's clients speak it:
+                // the same client reaches codexd and upstream's daemon.
+                let stream = connection::connect_unix_ws(path, OPEN_DEADLINE).await?;
+                let (r, w) = tokio::io::split(stream);
                 let (conn, events) = Connection::spawn(r, w, opts.event_capacity);
                 (conn, events, None)
             }

@@ -458,7 +458,7 @@ pub async fn connect_unix_ws(
         .into_client_request()
         .map_err(|e| connect_err(std::io::Error::other(e.to_string())))?;
     let handshake = async {
-        let stream = tokio::net::UnixStream::connect(path)
+        let stream = tokio::net::UnixStream::connect(connectable(path))
             .await
             .map_err(connect_err)?;
         tokio_tungstenite::client_async(request, stream)
