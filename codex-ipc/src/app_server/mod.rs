@@ -29,6 +29,12 @@ use serde_json::Value;
 
 use crate::jsonrpc::RpcError;
 
+/// The upstream release whose app-server protocol this server speaks. It is
+/// the version in `initialize`'s `userAgent`, because clients compare that
+/// with their own (upstream's TUI warns of an "older" service below its
+/// version); this runtime's own version is in `codexd/status`.
+pub const UPSTREAM_PROTOCOL_VERSION: &str = "0.169.0";
+
 /// A result as the encoder takes it. Our shapes always serialize (string
 /// keys, UTF-8 paths); a path that is not UTF-8 is an internal error.
 pub fn to_value<T: Serialize>(result: &T) -> Result<Value, RpcError> {

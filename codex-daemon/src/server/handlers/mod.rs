@@ -126,7 +126,7 @@ impl Server {
             user_agent: format!(
                 "{}/{} ({}; {}) ({}; {})",
                 p.client_info.name,
-                env!("CARGO_PKG_VERSION"),
+                codex_ipc::app_server::UPSTREAM_PROTOCOL_VERSION,
                 std::env::consts::OS,
                 std::env::consts::ARCH,
                 p.client_info.name,
