@@ -113,6 +113,14 @@ pub enum ToWorker {
         #[serde(default)]
         overrides: TurnOverrides,
     },
+    /// Adds input to the running turn if it is `expected_turn_id`
+    /// (`turn/steer`); answered by [`FromWorker::SteerAccepted`] or
+    /// [`FromWorker::SteerRejected`] with the same `steer_id`.
+    TurnSteer {
+        steer_id: String,
+        expected_turn_id: String,
+        input: Vec<UserInput>,
+    },
     /// Interrupts the running turn (if any, and if it is `turn_id`).
     TurnInterrupt {
         turn_id: Option<String>,
@@ -142,6 +150,15 @@ pub enum FromWorker {
     },
     TurnRejected {
         turn_id: String,
+        message: String,
+    },
+    /// Sent before the turn reports the steer input.
+    SteerAccepted {
+        steer_id: String,
+        turn_id: String,
+    },
+    SteerRejected {
+        steer_id: String,
         message: String,
     },
     Event {
@@ -345,6 +362,14 @@ pub enum WorkerMessage {
         turn_id: String,
         message: String,
     },
+    SteerAccepted {
+        steer_id: String,
+        turn_id: String,
+    },
+    SteerRejected {
+        steer_id: String,
+        message: String,
+    },
     /// A request for the credential broker.
     Broker {
         id: u64,
@@ -456,6 +481,12 @@ impl WorkerThread {
                     FromWorker::TurnAccepted { turn_id } => WorkerMessage::TurnAccepted { turn_id },
                     FromWorker::TurnRejected { turn_id, message } => {
                         WorkerMessage::TurnRejected { turn_id, message }
+                    }
+                    FromWorker::SteerAccepted { steer_id, turn_id } => {
+                        WorkerMessage::SteerAccepted { steer_id, turn_id }
+                    }
+                    FromWorker::SteerRejected { steer_id, message } => {
+                        WorkerMessage::SteerRejected { steer_id, message }
                     }
                     FromWorker::Broker { id, request } => WorkerMessage::Broker { id, request },
                     FromWorker::Heartbeat

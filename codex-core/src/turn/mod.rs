@@ -11,6 +11,7 @@
 pub mod context;
 pub mod guard;
 pub mod sink;
+pub mod steer;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use crate::tools::{ToolCall, ToolContext, ToolInvocation, ToolOutput, ToolSet};
 use crate::util::backoff;
 use guard::{RepeatGuard, Verdict};
 use sink::EventSink;
+pub use steer::{SteerGuard, SteerInbox};
 
 /// Longest server-requested delay honoured between stream retries.
 const MAX_STREAM_RETRY_DELAY: Duration = Duration::from_secs(120);
@@ -52,6 +54,8 @@ pub struct TurnRequest {
     pub turn_id: Option<String>,
     /// Settings changed from this turn on.
     pub overrides: TurnOverrides,
+    /// Input added while the turn runs (`turn/steer`); keep a clone to push.
+    pub steer: SteerInbox,
 }
 
 impl TurnRequest {
@@ -297,6 +301,34 @@ enum TurnEnd {
 struct Sample {
     items: Vec<ResponseItem>,
     usage: Option<TokenUsage>,
+    /// Abandoned for steer input: `items` is empty.
+    steered: bool,
+}
+
+/// Records a user message in the history and reports it as an item.
+async fn push_user_message(
+    sink: &EventSink,
+    turn_id: &str,
+    state: &mut ThreadState,
+    item: ResponseItem,
+    input: Vec<UserInput>,
+) {
+    sink.record(RolloutItem::ResponseItem(item.clone()));
+    state.history.push(item);
+    let user_msg = ThreadItem::UserMessage(UserMessageItem {
+        id: uuid::Uuid::now_v7().to_string(),
+        content: input,
+    });
+    sink.emit(Event::ItemStarted {
+        turn_id: turn_id.to_string(),
+        item: user_msg.clone(),
+    })
+    .await;
+    sink.emit(Event::ItemCompleted {
+        turn_id: turn_id.to_string(),
+        item: user_msg,
+    })
+    .await;
 }
 
 /// Runs one turn, waiting for the turns ahead of it. Not bounded by itself:
@@ -381,22 +413,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
             .await;
         }
     };
-    sink.record(RolloutItem::ResponseItem(user_item.clone()));
-    state.history.push(user_item);
-    let user_msg = ThreadItem::UserMessage(UserMessageItem {
-        id: uuid::Uuid::now_v7().to_string(),
-        content: req.input.clone(),
-    });
-    sink.emit(Event::ItemStarted {
-        turn_id: turn_id.clone(),
-        item: user_msg.clone(),
-    })
-    .await;
-    sink.emit(Event::ItemCompleted {
-        turn_id: turn_id.clone(),
-        item: user_msg,
-    })
-    .await;
+    push_user_message(&sink, &turn_id, &mut state, user_item, req.input.clone()).await;
 
     let tool_ctx = Arc::new(ToolContext {
         turn_id: turn_id.clone(),
@@ -447,6 +464,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         last_agent_message: None,
         guard: RepeatGuard::default(),
         window,
+        steer: req.steer.clone(),
     };
 
     let deadline = tokio::time::sleep(cfg.turn_timeout);
@@ -468,6 +486,13 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         })),
     };
     tool_ctx.cancel.cancel();
+    let unread = req.steer.close().await;
+    if !unread.is_empty() {
+        tracing::warn!(
+            "turn {turn_id}: {} steer input(s) arrived as the turn ended and were not used",
+            unread.len()
+        );
+    }
     // A dropped body may have left function calls without outputs; the
     // history must stay valid for the next request.
     let from = history_start.min(state.history.len());
@@ -655,14 +680,21 @@ struct TurnRun<'a> {
     last_agent_message: Option<String>,
     guard: RepeatGuard,
     window: u64,
+    steer: SteerInbox,
 }
 
 impl TurnRun<'_> {
     async fn body(&mut self, state: &mut ThreadState) -> Result<(), TurnEnd> {
         let sink = self.shared.sink.clone();
         loop {
+            let steered = self.steer.take().await;
+            self.add_steer_input(state, steered).await?;
             let request = self.build_request(&state.history);
             let sample = self.sample_with_retries(request).await?;
+            if sample.steered {
+                // The partial answer is dropped; ask again with the input.
+                continue;
+            }
             let mut calls = Vec::new();
             for item in &sample.items {
                 sink.record(RolloutItem::ResponseItem(item.clone()));
@@ -695,7 +727,15 @@ impl TurnRun<'_> {
             }
             if calls.is_empty() {
                 self.report_usage(state, sample.usage).await;
-                return Ok(());
+                // Input steered in while the answer completed gets its own
+                // request; otherwise the turn is over and takes no more.
+                match self.steer.take_or_close().await {
+                    Some(steered) => {
+                        self.add_steer_input(state, steered).await?;
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
             }
             for call in calls {
                 let output = match self.guard.check(&call.name, &call.arguments) {
@@ -748,6 +788,26 @@ impl TurnRun<'_> {
             }
             self.report_usage(state, sample.usage).await;
         }
+    }
+
+    /// Records and reports steer input as user messages of this turn.
+    async fn add_steer_input(
+        &mut self,
+        state: &mut ThreadState,
+        inputs: Vec<Vec<UserInput>>,
+    ) -> Result<(), TurnEnd> {
+        for input in inputs {
+            let item = user_response_item(&input).map_err(|message| {
+                TurnEnd::Failed(TurnError {
+                    kind: TurnErrorKind::Other,
+                    message,
+                })
+            })?;
+            let sink = self.shared.sink.clone();
+            let turn_id = self.turn_id.clone();
+            push_user_message(&sink, &turn_id, state, item, input).await;
+        }
+        Ok(())
     }
 
     /// Accounts a response's usage (recorded after the round's tool outputs,
@@ -859,7 +919,21 @@ impl TurnRun<'_> {
         let mut active_message: Option<(String, String)> = None;
         let mut active_reasoning: Option<(String, Vec<String>)> = None;
         let mut anon = 0usize;
-        while let Some(ev) = stream.next().await {
+        let steer = self.steer.clone();
+        loop {
+            let ev = tokio::select! {
+                biased;
+                ev = stream.next() => match ev {
+                    Some(ev) => ev,
+                    None => break,
+                },
+                () = steer.arrived() => {
+                    if steer.has_pending().await {
+                        return Ok(Sample { items: Vec::new(), usage: None, steered: true });
+                    }
+                    continue;
+                }
+            };
             match ev? {
                 ModelEvent::Created { .. } => {}
                 ModelEvent::OutputItemAdded(ResponseItem::Message { id, role, .. })
@@ -999,7 +1073,11 @@ impl TurnRun<'_> {
                         .await;
                         items.push(ResponseItem::assistant_text(Some(id), text));
                     }
-                    return Ok(Sample { items, usage });
+                    return Ok(Sample {
+                        items,
+                        usage,
+                        steered: false,
+                    });
                 }
             }
         }

@@ -18,6 +18,7 @@ use codex_ipc::app_server::objects::{
 };
 use codex_ipc::app_server::responses::TurnStartResponse;
 use codex_ipc::app_server::server_requests::{review_decision, ServerRequest};
+use codex_ipc::app_server::turn_control::TurnSteerResponse;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{ThreadReady, WorkerMessage, WorkerThread};
 use serde_json::Value;
@@ -55,6 +56,9 @@ struct Runtime {
     mapper: ThreadEventMapper,
     /// turn id → (connection, request id) of a `turn/start` awaiting its turn.
     pending_turns: HashMap<String, (u64, RequestId)>,
+    /// steer id → (connection, request id) of a `turn/steer` awaiting the
+    /// worker's answer.
+    pending_steers: HashMap<String, (u64, RequestId)>,
     approvals: HashMap<u64, ApprovalRoute>,
     preview: Option<String>,
 }
@@ -101,6 +105,7 @@ impl LoadedThread {
                 subscribers: Vec::new(),
                 mapper: ThreadEventMapper::new(id.clone()),
                 pending_turns: HashMap::new(),
+                pending_steers: HashMap::new(),
                 approvals: HashMap::new(),
                 preview,
             }),
@@ -313,6 +318,26 @@ impl LoadedThread {
         self.rt().pending_turns.remove(turn_id);
     }
 
+    pub fn expect_steer(&self, steer_id: &str, conn: u64, request: RequestId) {
+        self.rt()
+            .pending_steers
+            .insert(steer_id.to_string(), (conn, request));
+    }
+
+    pub fn cancel_expected_steer(&self, steer_id: &str) {
+        self.rt().pending_steers.remove(steer_id);
+    }
+
+    fn on_steer_answer(&self, server: &Server, steer_id: &str, answer: Result<String, String>) {
+        let waiting = self.rt().pending_steers.remove(steer_id);
+        let Some((conn, id)) = waiting else { return };
+        let Some(c) = server.conn(conn) else { return };
+        match answer {
+            Ok(turn_id) => c.send_result(&id, &TurnSteerResponse { turn_id }),
+            Err(message) => c.error(&id, &RpcError::invalid_request(message)),
+        }
+    }
+
     /// Waits until the worker has exited.
     pub async fn exited(&self) {
         let mut rx = self.exited_rx.clone();
@@ -485,10 +510,9 @@ impl LoadedThread {
     fn on_exit(&self, server: &Server, status: Option<i32>) {
         let (approvals, turns) = {
             let mut rt = self.rt();
-            (
-                std::mem::take(&mut rt.approvals),
-                std::mem::take(&mut rt.pending_turns),
-            )
+            let mut turns = std::mem::take(&mut rt.pending_turns);
+            turns.extend(std::mem::take(&mut rt.pending_steers));
+            (std::mem::take(&mut rt.approvals), turns)
         };
         for (approval_id, route) in approvals {
             if let Some((conn, rid)) = route.sent {
@@ -593,6 +617,12 @@ async fn pump(
             WorkerMessage::TurnAccepted { turn_id } => thread.on_turn_accepted(&server, &turn_id),
             WorkerMessage::TurnRejected { turn_id, message } => {
                 thread.on_turn_rejected(&server, &turn_id, &message)
+            }
+            WorkerMessage::SteerAccepted { steer_id, turn_id } => {
+                thread.on_steer_answer(&server, &steer_id, Ok(turn_id))
+            }
+            WorkerMessage::SteerRejected { steer_id, message } => {
+                thread.on_steer_answer(&server, &steer_id, Err(message))
             }
             WorkerMessage::Broker { id, request } => {
                 // Answered off the pump: a refresh may take seconds.

@@ -22,6 +22,8 @@ pub const METHODS: &[&str] = &[
     "thread/unsubscribe",
     "turn/start",
     "turn/interrupt",
+    "turn/steer",
+    "thread/compact/start",
     "model/list",
     "config/read",
     "account/read",

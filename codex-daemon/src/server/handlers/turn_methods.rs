@@ -1,5 +1,6 @@
 //! `turn/start` (queued to the worker; answered when the worker accepts
-//! it) and `turn/interrupt`.
+//! it), `turn/steer` (the same, into the running turn) and
+//! `turn/interrupt`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +10,10 @@ use codex_core::protocol::UserInput;
 use codex_core::turn::TurnOverrides;
 use codex_ipc::app_server::items::user_input_from_json;
 use codex_ipc::app_server::methods::{self, TurnInterruptParams, TurnStartParams};
+use codex_ipc::app_server::notifications::WarningNotification;
 use codex_ipc::app_server::objects::sandbox_policy_from_json;
 use codex_ipc::app_server::responses::TurnInterruptResponse;
+use codex_ipc::app_server::turn_control::TurnSteerParams;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{LinkError, ToWorker};
 use serde_json::Value;
@@ -19,6 +22,7 @@ use super::load::{parse_approval, ThreadSettings};
 use super::not_loaded;
 use crate::governor::Pressure;
 use crate::server::conn::Conn;
+use crate::server::send::ConnSend;
 use crate::server::{Reply, Server};
 
 impl Server {
@@ -47,19 +51,10 @@ impl Server {
                 Err(e) => return Reply::Now(Err(e)),
             },
         };
-        let input: Vec<UserInput> = match p.input.iter().map(user_input_from_json).collect() {
+        let input = match parse_input(&p.input) {
             Ok(i) => i,
-            Err(e) => {
-                return Reply::Now(Err(RpcError::invalid_request(format!(
-                    "Invalid request: {e}"
-                ))))
-            }
+            Err(e) => return Reply::Now(Err(e)),
         };
-        if input.is_empty() {
-            return Reply::Now(Err(RpcError::invalid_request(
-                "Invalid request: `input` is empty",
-            )));
-        }
         let overrides = match turn_overrides(&p) {
             Ok(o) => o,
             Err(e) => return Reply::Now(Err(e)),
@@ -106,6 +101,89 @@ impl Server {
         }
     }
 
+    pub(super) async fn turn_steer(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        id: &RequestId,
+        params: &Value,
+    ) -> Reply {
+        let p: TurnSteerParams = match methods::parse(params) {
+            Ok(p) => p,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        let no_turn = || RpcError::invalid_request("no active turn to steer");
+        let Some(t) = self.thread(&p.thread_id) else {
+            return Reply::Now(Err(if self.catalog.find(&p.thread_id).is_some() {
+                no_turn()
+            } else {
+                not_loaded(&p.thread_id)
+            }));
+        };
+        let input = match parse_input(&p.input) {
+            Ok(i) => i,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        let Some(active) = t.active_turn_id() else {
+            return Reply::Now(Err(no_turn()));
+        };
+        if active != p.expected_turn_id {
+            return Reply::Now(Err(RpcError::invalid_request(format!(
+                "expected active turn id `{}` but found `{active}`",
+                p.expected_turn_id
+            ))));
+        }
+        let unserved: Vec<&str> = [
+            (
+                "responsesapiClientMetadata",
+                &p.responsesapi_client_metadata,
+            ),
+            (
+                "responsesapiClientMetadataPatch",
+                &p.responsesapi_client_metadata_patch,
+            ),
+            ("additionalContext", &p.additional_context),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_null()))
+        .map(|(name, _)| name)
+        .collect();
+        if !unserved.is_empty() {
+            conn.send_notification(
+                &WarningNotification {
+                    thread_id: t.id.clone(),
+                    message: format!(
+                        "turn/steer: {} not supported by this server; ignored",
+                        unserved.join(", ")
+                    ),
+                }
+                .into(),
+            );
+        }
+        if t.worker.queued() >= self.limits().thread_queue {
+            return Reply::Now(Err(RpcError::overloaded()));
+        }
+        t.subscribe(self, conn.id);
+        let steer_id = uuid::Uuid::now_v7().to_string();
+        t.expect_steer(&steer_id, conn.id, id.clone());
+        let msg = ToWorker::TurnSteer {
+            steer_id: steer_id.clone(),
+            expected_turn_id: p.expected_turn_id,
+            input,
+        };
+        match t.worker.try_send(msg) {
+            // Answered `{turnId}` when the worker has queued the input.
+            Ok(()) => Reply::Deferred,
+            Err(LinkError::Full) => {
+                t.cancel_expected_steer(&steer_id);
+                Reply::Now(Err(RpcError::overloaded()))
+            }
+            Err(e) => {
+                t.cancel_expected_steer(&steer_id);
+                Reply::Now(Err(RpcError::invalid_request(e.to_string())))
+            }
+        }
+    }
+
     pub(super) async fn turn_interrupt(
         &self,
         params: &Value,
@@ -131,6 +209,21 @@ impl Server {
             _ => Ok(TurnInterruptResponse {}),
         }
     }
+}
+
+/// The user input of `turn/start` and `turn/steer`.
+fn parse_input(input: &[Value]) -> Result<Vec<UserInput>, RpcError> {
+    let input: Vec<UserInput> = input
+        .iter()
+        .map(user_input_from_json)
+        .collect::<Result<_, _>>()
+        .map_err(|e| RpcError::invalid_request(format!("Invalid request: {e}")))?;
+    if input.is_empty() {
+        return Err(RpcError::invalid_request(
+            "Invalid request: `input` is empty",
+        ));
+    }
+    Ok(input)
 }
 
 /// The per-turn overrides of `turn/start`.

@@ -1,0 +1,135 @@
+//! Turn-side methods over a real `codex app-server` with real workers and
+//! the in-repo mock model: `turn/steer`, `thread/compact/start`,
+//! `outputSchema`, and the notification order around approvals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use codex_test_support::{sse, MockModelServer, TestHome};
+use common::app_server::StdioServer;
+use serde_json::{json, Value};
+
+fn user_texts(req: &codex_test_support::RecordedRequest) -> Vec<String> {
+    req.input()
+        .iter()
+        .filter(|i| i["role"] == "user")
+        .filter_map(|i| i["content"][0]["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steer_mid_stream_abandons_the_partial_answer_and_asks_again() {
+    let mock = MockModelServer::start(vec![
+        sse::stall_after_partial("Part one of the answer "),
+        sse::message("STEERED reply."),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    // Only the steer (or the turn deadline) can end the first stream.
+    home.set_stream_idle_timeout_ms(600_000);
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("steerer").await;
+    let tid = c.start_thread(json!({})).await;
+    let turn = c.start_turn(&tid, "Write something.").await;
+    c.notification("item/agentMessage/delta").await;
+    let r = c
+        .call(
+            "turn/steer",
+            json!({"threadId": tid, "expectedTurnId": turn,
+                   "input": [{"type": "text", "text": "Also say STEERED."}]}),
+        )
+        .await;
+    assert_eq!(r, json!({"turnId": turn}));
+    let steered = c
+        .wait_for("steer user message", |v| {
+            v["method"] == "item/completed"
+                && v["params"]["item"]["content"][0]["text"] == "Also say STEERED."
+        })
+        .await;
+    assert_eq!(steered["params"]["turnId"], turn.as_str());
+    assert_eq!(steered["params"]["item"]["type"], "userMessage");
+    let done = c.turn_completed(&tid).await;
+    assert_eq!(done["params"]["turn"]["id"], turn.as_str());
+    assert_eq!(done["params"]["turn"]["status"], "completed");
+    // The partial answer never completed: only the steered reply did.
+    let completed_msgs: Vec<Value> = c
+        .seen_method("item/completed")
+        .into_iter()
+        .filter(|v| v["params"]["item"]["type"] == "agentMessage")
+        .collect();
+    assert_eq!(completed_msgs.len(), 1, "{completed_msgs:#?}");
+    assert_eq!(
+        completed_msgs[0]["params"]["item"]["text"],
+        "STEERED reply."
+    );
+
+    let reqs = mock.model_requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(user_texts(&reqs[0]).last().unwrap(), "Write something.");
+    let second = user_texts(&reqs[1]);
+    assert_eq!(
+        second[second.len() - 2..],
+        ["Write something.", "Also say STEERED."]
+    );
+    assert!(
+        !reqs[1].input().iter().any(|i| i["role"] == "assistant"),
+        "the abandoned partial answer is not sent back"
+    );
+
+    let read = c
+        .call(
+            "thread/read",
+            json!({"threadId": tid, "includeTurns": true}),
+        )
+        .await;
+    let items: Vec<&str> = read["thread"]["turns"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(items, ["userMessage", "userMessage", "agentMessage"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steer_errors_name_the_turn_or_its_absence() {
+    let mock = MockModelServer::start(vec![sse::slow_message(
+        "resp_1",
+        &["Part one ", "of the ", "answer."],
+        std::time::Duration::from_millis(300),
+    )])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("steerer").await;
+    let tid = c.start_thread(json!({})).await;
+    let steer = |expected: &str| {
+        json!({"threadId": tid, "expectedTurnId": expected,
+               "input": [{"type": "text", "text": "late"}]})
+    };
+    let id = c.request("turn/steer", steer("nope")).await;
+    let r = c.response(id).await;
+    assert_eq!(r["error"]["code"], -32600);
+    assert_eq!(r["error"]["message"], "no active turn to steer");
+
+    let turn = c.start_turn(&tid, "Write something.").await;
+    c.notification("item/agentMessage/delta").await;
+    let wrong = "00000000-0000-0000-0000-000000000000";
+    let id = c.request("turn/steer", steer(wrong)).await;
+    let r = c.response(id).await;
+    assert_eq!(r["error"]["code"], -32600);
+    assert_eq!(
+        r["error"]["message"],
+        format!("expected active turn id `{wrong}` but found `{turn}`")
+    );
+    let done = c.turn_completed(&tid).await;
+    assert_eq!(done["params"]["turn"]["status"], "completed");
+    let id = c.request("turn/steer", steer(&turn)).await;
+    let r = c.response(id).await;
+    assert_eq!(r["error"]["message"], "no active turn to steer");
+    assert_eq!(mock.model_requests().len(), 1);
+}
