@@ -133,3 +133,68 @@ async fn steer_errors_name_the_turn_or_its_absence() {
     assert_eq!(r["error"]["message"], "no active turn to steer");
     assert_eq!(mock.model_requests().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approval_notifications_come_in_upstreams_order() {
+    let home = TestHome::new();
+    let file = home.workspace().join("created.txt");
+    let mock = MockModelServer::start(vec![
+        codex_test_support::MockResponse::sse(sse::function_call_events(
+            "r1",
+            "call_touch_1",
+            "exec_command",
+            json!({"cmd": format!("touch {}", file.display()),
+                   "sandbox_permissions": "require_escalated", "justification": "May I?"}),
+        )),
+        sse::message("Created the file."),
+    ])
+    .await;
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &["-c", "approval_policy=\"on-request\""]).await;
+    let c = &mut s.client;
+    c.initialize("approver").await;
+    let tid = c.start_thread(json!({})).await;
+    c.start_turn(&tid, "Create a file named created.txt.").await;
+    let req = c
+        .wait_for("approval request", |v| {
+            v["method"] == "item/commandExecution/requestApproval"
+        })
+        .await;
+    c.send(json!({"id": req["id"], "result": {"decision": "accept"}}))
+        .await;
+    c.turn_completed(&tid).await;
+    assert!(file.exists());
+
+    // The order as upstream's TUI session shows it.
+    let rid = req["id"].clone();
+    let key = |v: &Value| -> Option<String> {
+        let m = v["method"].as_str()?;
+        match m {
+            "thread/status/changed" => Some(format!("status {}", v["params"]["status"])),
+            "item/started" | "item/completed" if v["params"]["item"]["id"] == "call_touch_1" => {
+                Some(m.to_string())
+            }
+            "item/commandExecution/requestApproval" | "serverRequest/resolved" => {
+                Some(m.to_string())
+            }
+            _ => None,
+        }
+    };
+    let seen: Vec<String> = c.seen.iter().filter_map(key).collect();
+    assert_eq!(
+        seen,
+        [
+            r#"status {"activeFlags":[],"type":"active"}"#,
+            r#"status {"activeFlags":["waitingOnApproval"],"type":"active"}"#,
+            "item/started",
+            "item/commandExecution/requestApproval",
+            "serverRequest/resolved",
+            r#"status {"activeFlags":[],"type":"active"}"#,
+            "item/completed",
+            r#"status {"type":"idle"}"#,
+        ]
+    );
+    let resolved = c.seen_method("serverRequest/resolved");
+    assert_eq!(resolved[0]["params"]["requestId"], rid);
+    assert_eq!(resolved[0]["params"]["threadId"], tid.as_str());
+}

@@ -60,6 +60,9 @@ struct Runtime {
     /// worker's answer.
     pending_steers: HashMap<String, (u64, RequestId)>,
     approvals: HashMap<u64, ApprovalRoute>,
+    /// The worker announced an approval (`Event::ApprovalPending`) that has
+    /// not arrived yet: the thread already shows as waiting on it.
+    approval_pending: bool,
     preview: Option<String>,
 }
 
@@ -107,6 +110,7 @@ impl LoadedThread {
                 pending_turns: HashMap::new(),
                 pending_steers: HashMap::new(),
                 approvals: HashMap::new(),
+                approval_pending: false,
                 preview,
             }),
             id,
@@ -373,14 +377,21 @@ impl LoadedThread {
     }
 
     fn on_approval(&self, server: &Server, approval_id: u64, request: ApprovalRequest) {
-        self.rt().approvals.insert(
-            approval_id,
-            ApprovalRoute {
-                request,
-                sent: None,
-            },
-        );
-        self.broadcast(server, &[self.status_note()]);
+        let announced = {
+            let mut rt = self.rt();
+            rt.approvals.insert(
+                approval_id,
+                ApprovalRoute {
+                    request,
+                    sent: None,
+                },
+            );
+            std::mem::take(&mut rt.approval_pending)
+        };
+        // Announced: the status already said so, before the item started.
+        if !announced {
+            self.broadcast(server, &[self.status_note()]);
+        }
         self.route_unsent(server);
     }
 
@@ -475,6 +486,26 @@ impl LoadedThread {
     }
 
     fn on_event(&self, server: &Server, event: Event) {
+        match &event {
+            // Upstream's order: waitingOnApproval, then the item, then the
+            // request.
+            Event::ApprovalPending { .. } => {
+                let changed = {
+                    let mut rt = self.rt();
+                    let was = status_of(&rt);
+                    rt.approval_pending = true;
+                    status_of(&rt) != was
+                };
+                if changed {
+                    self.broadcast(server, &[self.status_note()]);
+                }
+                return;
+            }
+            Event::TurnCompleted { .. } | Event::TurnFailed { .. } | Event::TurnAborted { .. } => {
+                self.rt().approval_pending = false;
+            }
+            _ => {}
+        }
         let notes = self.rt().mapper.map(&event);
         if !notes.is_empty() {
             self.broadcast(server, &notes);
@@ -588,7 +619,7 @@ impl LoadedThread {
 fn status_of(rt: &Runtime) -> ThreadStatusView {
     if rt.mapper.active_turn_id().is_some() || !rt.pending_turns.is_empty() {
         ThreadStatusView::Active {
-            waiting_on_approval: !rt.approvals.is_empty(),
+            waiting_on_approval: !rt.approvals.is_empty() || rt.approval_pending,
         }
     } else {
         ThreadStatusView::Idle
