@@ -198,3 +198,128 @@ async fn approval_notifications_come_in_upstreams_order() {
     assert_eq!(resolved[0]["params"]["requestId"], rid);
     assert_eq!(resolved[0]["params"]["threadId"], tid.as_str());
 }
+
+const SUMMARIZATION_PROMPT_HEAD: &str = "You are performing a CONTEXT CHECKPOINT COMPACTION.";
+const SUMMARY_PREFIX_HEAD: &str = "Another language model started to solve this problem";
+
+fn texts(req: &codex_test_support::RecordedRequest) -> Vec<(String, String)> {
+    req.input()
+        .iter()
+        .filter_map(|i| {
+            let text = i["content"][0]["text"].as_str()?;
+            Some((i["role"].as_str()?.to_string(), text.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_summarises_replaces_the_history_and_survives_a_resume() {
+    let mock = MockModelServer::start(vec![
+        sse::message("The answer is 42."),
+        sse::message("SUMMARY: the user asked about 42."),
+        sse::message("after compaction"),
+        sse::message("after resume"),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let tid = {
+        let mut s = StdioServer::start(&home, &[]).await;
+        let c = &mut s.client;
+        c.initialize("compactor").await;
+        let tid = c.start_thread(json!({})).await;
+        c.start_turn(&tid, "What is the answer?").await;
+        c.turn_completed(&tid).await;
+
+        let r = c
+            .call("thread/compact/start", json!({"threadId": tid}))
+            .await;
+        assert_eq!(r, json!({}));
+        let started = c
+            .wait_for("compaction item", |v| {
+                v["method"] == "item/started" && v["params"]["item"]["type"] == "contextCompaction"
+            })
+            .await;
+        let item_id = started["params"]["item"]["id"].clone();
+        let done = c
+            .wait_for("compaction completed", |v| {
+                v["method"] == "item/completed"
+                    && v["params"]["item"]["type"] == "contextCompaction"
+            })
+            .await;
+        assert_eq!(done["params"]["item"]["id"], item_id);
+        let turn = c.turn_completed(&tid).await;
+        assert_eq!(turn["params"]["turn"]["status"], "completed");
+        assert_eq!(turn["params"]["turn"]["id"], started["params"]["turnId"]);
+        assert!(
+            c.seen_method("turn/started").len() == 2,
+            "the compaction is a turn of its own"
+        );
+        assert!(!c.seen_method("thread/tokenUsage/updated").is_empty());
+
+        // The summarisation request: the history, then upstream's prompt; no tools.
+        let reqs = mock.model_requests();
+        let summarise = &reqs[1];
+        let t = texts(summarise);
+        assert!(
+            t.last().unwrap().1.starts_with(SUMMARIZATION_PROMPT_HEAD),
+            "{t:?}"
+        );
+        assert!(t
+            .iter()
+            .any(|(r, x)| r == "user" && x == "What is the answer?"));
+        assert!(t
+            .iter()
+            .any(|(r, x)| r == "assistant" && x == "The answer is 42."));
+        assert_eq!(summarise.body["tools"], json!([]));
+
+        // The next turn sees the compacted history only.
+        c.start_turn(&tid, "And now?").await;
+        c.turn_completed(&tid).await;
+        let t = texts(&mock.model_requests()[2]);
+        assert!(!t.iter().any(|(r, _)| r == "assistant"), "{t:?}");
+        let users: Vec<&str> = t
+            .iter()
+            .filter(|(r, x)| r == "user" && !x.starts_with('<') && !x.starts_with('#'))
+            .map(|(_, x)| x.as_str())
+            .collect();
+        assert_eq!(users.len(), 3, "{users:?}");
+        assert_eq!(users[0], "What is the answer?");
+        assert!(users[1].starts_with(SUMMARY_PREFIX_HEAD));
+        assert!(users[1].ends_with("\nSUMMARY: the user asked about 42."));
+        assert_eq!(users[2], "And now?");
+        drop(s.client);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), s.child.wait()).await;
+        tid
+    };
+
+    // The rollout's `compacted` line, as upstream writes it.
+    let rollout = home.rollouts().pop().unwrap();
+    let lines = common::rollout_lines(&rollout);
+    let compacted: Vec<&Value> = lines.iter().filter(|l| l["type"] == "compacted").collect();
+    assert_eq!(compacted.len(), 1);
+    let payload = &compacted[0]["payload"];
+    assert!(payload["message"]
+        .as_str()
+        .unwrap()
+        .starts_with(SUMMARY_PREFIX_HEAD));
+    assert!(payload["replacement_history"].as_array().unwrap().len() >= 3);
+
+    // A resume rebuilds the compacted history.
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("resumer").await;
+    c.call("thread/resume", json!({"threadId": tid})).await;
+    c.start_turn(&tid, "Still there?").await;
+    c.turn_completed(&tid).await;
+    let t = texts(&mock.model_requests()[3]);
+    let summary_at = t
+        .iter()
+        .position(|(_, x)| x.starts_with(SUMMARY_PREFIX_HEAD))
+        .expect("the summary is in the resumed history");
+    assert!(
+        !t[..summary_at].iter().any(|(r, _)| r == "assistant"),
+        "nothing from before the compaction but the user's words: {t:?}"
+    );
+    assert_eq!(t.last().unwrap().1, "Still there?");
+}

@@ -433,6 +433,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 input,
                 output_schema,
                 overrides,
+                compact,
             } => {
                 if active.as_ref().is_some_and(|a| !a.handle.is_finished()) {
                     let _ = out_tx
@@ -465,6 +466,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     turn_id: Some(turn_id.clone()),
                     overrides,
                     steer: steer.clone(),
+                    compact,
                 };
                 let handle = tokio::spawn(async move {
                     // One turn at a time is enforced above, so the

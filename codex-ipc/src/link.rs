@@ -112,6 +112,9 @@ pub enum ToWorker {
         output_schema: Option<Value>,
         #[serde(default)]
         overrides: TurnOverrides,
+        /// A compaction turn (`thread/compact/start`; `input` is empty).
+        #[serde(default)]
+        compact: bool,
     },
     /// Adds input to the running turn if it is `expected_turn_id`
     /// (`turn/steer`); answered by [`FromWorker::SteerAccepted`] or
@@ -549,6 +552,7 @@ impl WorkerThread {
             input,
             output_schema,
             overrides,
+            compact: false,
         })
         .await
     }
@@ -591,6 +595,7 @@ mod tests {
             input: vec![UserInput::Text { text: "hi".into() }],
             output_schema: None,
             overrides: TurnOverrides::default(),
+            compact: false,
         };
         let line = encode(&m).unwrap();
         let back: ToWorker = serde_json::from_slice(&line).unwrap();

@@ -8,6 +8,7 @@
 //! retries, a tool loop, a missed deadline) or aborted (interrupt). Every end
 //! is recorded and fsynced in the rollout before it is reported.
 
+pub mod compact;
 pub mod context;
 pub mod guard;
 pub mod sink;
@@ -56,6 +57,9 @@ pub struct TurnRequest {
     pub overrides: TurnOverrides,
     /// Input added while the turn runs (`turn/steer`); keep a clone to push.
     pub steer: SteerInbox,
+    /// A compaction turn (`thread/compact/start`): `input` is unused; the
+    /// history is summarised and replaced ([`compact`]).
+    pub compact: bool,
 }
 
 impl TurnRequest {
@@ -395,26 +399,31 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         final_output_json_schema: req.output_schema.clone(),
     }));
 
-    let user_item = match user_response_item(&req.input) {
-        Ok(i) => i,
-        Err(message) => {
-            let error = TurnError {
-                kind: TurnErrorKind::Other,
-                message,
-            };
-            return finish(
-                &sink,
-                &turn_id,
-                started,
-                TurnStatus::Failed { error },
-                None,
-                TokenUsage::default(),
-            )
-            .await;
+    let user_item = if req.compact {
+        None
+    } else {
+        match user_response_item(&req.input) {
+            Ok(i) => Some(i),
+            Err(message) => {
+                let error = TurnError {
+                    kind: TurnErrorKind::Other,
+                    message,
+                };
+                return finish(
+                    &sink,
+                    &turn_id,
+                    started,
+                    TurnStatus::Failed { error },
+                    None,
+                    TokenUsage::default(),
+                )
+                .await;
+            }
         }
     };
-    push_user_message(&sink, &turn_id, &mut state, user_item, req.input.clone()).await;
-
+    if let Some(user_item) = user_item {
+        push_user_message(&sink, &turn_id, &mut state, user_item, req.input.clone()).await;
+    }
     let tool_ctx = Arc::new(ToolContext {
         turn_id: turn_id.clone(),
         cwd: cfg.cwd.clone(),
@@ -468,7 +477,11 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
     };
 
     let deadline = tokio::time::sleep(cfg.turn_timeout);
-    let body = run.body(&mut state);
+    let body: BoxFuture<'_, Result<(), TurnEnd>> = if req.compact {
+        Box::pin(run.compact(&mut state))
+    } else {
+        Box::pin(run.body(&mut state))
+    };
     let result = tokio::select! {
         r = body => r,
         _ = req.cancel.cancelled() => Err(TurnEnd::Aborted(AbortReason::Interrupted)),

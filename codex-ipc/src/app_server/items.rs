@@ -132,6 +132,12 @@ enum ThreadItemWire<'a> {
         completed_at_ms: Option<i64>,
     },
     #[serde(rename_all = "camelCase")]
+    ContextCompaction {
+        id: &'a str,
+        started_at_ms: Option<i64>,
+        completed_at_ms: Option<i64>,
+    },
+    #[serde(rename_all = "camelCase")]
     FileChange {
         id: &'a str,
         changes: Vec<FileUpdateChangeWire<'a>>,
@@ -247,6 +253,11 @@ impl ItemView {
                     PatchStatus::Failed => ItemStatusWire::Failed,
                     PatchStatus::Declined => ItemStatusWire::Declined,
                 },
+                started_at_ms,
+                completed_at_ms,
+            },
+            ThreadItem::ContextCompaction(c) => ThreadItemWire::ContextCompaction {
+                id: &c.id,
                 started_at_ms,
                 completed_at_ms,
             },

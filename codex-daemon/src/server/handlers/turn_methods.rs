@@ -13,7 +13,9 @@ use codex_ipc::app_server::methods::{self, TurnInterruptParams, TurnStartParams}
 use codex_ipc::app_server::notifications::WarningNotification;
 use codex_ipc::app_server::objects::sandbox_policy_from_json;
 use codex_ipc::app_server::responses::TurnInterruptResponse;
-use codex_ipc::app_server::turn_control::TurnSteerParams;
+use codex_ipc::app_server::turn_control::{
+    ThreadCompactStartParams, ThreadCompactStartResponse, TurnSteerParams,
+};
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{LinkError, ToWorker};
 use serde_json::Value;
@@ -86,6 +88,7 @@ impl Server {
             input,
             output_schema: p.output_schema,
             overrides,
+            compact: false,
         };
         match t.worker.try_send(msg) {
             // Answered with `TurnStartResponse` when the worker accepts it.
@@ -181,6 +184,51 @@ impl Server {
                 t.cancel_expected_steer(&steer_id);
                 Reply::Now(Err(RpcError::invalid_request(e.to_string())))
             }
+        }
+    }
+
+    /// `thread/compact/start`: a compaction turn, answered `{}` at once (the
+    /// turn reports itself, as upstream's does).
+    pub(super) async fn thread_compact_start(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<ThreadCompactStartResponse, RpcError> {
+        let p: ThreadCompactStartParams = methods::parse(params)?;
+        let t = match self.live_thread(&p.thread_id).await {
+            Some(t) => t,
+            None => match self
+                .load_from_disk(conn, &p.thread_id, ThreadSettings::default())
+                .await
+            {
+                Ok(t) => t,
+                Err(_) if self.catalog.find(&p.thread_id).is_none() => {
+                    return Err(not_loaded(&p.thread_id))
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
+            return Err(RpcError::overloaded());
+        }
+        if t.is_busy() {
+            return Err(RpcError::invalid_request(format!(
+                "thread {} already has a running turn",
+                p.thread_id
+            )));
+        }
+        t.subscribe(self, conn.id);
+        let msg = ToWorker::TurnStart {
+            turn_id: uuid::Uuid::now_v7().to_string(),
+            input: Vec::new(),
+            output_schema: None,
+            overrides: TurnOverrides::default(),
+            compact: true,
+        };
+        match t.worker.try_send(msg) {
+            Ok(()) => Ok(ThreadCompactStartResponse {}),
+            Err(LinkError::Full) => Err(RpcError::overloaded()),
+            Err(e) => Err(RpcError::invalid_request(e.to_string())),
         }
     }
 
