@@ -323,3 +323,105 @@ async fn compaction_summarises_replaces_the_history_and_survives_a_resume() {
     );
     assert_eq!(t.last().unwrap().1, "Still there?");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn title_generation_turn_sends_the_output_schema_and_leaves_no_rollout() {
+    let mock = MockModelServer::start(vec![sse::message("{\"title\":\"Mock task title\"}")]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("codex-tui").await;
+    let r = c
+        .call(
+            "thread/start",
+            json!({"ephemeral": true, "threadSource": "thread_title", "sandbox": "read-only"}),
+        )
+        .await;
+    assert_eq!(r["thread"]["ephemeral"], true);
+    assert_eq!(r["thread"]["path"], Value::Null);
+    let tid = r["thread"]["id"].as_str().unwrap().to_string();
+    let schema = json!({"type": "object",
+        "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 36}},
+        "required": ["title"], "additionalProperties": false});
+    c.call(
+        "turn/start",
+        json!({"threadId": tid, "clientUserMessageId": null, "turnTrigger": null,
+               "collaborationMode": null, "parentTurnId": null,
+               "input": [{"type": "text", "text": "Generate a title.", "text_elements": []}],
+               "outputSchema": schema}),
+    )
+    .await;
+    let done = c.turn_completed(&tid).await;
+    assert_eq!(
+        done["params"]["turn"]["items"][0]["text"],
+        "{\"title\":\"Mock task title\"}"
+    );
+    let body = &mock.model_requests()[0].body;
+    assert_eq!(
+        body["text"]["format"],
+        json!({"type": "json_schema", "name": "codex_output_schema", "schema": schema, "strict": true})
+    );
+    assert!(c
+        .seen_method("warning")
+        .iter()
+        .all(|w| !w["params"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not supported")));
+    assert!(
+        home.rollouts().is_empty(),
+        "an ephemeral thread writes no rollout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collaboration_mode_sets_the_model_tells_its_instructions_once_and_unknown_fields_are_named(
+) {
+    let mock = MockModelServer::start(vec![sse::message("one"), sse::message("two")]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("codex-tui").await;
+    let tid = c.start_thread(json!({})).await;
+    let turn = |text: &str, mode: &str| {
+        json!({"threadId": tid, "clientUserMessageId": "c1", "turnTrigger": "user",
+               "input": [{"type": "text", "text": text}],
+               "toolOutput": {"bogus": 1},
+               "collaborationMode": {"mode": mode, "settings": {
+                   "model": "mode-model", "reasoning_effort": null,
+                   "developer_instructions": "# Collaboration Mode: Default"}}})
+    };
+    c.call("turn/start", turn("first", "default")).await;
+    let warning = c.notification("warning").await;
+    let message = warning["params"]["message"].as_str().unwrap();
+    assert!(message.contains("`toolOutput`"), "{message}");
+    c.turn_completed(&tid).await;
+    c.call("turn/start", turn("second", "plan")).await;
+    let warning = c
+        .wait_for("plan warning", |v| {
+            v["method"] == "warning"
+                && v["params"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("`plan`"))
+        })
+        .await;
+    assert_eq!(warning["params"]["threadId"], tid.as_str());
+    c.turn_completed(&tid).await;
+
+    let reqs = mock.model_requests();
+    assert_eq!(reqs[0].body["model"], "mode-model");
+    let told = |r: &codex_test_support::RecordedRequest| {
+        r.input()
+            .iter()
+            .filter(|i| {
+                i["role"] == "developer"
+                    && i["content"][0]["text"]
+                        == "<collaboration_mode># Collaboration Mode: Default</collaboration_mode>"
+            })
+            .count()
+    };
+    assert_eq!(told(&reqs[0]), 1);
+    assert_eq!(told(&reqs[1]), 1, "unchanged instructions are not repeated");
+}

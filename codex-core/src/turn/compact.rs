@@ -141,6 +141,8 @@ impl TurnRun<'_> {
             "replacement_history": new_history,
         })));
         state.history = new_history;
+        // The summary replaced them: told again at the next turn that has them.
+        state.collaboration_instructions = None;
         self.report_usage(state, summary.usage).await;
         sink.emit(Event::ItemCompleted {
             turn_id: self.turn_id.clone(),

@@ -82,6 +82,10 @@ pub struct TurnOverrides {
     pub model: Option<String>,
     pub effort: Option<crate::config::ReasoningEffort>,
     pub summary: Option<crate::config::ReasoningSummary>,
+    /// The collaboration mode's developer instructions (`turn/start`
+    /// `collaborationMode`): told to the model as a developer message when
+    /// they change, as upstream does.
+    pub collaboration_instructions: Option<String>,
 }
 
 impl TurnOverrides {
@@ -135,6 +139,8 @@ pub struct TurnOutcome {
 pub struct ThreadState {
     pub history: Vec<ResponseItem>,
     pub total_usage: TokenUsage,
+    /// The collaboration-mode instructions last told to the model.
+    pub collaboration_instructions: Option<String>,
 }
 
 /// What every turn of one thread shares.
@@ -382,6 +388,16 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         for item in context::initial_context(&cfg) {
             sink.record(RolloutItem::ResponseItem(item.clone()));
             state.history.push(item);
+        }
+    }
+    if let Some(text) = &req.overrides.collaboration_instructions {
+        if state.collaboration_instructions.as_ref() != Some(text) {
+            let item = ResponseItem::developer_text(format!(
+                "<collaboration_mode>{text}</collaboration_mode>"
+            ));
+            sink.record(RolloutItem::ResponseItem(item.clone()));
+            state.history.push(item);
+            state.collaboration_instructions = Some(text.clone());
         }
     }
     sink.record(RolloutItem::TurnContext(TurnContextItem {

@@ -169,6 +169,20 @@ pub struct TurnStartParams {
     pub approval_policy: Option<Value>,
     pub sandbox_policy: Option<Value>,
     pub output_schema: Option<Value>,
+    /// The TUI's id for the message (upstream echoes it as `clientId`).
+    #[serde(default)]
+    pub client_user_message_id: Option<String>,
+    /// `user`, ...: attribution only upstream.
+    #[serde(default)]
+    pub turn_trigger: Option<String>,
+    /// `{mode, settings: {model, reasoning_effort, developer_instructions}}`.
+    #[serde(default)]
+    pub collaboration_mode: Option<Value>,
+    #[serde(default)]
+    pub runtime_workspace_roots: Option<Vec<String>>,
+    /// Every other field, so a value we do not serve can be named.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]

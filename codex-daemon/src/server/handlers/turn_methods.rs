@@ -57,10 +57,22 @@ impl Server {
             Ok(i) => i,
             Err(e) => return Reply::Now(Err(e)),
         };
-        let overrides = match turn_overrides(&p) {
+        let (overrides, unserved) = match turn_overrides(&p, &t.ready().cwd) {
             Ok(o) => o,
             Err(e) => return Reply::Now(Err(e)),
         };
+        if !unserved.is_empty() {
+            conn.send_notification(
+                &WarningNotification {
+                    thread_id: t.id.clone(),
+                    message: format!(
+                        "turn/start: {} not supported by this server; ignored",
+                        unserved.join(", ")
+                    ),
+                }
+                .into(),
+            );
+        }
         // Backpressure before anything else: a worker over its hard limit or
         // with a full queue takes no new turn (its running turn goes on).
         if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
@@ -274,8 +286,12 @@ fn parse_input(input: &[Value]) -> Result<Vec<UserInput>, RpcError> {
     Ok(input)
 }
 
-/// The per-turn overrides of `turn/start`.
-fn turn_overrides(p: &TurnStartParams) -> Result<TurnOverrides, RpcError> {
+/// The per-turn overrides of `turn/start`, and the fields given that this
+/// server does not serve (named in a warning).
+fn turn_overrides(
+    p: &TurnStartParams,
+    thread_cwd: &std::path::Path,
+) -> Result<(TurnOverrides, Vec<String>), RpcError> {
     let bad = |what: &str, v: &Value| {
         RpcError::invalid_request(format!("Invalid request: unsupported {what} {v}"))
     };
@@ -291,12 +307,68 @@ fn turn_overrides(p: &TurnStartParams) -> Result<TurnOverrides, RpcError> {
         None | Some(Value::Null) => None,
         Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| bad("summary", v))?),
     };
-    Ok(TurnOverrides {
+    let mut unserved: Vec<String> = p
+        .other
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, _)| format!("`{k}`"))
+        .collect();
+    // The workspace is the thread's (or the turn's) cwd; other roots are not
+    // served.
+    let cwd = p
+        .cwd
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| thread_cwd.to_path_buf());
+    if p.runtime_workspace_roots
+        .as_ref()
+        .is_some_and(|roots| roots.iter().any(|r| std::path::Path::new(r) != cwd))
+    {
+        unserved.push("`runtimeWorkspaceRoots` (other than the cwd)".into());
+    }
+    let mut overrides = TurnOverrides {
         cwd: p.cwd.as_ref().map(PathBuf::from),
         approval_policy: parse_approval(p.approval_policy.as_ref())?,
         sandbox_policy,
         model: p.model.clone(),
         effort,
         summary,
-    })
+        collaboration_instructions: None,
+    };
+    if let Some(mode) = p.collaboration_mode.as_ref().filter(|m| !m.is_null()) {
+        apply_collaboration_mode(mode, &mut overrides, &mut unserved)?;
+    }
+    Ok((overrides, unserved))
+}
+
+/// `collaborationMode`: its settings take precedence over `model` and
+/// `effort`; its developer instructions are told to the model. Only the
+/// default mode's behaviour exists here.
+fn apply_collaboration_mode(
+    mode: &Value,
+    overrides: &mut TurnOverrides,
+    unserved: &mut Vec<String>,
+) -> Result<(), RpcError> {
+    let bad = || {
+        RpcError::invalid_request(format!(
+            "Invalid request: unsupported collaborationMode {mode}"
+        ))
+    };
+    let kind = mode.get("mode").and_then(Value::as_str).ok_or_else(bad)?;
+    if kind != "default" {
+        unserved.push(format!("`collaborationMode` `{kind}` (runs as default)"));
+    }
+    let settings = mode.get("settings").cloned().unwrap_or(Value::Null);
+    if let Some(model) = settings.get("model").and_then(Value::as_str) {
+        overrides.model = Some(model.to_string());
+    }
+    match settings.get("reasoning_effort") {
+        None | Some(Value::Null) => {}
+        Some(v) => overrides.effort = Some(serde_json::from_value(v.clone()).map_err(|_| bad())?),
+    }
+    overrides.collaboration_instructions = settings
+        .get("developer_instructions")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(())
 }
