@@ -223,7 +223,7 @@ mod tests {
         ];
         let mut history = context.clone();
         history.push(ResponseItem::user_text("first"));
-        history.push(ResponseItem::assistant_text(None, "answer".into()));
+        history.push(ResponseItem::assistant_text(None, "answer"));
         history.push(ResponseItem::user_text(format!("{SUMMARY_PREFIX}\nold")));
         history.push(ResponseItem::user_text("second"));
         let users = collect_user_messages(&history);
