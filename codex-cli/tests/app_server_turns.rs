@@ -425,3 +425,58 @@ async fn collaboration_mode_sets_the_model_tells_its_instructions_once_and_unkno
     assert_eq!(told(&reqs[0]), 1);
     assert_eq!(told(&reqs[1]), 1, "unchanged instructions are not repeated");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_compaction_at_the_token_limit_runs_inside_the_turn() {
+    let mock = MockModelServer::start(vec![
+        sse::exec_command("call_echo", "echo hi"),
+        sse::message("SUMMARY ONE"),
+        sse::message("done"),
+        sse::message("SUMMARY TWO"),
+        sse::message("second"),
+    ])
+    .await;
+    let home = TestHome::new();
+    // Every mock response counts 15 tokens.
+    home.write_config(&mock.url(), "model_auto_compact_token_limit = 15");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("compactor").await;
+    let tid = c.start_thread(json!({})).await;
+    let turn = c.start_turn(&tid, "run echo").await;
+    let item = c
+        .wait_for("inline compaction", |v| {
+            v["method"] == "item/completed" && v["params"]["item"]["type"] == "contextCompaction"
+        })
+        .await;
+    assert_eq!(item["params"]["turnId"], turn.as_str());
+    let done = c.turn_completed(&tid).await;
+    assert_eq!(done["params"]["turn"]["status"], "completed");
+    let reqs = mock.model_requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(texts(&reqs[1])
+        .last()
+        .unwrap()
+        .1
+        .starts_with(SUMMARIZATION_PROMPT_HEAD));
+    // After the tool output the model goes on from the summary.
+    let t = texts(&reqs[2]);
+    assert!(t.last().unwrap().1.ends_with("\nSUMMARY ONE"), "{t:?}");
+    assert!(!reqs[2].input().iter().any(|i| i["type"] == "function_call"));
+
+    // Over the limit since then: the next turn compacts before it asks,
+    // and its input comes after the summary.
+    c.start_turn(&tid, "again").await;
+    c.turn_completed(&tid).await;
+    let reqs = mock.model_requests();
+    assert_eq!(reqs.len(), 5);
+    assert!(texts(&reqs[3])
+        .last()
+        .unwrap()
+        .1
+        .starts_with(SUMMARIZATION_PROMPT_HEAD));
+    let t = texts(&reqs[4]);
+    let n = t.len();
+    assert!(t[n - 2].1.ends_with("\nSUMMARY TWO"), "{t:?}");
+    assert_eq!(t[n - 1].1, "again");
+}

@@ -4,7 +4,10 @@
 //! tools), and the new history is the initial context, the most recent user
 //! messages (up to ~20k tokens) and the summary behind upstream's prefix. The
 //! rollout gets a `compacted` line with the summary (`message`) and the new
-//! history (`replacement_history`), which a resume reads back.
+//! history (`replacement_history`), which a resume reads back. With
+//! `model_auto_compact_token_limit`, the turn loop runs the same compaction
+//! inside a turn when a response's token count reaches the limit (before
+//! the turn's first request, or between tool outputs and the next request).
 
 use futures_util::StreamExt;
 use serde_json::json;
@@ -144,6 +147,8 @@ impl TurnRun<'_> {
         // The summary replaced them: told again at the next turn that has them.
         state.collaboration_instructions = None;
         self.report_usage(state, summary.usage).await;
+        // The summary request's size says nothing about the new history.
+        state.last_response_tokens = 0;
         sink.emit(Event::ItemCompleted {
             turn_id: self.turn_id.clone(),
             item,

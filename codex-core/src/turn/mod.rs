@@ -141,6 +141,8 @@ pub struct ThreadState {
     pub total_usage: TokenUsage,
     /// The collaboration-mode instructions last told to the model.
     pub collaboration_instructions: Option<String>,
+    /// Tokens of the latest response (its context), for auto-compaction.
+    pub last_response_tokens: u64,
 }
 
 /// What every turn of one thread shares.
@@ -715,6 +717,21 @@ struct TurnRun<'a> {
 impl TurnRun<'_> {
     async fn body(&mut self, state: &mut ThreadState) -> Result<(), TurnEnd> {
         let sink = self.shared.sink.clone();
+        // Over the limit since the last turn: compact before asking, with
+        // this turn's input kept after the summary (as upstream compacts
+        // before recording it; recorded again after the `compacted` line so
+        // a resume has it too).
+        if self.auto_compact_due(state) {
+            let input = match state.history.last() {
+                Some(ResponseItem::Message { role, .. }) if role == "user" => state.history.pop(),
+                _ => None,
+            };
+            self.compact(state).await?;
+            if let Some(item) = input {
+                sink.record(RolloutItem::ResponseItem(item.clone()));
+                state.history.push(item);
+            }
+        }
         loop {
             let steered = self.steer.take().await;
             self.add_steer_input(state, steered).await?;
@@ -816,7 +833,19 @@ impl TurnRun<'_> {
                 }
             }
             self.report_usage(state, sample.usage).await;
+            // The model goes on after the tool outputs: compact first if the
+            // context reached `model_auto_compact_token_limit` (upstream's
+            // inline auto-compaction).
+            if self.auto_compact_due(state) {
+                self.compact(state).await?;
+            }
         }
+    }
+
+    fn auto_compact_due(&self, state: &ThreadState) -> bool {
+        self.cfg
+            .model_auto_compact_token_limit
+            .is_some_and(|limit| state.last_response_tokens >= limit)
     }
 
     /// Records and reports steer input as user messages of this turn.
@@ -841,10 +870,11 @@ impl TurnRun<'_> {
 
     /// Accounts a response's usage (recorded after the round's tool outputs,
     /// where upstream records it).
-    async fn report_usage(&mut self, state: &ThreadState, usage: Option<TokenUsage>) {
+    async fn report_usage(&mut self, state: &mut ThreadState, usage: Option<TokenUsage>) {
         let Some(usage) = usage else {
             return;
         };
+        state.last_response_tokens = usage.total_tokens;
         let sink = &self.shared.sink;
         self.turn_usage.add(&usage);
         let mut total = state.total_usage;
