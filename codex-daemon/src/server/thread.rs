@@ -60,6 +60,8 @@ struct Runtime {
     /// worker's answer.
     pending_steers: HashMap<String, (u64, RequestId)>,
     approvals: HashMap<u64, ApprovalRoute>,
+    /// A turn the worker accepted that has not reported its start yet.
+    accepted_turn: Option<String>,
     /// The worker announced an approval (`Event::ApprovalPending`) that has
     /// not arrived yet: the thread already shows as waiting on it.
     approval_pending: bool,
@@ -111,6 +113,7 @@ impl LoadedThread {
                 pending_steers: HashMap::new(),
                 approvals: HashMap::new(),
                 approval_pending: false,
+                accepted_turn: None,
                 preview,
             }),
             id,
@@ -322,6 +325,18 @@ impl LoadedThread {
         self.rt().pending_turns.remove(turn_id);
     }
 
+    /// The turn a `turn/steer` may name: the running one, or one accepted
+    /// by `turn/start` that has not reported its start yet.
+    pub fn steerable_turn_id(&self, expected: &str) -> Option<String> {
+        let rt = self.rt();
+        match rt.mapper.active_turn_id() {
+            Some(active) => Some(active.to_string()),
+            None => (rt.pending_turns.contains_key(expected)
+                || rt.accepted_turn.as_deref() == Some(expected))
+            .then(|| expected.to_string()),
+        }
+    }
+
     pub fn expect_steer(&self, steer_id: &str, conn: u64, request: RequestId) {
         self.rt()
             .pending_steers
@@ -501,8 +516,11 @@ impl LoadedThread {
                 }
                 return;
             }
+            Event::TurnStarted { .. } => self.rt().accepted_turn = None,
             Event::TurnCompleted { .. } | Event::TurnFailed { .. } | Event::TurnAborted { .. } => {
-                self.rt().approval_pending = false;
+                let mut rt = self.rt();
+                rt.approval_pending = false;
+                rt.accepted_turn = None;
             }
             _ => {}
         }
@@ -513,7 +531,11 @@ impl LoadedThread {
     }
 
     fn on_turn_accepted(&self, server: &Server, turn_id: &str) {
-        let waiting = self.rt().pending_turns.remove(turn_id);
+        let waiting = {
+            let mut rt = self.rt();
+            rt.accepted_turn = Some(turn_id.to_string());
+            rt.pending_turns.remove(turn_id)
+        };
         if let Some((conn, id)) = waiting {
             if let Some(c) = server.conn(conn) {
                 c.send_result(

@@ -138,7 +138,7 @@ impl Server {
             Ok(i) => i,
             Err(e) => return Reply::Now(Err(e)),
         };
-        let Some(active) = t.active_turn_id() else {
+        let Some(active) = t.steerable_turn_id(&p.expected_turn_id) else {
             return Reply::Now(Err(no_turn()));
         };
         if active != p.expected_turn_id {
