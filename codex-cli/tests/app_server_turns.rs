@@ -480,3 +480,53 @@ async fn auto_compaction_at_the_token_limit_runs_inside_the_turn() {
     assert!(t[n - 2].1.ends_with("\nSUMMARY TWO"), "{t:?}");
     assert_eq!(t[n - 1].1, "again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steer_during_a_tool_call_follows_its_output_in_the_next_request() {
+    let home = TestHome::new();
+    let gate = home.workspace().join("go");
+    let mock = MockModelServer::start(vec![
+        sse::exec_command(
+            "call_wait",
+            &format!(
+                "while [ ! -f {} ]; do sleep 0.05; done; echo ok",
+                gate.display()
+            ),
+        ),
+        sse::message("final"),
+    ])
+    .await;
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("steerer").await;
+    let tid = c.start_thread(json!({})).await;
+    let turn = c.start_turn(&tid, "wait for it").await;
+    c.wait_for("command started", |v| {
+        v["method"] == "item/started" && v["params"]["item"]["id"] == "call_wait"
+    })
+    .await;
+    let r = c
+        .call(
+            "turn/steer",
+            json!({"threadId": tid, "expectedTurnId": turn,
+                   "input": [{"type": "text", "text": "and then stop"}]}),
+        )
+        .await;
+    assert_eq!(r["turnId"], turn.as_str());
+    std::fs::write(&gate, "").unwrap();
+    let done = c.turn_completed(&tid).await;
+    assert_eq!(done["params"]["turn"]["status"], "completed");
+    let reqs = mock.model_requests();
+    assert_eq!(reqs.len(), 2);
+    let input = reqs[1].input();
+    let output_at = input
+        .iter()
+        .position(|i| i["type"] == "function_call_output")
+        .unwrap();
+    let steer_at = input
+        .iter()
+        .position(|i| i["role"] == "user" && i["content"][0]["text"] == "and then stop")
+        .unwrap();
+    assert!(output_at < steer_at, "{input:#?}");
+}
