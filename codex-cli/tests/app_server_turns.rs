@@ -37,7 +37,7 @@ async fn steer_mid_stream_abandons_the_partial_answer_and_asks_again() {
     let r = c
         .call(
             "turn/steer",
-            json!({"threadId": tid, "expectedTurnId": turn,
+            json!({"threadId": tid, "expectedTurnId": turn, "clientUserMessageId": "steer-1",
                    "input": [{"type": "text", "text": "Also say STEERED."}]}),
         )
         .await;
@@ -50,6 +50,7 @@ async fn steer_mid_stream_abandons_the_partial_answer_and_asks_again() {
         .await;
     assert_eq!(steered["params"]["turnId"], turn.as_str());
     assert_eq!(steered["params"]["item"]["type"], "userMessage");
+    assert_eq!(steered["params"]["item"]["clientId"], "steer-1");
     let done = c.turn_completed(&tid).await;
     assert_eq!(done["params"]["turn"]["id"], turn.as_str());
     assert_eq!(done["params"]["turn"]["status"], "completed");
@@ -394,6 +395,12 @@ async fn collaboration_mode_sets_the_model_tells_its_instructions_once_and_unkno
                    "developer_instructions": "# Collaboration Mode: Default"}}})
     };
     c.call("turn/start", turn("first", "default")).await;
+    let user = c
+        .wait_for("user message", |v| {
+            v["method"] == "item/started" && v["params"]["item"]["type"] == "userMessage"
+        })
+        .await;
+    assert_eq!(user["params"]["item"]["clientId"], "c1");
     let warning = c.notification("warning").await;
     let message = warning["params"]["message"].as_str().unwrap();
     assert!(message.contains("`toolOutput`"), "{message}");

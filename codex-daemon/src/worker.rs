@@ -15,8 +15,8 @@ use codex_core::approval::{ApprovalHandler, ApprovalRequest, ReviewDecision};
 use codex_core::auth::{AuthError, AuthToken, BrokerRequest, BrokerResponse, TokenSource};
 use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
 use codex_core::exec::Isolation;
-use codex_core::protocol::{Event, UserInput};
-use codex_core::turn::SteerInbox;
+use codex_core::protocol::Event;
+use codex_core::turn::{SteerInbox, SteerInput};
 use codex_core::{CancellationToken, Thread, ThreadOptions, TurnRequest};
 use codex_ipc::launcher::{set_process_name, take_link, Role};
 use codex_ipc::link::{serve_link, FromWorker, ThreadInit, ThreadReady, ToWorker};
@@ -434,6 +434,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 output_schema,
                 overrides,
                 compact,
+                client_message_id,
             } => {
                 if active.as_ref().is_some_and(|a| !a.handle.is_finished()) {
                     let _ = out_tx
@@ -467,6 +468,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     overrides,
                     steer: steer.clone(),
                     compact,
+                    client_message_id,
                 };
                 let handle = tokio::spawn(async move {
                     // One turn at a time is enforced above, so the
@@ -486,7 +488,12 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 steer_id,
                 expected_turn_id,
                 input,
+                client_message_id,
             } => {
+                let input = SteerInput {
+                    input,
+                    client_id: client_message_id,
+                };
                 steer_turn(
                     active.as_ref(),
                     &steer_id,
@@ -548,7 +555,7 @@ async fn steer_turn(
     active: Option<&ActiveTurn>,
     steer_id: &str,
     expected: &str,
-    input: Vec<UserInput>,
+    input: SteerInput,
     out: &mpsc::Sender<FromWorker>,
 ) {
     let rejected = |message: String| FromWorker::SteerRejected {

@@ -115,6 +115,9 @@ pub enum ToWorker {
         /// A compaction turn (`thread/compact/start`; `input` is empty).
         #[serde(default)]
         compact: bool,
+        /// `clientUserMessageId`, echoed as the user message's `clientId`.
+        #[serde(default)]
+        client_message_id: Option<String>,
     },
     /// Adds input to the running turn if it is `expected_turn_id`
     /// (`turn/steer`); answered by [`FromWorker::SteerAccepted`] or
@@ -123,6 +126,8 @@ pub enum ToWorker {
         steer_id: String,
         expected_turn_id: String,
         input: Vec<UserInput>,
+        #[serde(default)]
+        client_message_id: Option<String>,
     },
     /// Interrupts the running turn (if any, and if it is `turn_id`).
     TurnInterrupt {
@@ -553,6 +558,7 @@ impl WorkerThread {
             output_schema,
             overrides,
             compact: false,
+            client_message_id: None,
         })
         .await
     }
@@ -596,6 +602,7 @@ mod tests {
             output_schema: None,
             overrides: TurnOverrides::default(),
             compact: false,
+            client_message_id: None,
         };
         let line = encode(&m).unwrap();
         let back: ToWorker = serde_json::from_slice(&line).unwrap();

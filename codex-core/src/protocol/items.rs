@@ -46,6 +46,9 @@ impl ThreadItem {
 pub struct UserMessageItem {
     pub id: String,
     pub content: Vec<UserInput>,
+    /// The client's own id for the message (`clientUserMessageId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// What a user can send in a turn.

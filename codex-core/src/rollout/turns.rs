@@ -91,6 +91,7 @@ pub fn recorded_turns(items: &[RolloutItem]) -> Vec<RecordedTurn> {
                         content: vec![UserInput::Text {
                             text: text.to_string(),
                         }],
+                        client_id: None,
                     }),
                     started_at_ms: None,
                     completed_at_ms: None,
@@ -248,6 +249,7 @@ pub fn parse_turn_item(v: &Value) -> Option<ThreadItem> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            client_id: None,
         }),
         "AgentMessage" => ThreadItem::AgentMessage(AgentMessageItem {
             id,

@@ -37,7 +37,7 @@ use crate::tools::{ToolCall, ToolContext, ToolInvocation, ToolOutput, ToolSet};
 use crate::util::backoff;
 use guard::{RepeatGuard, Verdict};
 use sink::EventSink;
-pub use steer::{SteerGuard, SteerInbox};
+pub use steer::{SteerGuard, SteerInbox, SteerInput};
 
 /// Longest server-requested delay honoured between stream retries.
 const MAX_STREAM_RETRY_DELAY: Duration = Duration::from_secs(120);
@@ -57,6 +57,8 @@ pub struct TurnRequest {
     pub overrides: TurnOverrides,
     /// Input added while the turn runs (`turn/steer`); keep a clone to push.
     pub steer: SteerInbox,
+    /// The client's id for the input message (`clientUserMessageId`).
+    pub client_message_id: Option<String>,
     /// A compaction turn (`thread/compact/start`): `input` is unused; the
     /// history is summarised and replaced ([`compact`]).
     pub compact: bool,
@@ -323,13 +325,14 @@ async fn push_user_message(
     turn_id: &str,
     state: &mut ThreadState,
     item: ResponseItem,
-    input: Vec<UserInput>,
+    message: SteerInput,
 ) {
     sink.record(RolloutItem::ResponseItem(item.clone()));
     state.history.push(item);
     let user_msg = ThreadItem::UserMessage(UserMessageItem {
         id: uuid::Uuid::now_v7().to_string(),
-        content: input,
+        content: message.input,
+        client_id: message.client_id,
     });
     sink.emit(Event::ItemStarted {
         turn_id: turn_id.to_string(),
@@ -440,7 +443,11 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         }
     };
     if let Some(user_item) = user_item {
-        push_user_message(&sink, &turn_id, &mut state, user_item, req.input.clone()).await;
+        let message = SteerInput {
+            input: req.input.clone(),
+            client_id: req.client_message_id.clone(),
+        };
+        push_user_message(&sink, &turn_id, &mut state, user_item, message).await;
     }
     let tool_ctx = Arc::new(ToolContext {
         turn_id: turn_id.clone(),
@@ -852,10 +859,10 @@ impl TurnRun<'_> {
     async fn add_steer_input(
         &mut self,
         state: &mut ThreadState,
-        inputs: Vec<Vec<UserInput>>,
+        inputs: Vec<SteerInput>,
     ) -> Result<(), TurnEnd> {
         for input in inputs {
-            let item = user_response_item(&input).map_err(|message| {
+            let item = user_response_item(&input.input).map_err(|message| {
                 TurnEnd::Failed(TurnError {
                     kind: TurnErrorKind::Other,
                     message,

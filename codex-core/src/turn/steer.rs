@@ -12,10 +12,17 @@ use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::protocol::UserInput;
 
+/// One `turn/steer`: the input and the client's id for the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SteerInput {
+    pub input: Vec<UserInput>,
+    pub client_id: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Queue {
     closed: bool,
-    pending: Vec<Vec<UserInput>>,
+    pending: Vec<SteerInput>,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +49,7 @@ impl SteerGuard<'_> {
     }
 
     /// Queues `input` for the turn; refused (given back) once it has ended.
-    pub fn push(&mut self, input: Vec<UserInput>) -> Result<(), Vec<UserInput>> {
+    pub fn push(&mut self, input: SteerInput) -> Result<(), SteerInput> {
         if self.queue.closed {
             return Err(input);
         }
@@ -61,12 +68,12 @@ impl SteerInbox {
     }
 
     /// Queues `input` for the turn; refused (given back) once it has ended.
-    pub async fn push(&self, input: Vec<UserInput>) -> Result<(), Vec<UserInput>> {
+    pub async fn push(&self, input: SteerInput) -> Result<(), SteerInput> {
         self.lock().await.push(input)
     }
 
     /// Takes everything queued so far.
-    pub(crate) async fn take(&self) -> Vec<Vec<UserInput>> {
+    pub(crate) async fn take(&self) -> Vec<SteerInput> {
         std::mem::take(&mut self.0.queue.lock().await.pending)
     }
 
@@ -81,7 +88,7 @@ impl SteerInbox {
 
     /// Takes what is queued or, when nothing is, closes the inbox in the same
     /// step (so nothing can slip in between).
-    pub(crate) async fn take_or_close(&self) -> Option<Vec<Vec<UserInput>>> {
+    pub(crate) async fn take_or_close(&self) -> Option<Vec<SteerInput>> {
         let mut q = self.0.queue.lock().await;
         if q.pending.is_empty() {
             q.closed = true;
@@ -93,7 +100,7 @@ impl SteerInbox {
 
     /// Ends the turn's intake; later pushes are refused. Returns what was
     /// queued and never taken.
-    pub(crate) async fn close(&self) -> Vec<Vec<UserInput>> {
+    pub(crate) async fn close(&self) -> Vec<SteerInput> {
         let mut q = self.0.queue.lock().await;
         q.closed = true;
         std::mem::take(&mut q.pending)
@@ -107,7 +114,10 @@ mod tests {
     #[tokio::test]
     async fn closed_inbox_refuses_input() {
         let inbox = SteerInbox::default();
-        let text = || vec![UserInput::Text { text: "x".into() }];
+        let text = || SteerInput {
+            input: vec![UserInput::Text { text: "x".into() }],
+            client_id: None,
+        };
         inbox.push(text()).await.unwrap();
         assert_eq!(inbox.take().await.len(), 1);
         inbox.push(text()).await.unwrap();

@@ -184,7 +184,7 @@ impl ItemView {
             ThreadItem::UserMessage(m) => ThreadItemWire::UserMessage {
                 id: &m.id,
                 content: m.content.iter().map(UserInputWire::from).collect(),
-                client_id: None,
+                client_id: m.client_id.clone(),
                 started_at_ms,
                 completed_at_ms,
             },

@@ -169,7 +169,7 @@ pub struct TurnStartParams {
     pub approval_policy: Option<Value>,
     pub sandbox_policy: Option<Value>,
     pub output_schema: Option<Value>,
-    /// The TUI's id for the message (upstream echoes it as `clientId`).
+    /// The client's id for the message, echoed as the item's `clientId`.
     #[serde(default)]
     pub client_user_message_id: Option<String>,
     /// `user`, ...: attribution only upstream.

@@ -10,7 +10,7 @@ pub struct TurnSteerParams {
     pub thread_id: String,
     pub expected_turn_id: String,
     pub input: Vec<Value>,
-    /// Echoed by upstream in the user message item (`clientId`); accepted.
+    /// Echoed in the user message item (`clientId`), as upstream does.
     #[serde(default)]
     pub client_user_message_id: Option<String>,
     /// Turn metadata for the Responses API; not served (warned about).

@@ -101,6 +101,7 @@ impl Server {
             output_schema: p.output_schema,
             overrides,
             compact: false,
+            client_message_id: p.client_user_message_id.clone(),
         };
         match t.worker.try_send(msg) {
             // Answered with `TurnStartResponse` when the worker accepts it.
@@ -184,6 +185,7 @@ impl Server {
             steer_id: steer_id.clone(),
             expected_turn_id: p.expected_turn_id,
             input,
+            client_message_id: p.client_user_message_id,
         };
         match t.worker.try_send(msg) {
             // Answered `{turnId}` when the worker has queued the input.
@@ -236,6 +238,7 @@ impl Server {
             output_schema: None,
             overrides: TurnOverrides::default(),
             compact: true,
+            client_message_id: None,
         };
         match t.worker.try_send(msg) {
             Ok(()) => Ok(ThreadCompactStartResponse {}),
