@@ -314,6 +314,7 @@ mod tests {
                     path: "/i.png".into(),
                 },
             ],
+            client_id: None,
         }));
         assert_eq!(
             v(&user),
