@@ -7,6 +7,7 @@ mod common;
 
 use codex_test_support::{sse, MockModelServer, TestHome};
 use common::app_server::StdioServer;
+use common::schema::{unsolicited, validate};
 use serde_json::{json, Value};
 
 fn user_texts(req: &codex_test_support::RecordedRequest) -> Vec<String> {
@@ -92,6 +93,9 @@ async fn steer_mid_stream_abandons_the_partial_answer_and_asks_again() {
         .map(|i| i["type"].as_str().unwrap())
         .collect();
     assert_eq!(items, ["userMessage", "userMessage", "agentMessage"]);
+    let mut messages = unsolicited(&c.seen);
+    messages.push((Some("turn/steer".into()), json!({"id": 1, "result": r})));
+    validate(&messages);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -198,6 +202,7 @@ async fn approval_notifications_come_in_upstreams_order() {
     let resolved = c.seen_method("serverRequest/resolved");
     assert_eq!(resolved[0]["params"]["requestId"], rid);
     assert_eq!(resolved[0]["params"]["threadId"], tid.as_str());
+    validate(&unsolicited(&c.seen));
 }
 
 const SUMMARIZATION_PROMPT_HEAD: &str = "You are performing a CONTEXT CHECKPOINT COMPACTION.";
@@ -257,6 +262,12 @@ async fn compaction_summarises_replaces_the_history_and_survives_a_resume() {
             "the compaction is a turn of its own"
         );
         assert!(!c.seen_method("thread/tokenUsage/updated").is_empty());
+        let mut messages = unsolicited(&c.seen);
+        messages.push((
+            Some("thread/compact/start".into()),
+            json!({"id": 1, "result": r}),
+        ));
+        validate(&messages);
 
         // The summarisation request: the history, then upstream's prompt; no tools.
         let reqs = mock.model_requests();
