@@ -421,6 +421,8 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
     }));
 
     let user_item = if req.compact {
+        // A compaction takes no input: a steer is refused, not lost.
+        let _ = req.steer.close().await;
         None
     } else {
         match user_response_item(&req.input) {
