@@ -548,3 +548,33 @@ async fn steer_during_a_tool_call_follows_its_output_in_the_next_request() {
         .unwrap();
     assert!(output_at < steer_at, "{input:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_compaction_defaults_to_ninety_percent_of_the_context_window() {
+    let mock = MockModelServer::start(vec![
+        sse::exec_command("call_echo", "echo hi"),
+        sse::message("SUMMARY"),
+        sse::message("done"),
+    ])
+    .await;
+    let home = TestHome::new();
+    // 90% of 16 is 14: the first 15-token response is over it.
+    home.write_config(&mock.url(), "model_context_window = 16");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("compactor").await;
+    let tid = c.start_thread(json!({})).await;
+    c.start_turn(&tid, "run echo").await;
+    c.turn_completed(&tid).await;
+    assert!(c
+        .seen_method("item/completed")
+        .iter()
+        .any(|v| v["params"]["item"]["type"] == "contextCompaction"));
+    let reqs = mock.model_requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(texts(&reqs[1])
+        .last()
+        .unwrap()
+        .1
+        .starts_with(SUMMARIZATION_PROMPT_HEAD));
+}

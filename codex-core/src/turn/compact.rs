@@ -4,10 +4,11 @@
 //! tools), and the new history is the initial context, the most recent user
 //! messages (up to ~20k tokens) and the summary behind upstream's prefix. The
 //! rollout gets a `compacted` line with the summary (`message`) and the new
-//! history (`replacement_history`), which a resume reads back. With
-//! `model_auto_compact_token_limit`, the turn loop runs the same compaction
-//! inside a turn when a response's token count reaches the limit (before
-//! the turn's first request, or between tool outputs and the next request).
+//! history (`replacement_history`), which a resume reads back. The turn
+//! loop runs the same compaction inside a turn when a response's token count
+//! reaches 90% of the context window or `model_auto_compact_token_limit`
+//! (before the turn's first request, or between tool outputs and the next
+//! request).
 
 use futures_util::StreamExt;
 use serde_json::json;

@@ -851,10 +851,17 @@ impl TurnRun<'_> {
         }
     }
 
+    /// Upstream's rule: 90% of the model's context window, or the
+    /// configured `model_auto_compact_token_limit` if that is lower.
     fn auto_compact_due(&self, state: &ThreadState) -> bool {
-        self.cfg
-            .model_auto_compact_token_limit
-            .is_some_and(|limit| state.last_response_tokens >= limit)
+        let raw_window = self
+            .cfg
+            .model_context_window
+            .or_else(|| find_model(&self.cfg.model).map(|m| m.context_window))
+            .unwrap_or(crate::models::FALLBACK_CONTEXT_WINDOW);
+        let limit =
+            (raw_window * 9 / 10).min(self.cfg.model_auto_compact_token_limit.unwrap_or(u64::MAX));
+        state.last_response_tokens > 0 && state.last_response_tokens >= limit
     }
 
     /// Records and reports steer input as user messages of this turn.
