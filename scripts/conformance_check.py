@@ -9,8 +9,7 @@ Checks:
 * exec / SDK event streams are identical;
 * app-server transcripts are identical once the documented differences are
   applied (upstream-only notifications removed; our method list in the
-  unknown-method error; our approval decisions and the order of the approval
-  request around its item in f_approval; our error reply to a request that
+  unknown-method error; our approval decisions; our error reply to a request that
   cannot be decoded but whose id is known, which upstream leaves unanswered).
 """
 import json
@@ -22,6 +21,9 @@ APP_SERVER = ["a_plain", "b_shell_echo", "c_interrupt", "d_retry_500", "d2_retry
               "e_protocol_errors", "f_approval"]
 EVENTS = ["exec_a_plain", "exec_b_shell_echo", "exec_d_retry_500",
           "exec_experimental_b_shell_echo", "sdk_b_shell_echo"]
+NEXT = ["s1_steer", "s2_steer_bad"]
+# Upstream warns that its recording host had no bubblewrap; we do not use it.
+BUBBLEWRAP_WARNING = "Codex could not find bubblewrap on PATH."
 UNKNOWN_METHOD_PREFIX = "Invalid request: unknown variant `no/suchMethod`, expected one of"
 # Requests upstream drops without a word and we answer (docs/compatibility.md).
 OUR_UNDECODABLE_REPLIES = {
@@ -39,6 +41,9 @@ def normalize(scenario, lines):
     for l in lines:
         if l.get("method") in UPSTREAM_ONLY:
             continue
+        if (l.get("method") == "configWarning"
+                and str(l.get("key", {}).get("summary", "")).startswith(BUBBLEWRAP_WARNING)):
+            continue
         if (l.get("type") == "error" and "for" not in l
                 and (l.get("id"), l.get("code"), l.get("message")) in OUR_UNDECODABLE_REPLIES):
             continue
@@ -51,22 +56,40 @@ def normalize(scenario, lines):
             l["key"] = key
             l["keys"] = [k for k in l.get("keys", []) if k != "proposedExecpolicyAmendment"]
         out.append(json.dumps(l, sort_keys=True))
-    if scenario == "f_approval":
-        # The approval request and its item/started come in the other order.
-        out.sort()
     return out
+
+
+# The context messages differ as docs/compatibility.md says (older format).
+CONTEXT_PREFIXES = ("<environment_context>", "# AGENTS.md")
+
+
+def user_messages(path):
+    """The user messages of each model request, in order, context left out."""
+    def text(i):
+        return "".join(c if isinstance(c, str) else json.dumps(c) for c in i.get("content") or [])
+    return [[text(i) for i in r.get("input", [])
+             if i.get("role") == "user" and not text(i).startswith(CONTEXT_PREFIXES)]
+            for r in load(path)]
 
 
 def main():
     golden, ours = sys.argv[1], sys.argv[2]
+    golden_next = os.path.join(os.path.dirname(os.path.abspath(golden)), "golden-next")
     failures = []
-    for s in APP_SERVER:
+    for s in NEXT:
+        g_req = user_messages(os.path.join(golden_next, s, "model_requests.jsonl"))
+        o_req = user_messages(os.path.join(ours, s, "model_requests.jsonl"))
+        if g_req != o_req:
+            failures.append(f"{s}: model requests differ (user messages per request):\n"
+                            f"golden: {g_req}\nours:   {o_req}")
+    for s in APP_SERVER + NEXT:
+        gdir = golden_next if s in NEXT else golden
         v = json.load(open(os.path.join(ours, s, "violations.json")))
         if not v.get("validated"):
             failures.append(f"{s}: messages were not schema-validated (jsonschema missing?)")
         elif v.get("count", 1) != 0:
             failures.append(f"{s}: {v.get('count')} schema violation(s)")
-        g = normalize(s, load(os.path.join(golden, s, "transcript.jsonl")))
+        g = normalize(s, load(os.path.join(gdir, s, "transcript.jsonl")))
         o = normalize(s, load(os.path.join(ours, s, "transcript.jsonl")))
         if g != o:
             import difflib

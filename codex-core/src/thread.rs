@@ -483,7 +483,7 @@ impl ThreadBuilder {
             sink,
             state: tokio::sync::Mutex::new(ThreadState {
                 history,
-                total_usage: Default::default(),
+                ..Default::default()
             }),
             session_approvals: Arc::new(Mutex::new(HashSet::new())),
             base_instructions: base,

@@ -16,6 +16,7 @@ use codex_core::auth::{AuthError, AuthToken, BrokerRequest, BrokerResponse, Toke
 use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
 use codex_core::exec::Isolation;
 use codex_core::protocol::Event;
+use codex_core::turn::{SteerInbox, SteerInput};
 use codex_core::{CancellationToken, Thread, ThreadOptions, TurnRequest};
 use codex_ipc::launcher::{set_process_name, take_link, Role};
 use codex_ipc::link::{serve_link, FromWorker, ThreadInit, ThreadReady, ToWorker};
@@ -403,10 +404,10 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         init.heartbeat_ms.unwrap_or(3_600_000).max(10),
     ));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut active: Option<(String, CancellationToken, tokio::task::JoinHandle<()>)> = None;
+    let mut active: Option<ActiveTurn> = None;
     let mut supervisor_gone = false;
     loop {
-        if active.as_ref().is_some_and(|(_, _, h)| h.is_finished()) {
+        if active.as_ref().is_some_and(|a| a.handle.is_finished()) {
             active = None;
         }
         let msg = tokio::select! {
@@ -421,9 +422,9 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         let Some(msg) = msg else {
             // The supervisor is gone: stop working for nobody.
             supervisor_gone = true;
-            if let Some((_, cancel, handle)) = active.take() {
-                cancel.cancel();
-                let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
+            if let Some(a) = active.take() {
+                a.cancel.cancel();
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, a.handle).await;
             }
             break;
         };
@@ -433,8 +434,10 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 input,
                 output_schema,
                 overrides,
+                compact,
+                client_message_id,
             } => {
-                if active.as_ref().is_some_and(|(_, _, h)| !h.is_finished()) {
+                if active.as_ref().is_some_and(|a| !a.handle.is_finished()) {
                     let _ = out_tx
                         .send(FromWorker::TurnRejected {
                             turn_id,
@@ -456,6 +459,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     })
                     .await;
                 let cancel = CancellationToken::new();
+                let steer = SteerInbox::default();
                 let t = thread.clone();
                 let req = TurnRequest {
                     input,
@@ -463,6 +467,9 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     cancel: cancel.clone(),
                     turn_id: Some(turn_id.clone()),
                     overrides,
+                    steer: steer.clone(),
+                    compact,
+                    client_message_id,
                 };
                 let handle = tokio::spawn(async move {
                     // One turn at a time is enforced above, so the
@@ -471,12 +478,36 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                         tracing::warn!("codex-session: {e}");
                     }
                 });
-                active = Some((turn_id, cancel, handle));
+                active = Some(ActiveTurn {
+                    turn_id,
+                    cancel,
+                    steer,
+                    handle,
+                });
+            }
+            ToWorker::TurnSteer {
+                steer_id,
+                expected_turn_id,
+                input,
+                client_message_id,
+            } => {
+                let input = SteerInput {
+                    input,
+                    client_id: client_message_id,
+                };
+                steer_turn(
+                    active.as_ref(),
+                    &steer_id,
+                    &expected_turn_id,
+                    input,
+                    &out_tx,
+                )
+                .await;
             }
             ToWorker::TurnInterrupt { turn_id } => {
-                if let Some((id, cancel, _)) = &active {
-                    if turn_id.as_deref().is_none_or(|t| t == id) {
-                        cancel.cancel();
+                if let Some(a) = &active {
+                    if turn_id.as_deref().is_none_or(|t| t == a.turn_id) {
+                        a.cancel.cancel();
                     }
                 }
             }
@@ -485,9 +516,9 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 decision,
             } => approvals.resolve(approval_id, decision),
             ToWorker::Shutdown => {
-                if let Some((_, cancel, handle)) = active.take() {
-                    cancel.cancel();
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, handle).await;
+                if let Some(a) = active.take() {
+                    a.cancel.cancel();
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, a.handle).await;
                 }
                 break;
             }
@@ -508,4 +539,54 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     drop(out_tx);
     writer.close(SHUTDOWN_GRACE).await;
     0
+}
+
+/// The turn this worker is running.
+struct ActiveTurn {
+    turn_id: String,
+    cancel: CancellationToken,
+    steer: SteerInbox,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// `turn/steer`: the input goes into the running turn if it is the one the
+/// client expects. The acceptance is queued while the inbox is locked, so it
+/// reaches the supervisor before the turn reports the input.
+async fn steer_turn(
+    active: Option<&ActiveTurn>,
+    steer_id: &str,
+    expected: &str,
+    input: SteerInput,
+    out: &mpsc::Sender<FromWorker>,
+) {
+    let rejected = |message: String| FromWorker::SteerRejected {
+        steer_id: steer_id.to_string(),
+        message,
+    };
+    let Some(a) = active.filter(|a| !a.handle.is_finished()) else {
+        let _ = out.send(rejected("no active turn to steer".into())).await;
+        return;
+    };
+    if a.turn_id != expected {
+        let _ = out
+            .send(rejected(format!(
+                "expected active turn id `{expected}` but found `{}`",
+                a.turn_id
+            )))
+            .await;
+        return;
+    }
+    let mut inbox = a.steer.lock().await;
+    if !inbox.is_open() {
+        drop(inbox);
+        let _ = out.send(rejected("no active turn to steer".into())).await;
+        return;
+    }
+    let _ = out
+        .send(FromWorker::SteerAccepted {
+            steer_id: steer_id.to_string(),
+            turn_id: a.turn_id.clone(),
+        })
+        .await;
+    let _ = inbox.push(input);
 }

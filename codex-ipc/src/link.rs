@@ -115,6 +115,22 @@ pub enum ToWorker {
         output_schema: Option<Value>,
         #[serde(default)]
         overrides: TurnOverrides,
+        /// A compaction turn (`thread/compact/start`; `input` is empty).
+        #[serde(default)]
+        compact: bool,
+        /// `clientUserMessageId`, echoed as the user message's `clientId`.
+        #[serde(default)]
+        client_message_id: Option<String>,
+    },
+    /// Adds input to the running turn if it is `expected_turn_id`
+    /// (`turn/steer`); answered by [`FromWorker::SteerAccepted`] or
+    /// [`FromWorker::SteerRejected`] with the same `steer_id`.
+    TurnSteer {
+        steer_id: String,
+        expected_turn_id: String,
+        input: Vec<UserInput>,
+        #[serde(default)]
+        client_message_id: Option<String>,
     },
     /// Interrupts the running turn (if any, and if it is `turn_id`).
     TurnInterrupt {
@@ -145,6 +161,15 @@ pub enum FromWorker {
     },
     TurnRejected {
         turn_id: String,
+        message: String,
+    },
+    /// Sent before the turn reports the steer input.
+    SteerAccepted {
+        steer_id: String,
+        turn_id: String,
+    },
+    SteerRejected {
+        steer_id: String,
         message: String,
     },
     Event {
@@ -348,6 +373,14 @@ pub enum WorkerMessage {
         turn_id: String,
         message: String,
     },
+    SteerAccepted {
+        steer_id: String,
+        turn_id: String,
+    },
+    SteerRejected {
+        steer_id: String,
+        message: String,
+    },
     /// A request for the credential broker.
     Broker {
         id: u64,
@@ -460,6 +493,12 @@ impl WorkerThread {
                     FromWorker::TurnRejected { turn_id, message } => {
                         WorkerMessage::TurnRejected { turn_id, message }
                     }
+                    FromWorker::SteerAccepted { steer_id, turn_id } => {
+                        WorkerMessage::SteerAccepted { steer_id, turn_id }
+                    }
+                    FromWorker::SteerRejected { steer_id, message } => {
+                        WorkerMessage::SteerRejected { steer_id, message }
+                    }
                     FromWorker::Broker { id, request } => WorkerMessage::Broker { id, request },
                     FromWorker::Heartbeat
                     | FromWorker::Ready(_)
@@ -521,6 +560,8 @@ impl WorkerThread {
             input,
             output_schema,
             overrides,
+            compact: false,
+            client_message_id: None,
         })
         .await
     }
@@ -563,6 +604,8 @@ mod tests {
             input: vec![UserInput::Text { text: "hi".into() }],
             output_schema: None,
             overrides: TurnOverrides::default(),
+            compact: false,
+            client_message_id: None,
         };
         let line = encode(&m).unwrap();
         let back: ToWorker = serde_json::from_slice(&line).unwrap();

@@ -394,4 +394,27 @@ mod tests {
         assert_eq!(msgs[3]["role"], "tool");
         assert_eq!(body["tools"][0]["function"]["name"], "exec_command");
     }
+
+    #[test]
+    fn output_schema_becomes_response_format() {
+        let schema = json!({"type": "object", "properties": {"title": {"type": "string"}}});
+        let req = ModelRequest {
+            model: "m".into(),
+            input: vec![ResponseItem::user_text("hi")],
+            instructions: "base".into(),
+            tools: vec![],
+            reasoning: None,
+            verbosity: None,
+            output_schema: Some(schema.clone()),
+            thread_id: "t".into(),
+            turn_id: "u".into(),
+        };
+        let body = build_body(&req).unwrap();
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema":
+                {"name": "codex_output_schema", "schema": schema, "strict": true}})
+        );
+        assert!(body.get("tools").is_none());
+    }
 }

@@ -71,7 +71,7 @@ pub struct ConfigToml {
     pub model_supports_reasoning_summaries: Unused,
     pub model_reasoning_summary_format: Unused,
     pub model_max_output_tokens: Unused,
-    pub model_auto_compact_token_limit: Unused,
+    pub model_auto_compact_token_limit: Option<i64>,
     pub review_model: Unused,
     pub chatgpt_base_url: Option<String>,
     pub projects: Unused,

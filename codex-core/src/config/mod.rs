@@ -110,6 +110,9 @@ pub struct Config {
     pub model_reasoning_summary: ReasoningSummary,
     pub model_verbosity: Option<Verbosity>,
     pub model_context_window: Option<u64>,
+    /// Compact the history when a response's token count reaches this
+    /// (`model_auto_compact_token_limit`; none: never).
+    pub model_auto_compact_token_limit: Option<u64>,
     /// Replacement for the built-in base instructions, if configured.
     pub base_instructions: Option<String>,
     pub developer_instructions: Option<String>,
@@ -373,6 +376,10 @@ impl Config {
                 .unwrap_or_default(),
             model_verbosity: profile.model_verbosity.or(cfg.model_verbosity),
             model_context_window: profile.model_context_window.or(cfg.model_context_window),
+            model_auto_compact_token_limit: cfg
+                .model_auto_compact_token_limit
+                .and_then(|l| u64::try_from(l).ok())
+                .filter(|l| *l > 0),
             base_instructions,
             developer_instructions: opts
                 .overrides

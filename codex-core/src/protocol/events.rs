@@ -59,6 +59,13 @@ pub enum Event {
     TurnStarted {
         turn_id: String,
     },
+    /// The item about to start will wait for an approval: sent first, so a
+    /// front end can show the thread as waiting before the item appears
+    /// (upstream's order).
+    ApprovalPending {
+        turn_id: String,
+        item_id: String,
+    },
     ItemStarted {
         turn_id: String,
         item: ThreadItem,

@@ -18,6 +18,13 @@ pub enum ThreadItem {
     TodoList(TodoListItem),
     /// A non-fatal problem worth showing (e.g. fallback model metadata).
     Error(ErrorItem),
+    /// The history was summarised and replaced (`thread/compact/start`).
+    ContextCompaction(ContextCompactionItem),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextCompactionItem {
+    pub id: String,
 }
 
 impl ThreadItem {
@@ -30,6 +37,7 @@ impl ThreadItem {
             ThreadItem::FileChange(i) => &i.id,
             ThreadItem::TodoList(i) => &i.id,
             ThreadItem::Error(i) => &i.id,
+            ThreadItem::ContextCompaction(i) => &i.id,
         }
     }
 }
@@ -38,6 +46,9 @@ impl ThreadItem {
 pub struct UserMessageItem {
     pub id: String,
     pub content: Vec<UserInput>,
+    /// The client's own id for the message (`clientUserMessageId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// What a user can send in a turn.

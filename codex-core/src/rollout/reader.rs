@@ -126,9 +126,8 @@ pub fn read_rollout(path: &Path) -> Result<LoadedRollout, ReadError> {
                 Err(_) => continue,
             },
             "compacted" => {
-                if let Some(replacement) = payload
-                    .get("replacement_history")
-                    .and_then(|h| serde_json::from_value::<Vec<ResponseItem>>(h.clone()).ok())
+                if let Some(replacement) =
+                    crate::turn::compact::history_after_compacted(&payload, &history)
                 {
                     history = replacement;
                 }

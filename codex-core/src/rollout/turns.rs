@@ -106,6 +106,7 @@ pub fn recorded_turns_at(items: &[RolloutItem], ordinals: &[u64]) -> Vec<Recorde
                         content: vec![UserInput::Text {
                             text: text.to_string(),
                         }],
+                        client_id: None,
                     }),
                     ordinal,
                     started_at_ms: None,
@@ -269,6 +270,7 @@ pub fn parse_turn_item(v: &Value) -> Option<ThreadItem> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            client_id: None,
         }),
         "AgentMessage" => ThreadItem::AgentMessage(AgentMessageItem {
             id,

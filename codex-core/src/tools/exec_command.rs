@@ -139,13 +139,16 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
                 "approval policy is {p}; reject command — you cannot ask for escalated permissions if the approval policy is {p}"
             ));
         }
-        emit_started(ctx, &item).await;
         let key = format!("cmd:{}", item.display_command());
         let pre = ctx
             .session_approvals
             .lock()
             .map(|s| s.contains(&key))
             .unwrap_or(false);
+        if !pre {
+            emit_approval_pending(ctx, &call.call_id).await;
+        }
+        emit_started(ctx, &item).await;
         let decision = if pre {
             audit.by = DecidedBy::Session;
             ReviewDecision::Approved
@@ -492,6 +495,15 @@ async fn emit_delta(ctx: &ToolContext, item_id: &str, delta: String) {
             turn_id: ctx.turn_id.clone(),
             item_id: item_id.to_string(),
             delta,
+        })
+        .await;
+}
+
+pub(crate) async fn emit_approval_pending(ctx: &ToolContext, item_id: &str) {
+    ctx.events
+        .emit(Event::ApprovalPending {
+            turn_id: ctx.turn_id.clone(),
+            item_id: item_id.to_string(),
         })
         .await;
 }

@@ -73,6 +73,9 @@ pub(super) async fn handle(
         .lock()
         .map(|s| s.contains(&session_key))
         .unwrap_or(false);
+    if !outside.is_empty() && !pre_approved && ctx.approval_policy != AskForApproval::Never {
+        super::exec_command::emit_approval_pending(ctx, call_id).await;
+    }
     ctx.events
         .emit(Event::ItemStarted {
             turn_id: ctx.turn_id.clone(),

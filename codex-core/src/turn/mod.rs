@@ -8,9 +8,11 @@
 //! retries, a tool loop, a missed deadline) or aborted (interrupt). Every end
 //! is recorded and fsynced in the rollout before it is reported.
 
+pub mod compact;
 pub mod context;
 pub mod guard;
 pub mod sink;
+pub mod steer;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,7 @@ use crate::tools::{ToolCall, ToolContext, ToolInvocation, ToolOutput, ToolSet};
 use crate::util::backoff;
 use guard::{RepeatGuard, Verdict};
 use sink::EventSink;
+pub use steer::{SteerGuard, SteerInbox, SteerInput};
 
 /// Longest server-requested delay honoured between stream retries.
 const MAX_STREAM_RETRY_DELAY: Duration = Duration::from_secs(120);
@@ -52,6 +55,13 @@ pub struct TurnRequest {
     pub turn_id: Option<String>,
     /// Settings changed from this turn on.
     pub overrides: TurnOverrides,
+    /// Input added while the turn runs (`turn/steer`); keep a clone to push.
+    pub steer: SteerInbox,
+    /// The client's id for the input message (`clientUserMessageId`).
+    pub client_message_id: Option<String>,
+    /// A compaction turn (`thread/compact/start`): `input` is unused; the
+    /// history is summarised and replaced ([`compact`]).
+    pub compact: bool,
 }
 
 impl TurnRequest {
@@ -74,6 +84,10 @@ pub struct TurnOverrides {
     pub model: Option<String>,
     pub effort: Option<crate::config::ReasoningEffort>,
     pub summary: Option<crate::config::ReasoningSummary>,
+    /// The collaboration mode's developer instructions (`turn/start`
+    /// `collaborationMode`): told to the model as a developer message when
+    /// they change, as upstream does.
+    pub collaboration_instructions: Option<String>,
 }
 
 impl TurnOverrides {
@@ -127,6 +141,10 @@ pub struct TurnOutcome {
 pub struct ThreadState {
     pub history: Vec<ResponseItem>,
     pub total_usage: TokenUsage,
+    /// The collaboration-mode instructions last told to the model.
+    pub collaboration_instructions: Option<String>,
+    /// Tokens of the latest response (its context), for auto-compaction.
+    pub last_response_tokens: u64,
 }
 
 /// What every turn of one thread shares.
@@ -297,6 +315,35 @@ enum TurnEnd {
 struct Sample {
     items: Vec<ResponseItem>,
     usage: Option<TokenUsage>,
+    /// Abandoned for steer input: `items` is empty.
+    steered: bool,
+}
+
+/// Records a user message in the history and reports it as an item.
+async fn push_user_message(
+    sink: &EventSink,
+    turn_id: &str,
+    state: &mut ThreadState,
+    item: ResponseItem,
+    message: SteerInput,
+) {
+    sink.record(RolloutItem::ResponseItem(item.clone()));
+    state.history.push(item);
+    let user_msg = ThreadItem::UserMessage(UserMessageItem {
+        id: uuid::Uuid::now_v7().to_string(),
+        content: message.input,
+        client_id: message.client_id,
+    });
+    sink.emit(Event::ItemStarted {
+        turn_id: turn_id.to_string(),
+        item: user_msg.clone(),
+    })
+    .await;
+    sink.emit(Event::ItemCompleted {
+        turn_id: turn_id.to_string(),
+        item: user_msg,
+    })
+    .await;
 }
 
 /// Runs one turn, waiting for the turns ahead of it. Not bounded by itself:
@@ -348,6 +395,16 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
             state.history.push(item);
         }
     }
+    if let Some(text) = &req.overrides.collaboration_instructions {
+        if state.collaboration_instructions.as_ref() != Some(text) {
+            let item = ResponseItem::developer_text(format!(
+                "<collaboration_mode>{text}</collaboration_mode>"
+            ));
+            sink.record(RolloutItem::ResponseItem(item.clone()));
+            state.history.push(item);
+            state.collaboration_instructions = Some(text.clone());
+        }
+    }
     sink.record(RolloutItem::TurnContext(TurnContextItem {
         turn_id: Some(turn_id.clone()),
         cwd: cfg.cwd.clone(),
@@ -363,41 +420,37 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         final_output_json_schema: req.output_schema.clone(),
     }));
 
-    let user_item = match user_response_item(&req.input) {
-        Ok(i) => i,
-        Err(message) => {
-            let error = TurnError {
-                kind: TurnErrorKind::Other,
-                message,
-            };
-            return finish(
-                &sink,
-                &turn_id,
-                started,
-                TurnStatus::Failed { error },
-                None,
-                TokenUsage::default(),
-            )
-            .await;
+    let user_item = if req.compact {
+        // A compaction takes no input: a steer is refused, not lost.
+        let _ = req.steer.close().await;
+        None
+    } else {
+        match user_response_item(&req.input) {
+            Ok(i) => Some(i),
+            Err(message) => {
+                let error = TurnError {
+                    kind: TurnErrorKind::Other,
+                    message,
+                };
+                return finish(
+                    &sink,
+                    &turn_id,
+                    started,
+                    TurnStatus::Failed { error },
+                    None,
+                    TokenUsage::default(),
+                )
+                .await;
+            }
         }
     };
-    sink.record(RolloutItem::ResponseItem(user_item.clone()));
-    state.history.push(user_item);
-    let user_msg = ThreadItem::UserMessage(UserMessageItem {
-        id: uuid::Uuid::now_v7().to_string(),
-        content: req.input.clone(),
-    });
-    sink.emit(Event::ItemStarted {
-        turn_id: turn_id.clone(),
-        item: user_msg.clone(),
-    })
-    .await;
-    sink.emit(Event::ItemCompleted {
-        turn_id: turn_id.clone(),
-        item: user_msg,
-    })
-    .await;
-
+    if let Some(user_item) = user_item {
+        let message = SteerInput {
+            input: req.input.clone(),
+            client_id: req.client_message_id.clone(),
+        };
+        push_user_message(&sink, &turn_id, &mut state, user_item, message).await;
+    }
     let tool_ctx = Arc::new(ToolContext {
         turn_id: turn_id.clone(),
         cwd: cfg.cwd.clone(),
@@ -447,10 +500,15 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         last_agent_message: None,
         guard: RepeatGuard::default(),
         window,
+        steer: req.steer.clone(),
     };
 
     let deadline = tokio::time::sleep(cfg.turn_timeout);
-    let body = run.body(&mut state);
+    let body: BoxFuture<'_, Result<(), TurnEnd>> = if req.compact {
+        Box::pin(run.compact(&mut state))
+    } else {
+        Box::pin(run.body(&mut state))
+    };
     let result = tokio::select! {
         r = body => r,
         _ = req.cancel.cancelled() => Err(TurnEnd::Aborted(AbortReason::Interrupted)),
@@ -468,6 +526,13 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         })),
     };
     tool_ctx.cancel.cancel();
+    let unread = req.steer.close().await;
+    if !unread.is_empty() {
+        tracing::warn!(
+            "turn {turn_id}: {} steer input(s) arrived as the turn ended and were not used",
+            unread.len()
+        );
+    }
     // A dropped body may have left function calls without outputs; the
     // history must stay valid for the next request.
     let from = history_start.min(state.history.len());
@@ -655,14 +720,36 @@ struct TurnRun<'a> {
     last_agent_message: Option<String>,
     guard: RepeatGuard,
     window: u64,
+    steer: SteerInbox,
 }
 
 impl TurnRun<'_> {
     async fn body(&mut self, state: &mut ThreadState) -> Result<(), TurnEnd> {
         let sink = self.shared.sink.clone();
+        // Over the limit since the last turn: compact before asking, with
+        // this turn's input kept after the summary (as upstream compacts
+        // before recording it; recorded again after the `compacted` line so
+        // a resume has it too).
+        if self.auto_compact_due(state) {
+            let input = match state.history.last() {
+                Some(ResponseItem::Message { role, .. }) if role == "user" => state.history.pop(),
+                _ => None,
+            };
+            self.compact(state).await?;
+            if let Some(item) = input {
+                sink.record(RolloutItem::ResponseItem(item.clone()));
+                state.history.push(item);
+            }
+        }
         loop {
+            let steered = self.steer.take().await;
+            self.add_steer_input(state, steered).await?;
             let request = self.build_request(&state.history);
             let sample = self.sample_with_retries(request).await?;
+            if sample.steered {
+                // The partial answer is dropped; ask again with the input.
+                continue;
+            }
             let mut calls = Vec::new();
             for item in &sample.items {
                 sink.record(RolloutItem::ResponseItem(item.clone()));
@@ -695,7 +782,15 @@ impl TurnRun<'_> {
             }
             if calls.is_empty() {
                 self.report_usage(state, sample.usage).await;
-                return Ok(());
+                // Input steered in while the answer completed gets its own
+                // request; otherwise the turn is over and takes no more.
+                match self.steer.take_or_close().await {
+                    Some(steered) => {
+                        self.add_steer_input(state, steered).await?;
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
             }
             for call in calls {
                 let output = match self.guard.check(&call.name, &call.arguments) {
@@ -747,15 +842,55 @@ impl TurnRun<'_> {
                 }
             }
             self.report_usage(state, sample.usage).await;
+            // The model goes on after the tool outputs: compact first if the
+            // context reached `model_auto_compact_token_limit` (upstream's
+            // inline auto-compaction).
+            if self.auto_compact_due(state) {
+                self.compact(state).await?;
+            }
         }
+    }
+
+    /// Upstream's rule: 90% of the model's context window, or the
+    /// configured `model_auto_compact_token_limit` if that is lower.
+    fn auto_compact_due(&self, state: &ThreadState) -> bool {
+        let raw_window = self
+            .cfg
+            .model_context_window
+            .or_else(|| find_model(&self.cfg.model).map(|m| m.context_window))
+            .unwrap_or(crate::models::FALLBACK_CONTEXT_WINDOW);
+        let limit =
+            (raw_window * 9 / 10).min(self.cfg.model_auto_compact_token_limit.unwrap_or(u64::MAX));
+        state.last_response_tokens > 0 && state.last_response_tokens >= limit
+    }
+
+    /// Records and reports steer input as user messages of this turn.
+    async fn add_steer_input(
+        &mut self,
+        state: &mut ThreadState,
+        inputs: Vec<SteerInput>,
+    ) -> Result<(), TurnEnd> {
+        for input in inputs {
+            let item = user_response_item(&input.input).map_err(|message| {
+                TurnEnd::Failed(TurnError {
+                    kind: TurnErrorKind::Other,
+                    message,
+                })
+            })?;
+            let sink = self.shared.sink.clone();
+            let turn_id = self.turn_id.clone();
+            push_user_message(&sink, &turn_id, state, item, input).await;
+        }
+        Ok(())
     }
 
     /// Accounts a response's usage (recorded after the round's tool outputs,
     /// where upstream records it).
-    async fn report_usage(&mut self, state: &ThreadState, usage: Option<TokenUsage>) {
+    async fn report_usage(&mut self, state: &mut ThreadState, usage: Option<TokenUsage>) {
         let Some(usage) = usage else {
             return;
         };
+        state.last_response_tokens = usage.total_tokens;
         let sink = &self.shared.sink;
         self.turn_usage.add(&usage);
         let mut total = state.total_usage;
@@ -859,7 +994,21 @@ impl TurnRun<'_> {
         let mut active_message: Option<(String, String)> = None;
         let mut active_reasoning: Option<(String, Vec<String>)> = None;
         let mut anon = 0usize;
-        while let Some(ev) = stream.next().await {
+        let steer = self.steer.clone();
+        loop {
+            let ev = tokio::select! {
+                biased;
+                ev = stream.next() => match ev {
+                    Some(ev) => ev,
+                    None => break,
+                },
+                () = steer.arrived() => {
+                    if steer.has_pending().await {
+                        return Ok(Sample { items: Vec::new(), usage: None, steered: true });
+                    }
+                    continue;
+                }
+            };
             match ev? {
                 ModelEvent::Created { .. } => {}
                 ModelEvent::OutputItemAdded(ResponseItem::Message { id, role, .. })
@@ -999,7 +1148,11 @@ impl TurnRun<'_> {
                         .await;
                         items.push(ResponseItem::assistant_text(Some(id), text));
                     }
-                    return Ok(Sample { items, usage });
+                    return Ok(Sample {
+                        items,
+                        usage,
+                        steered: false,
+                    });
                 }
             }
         }

@@ -218,6 +218,7 @@ fn rollout_item_completed(thread_id: &str, turn_id: &str, item: &ThreadItem) -> 
             })).collect::<Vec<_>>(),
         }),
         ThreadItem::Error(e) => json!({"type": "Error", "id": e.id, "message": e.message}),
+        ThreadItem::ContextCompaction(c) => json!({"type": "ContextCompaction", "id": c.id}),
     };
     json!({
         "type": "item_completed",

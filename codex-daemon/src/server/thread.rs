@@ -18,6 +18,7 @@ use codex_ipc::app_server::objects::{
 };
 use codex_ipc::app_server::responses::TurnStartResponse;
 use codex_ipc::app_server::server_requests::{review_decision, ServerRequest};
+use codex_ipc::app_server::turn_control::TurnSteerResponse;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{ThreadReady, WorkerMessage, WorkerThread};
 use serde_json::Value;
@@ -55,7 +56,15 @@ struct Runtime {
     mapper: ThreadEventMapper,
     /// turn id → (connection, request id) of a `turn/start` awaiting its turn.
     pending_turns: HashMap<String, (u64, RequestId)>,
+    /// steer id → (connection, request id) of a `turn/steer` awaiting the
+    /// worker's answer.
+    pending_steers: HashMap<String, (u64, RequestId)>,
     approvals: HashMap<u64, ApprovalRoute>,
+    /// A turn the worker accepted that has not reported its start yet.
+    accepted_turn: Option<String>,
+    /// The worker announced an approval (`Event::ApprovalPending`) that has
+    /// not arrived yet: the thread already shows as waiting on it.
+    approval_pending: bool,
     preview: Option<String>,
 }
 
@@ -101,7 +110,10 @@ impl LoadedThread {
                 subscribers: Vec::new(),
                 mapper: ThreadEventMapper::new(id.clone()),
                 pending_turns: HashMap::new(),
+                pending_steers: HashMap::new(),
                 approvals: HashMap::new(),
+                approval_pending: false,
+                accepted_turn: None,
                 preview,
             }),
             id,
@@ -313,6 +325,38 @@ impl LoadedThread {
         self.rt().pending_turns.remove(turn_id);
     }
 
+    /// The turn a `turn/steer` may name: the running one, or one accepted
+    /// by `turn/start` that has not reported its start yet.
+    pub fn steerable_turn_id(&self, expected: &str) -> Option<String> {
+        let rt = self.rt();
+        match rt.mapper.active_turn_id() {
+            Some(active) => Some(active.to_string()),
+            None => (rt.pending_turns.contains_key(expected)
+                || rt.accepted_turn.as_deref() == Some(expected))
+            .then(|| expected.to_string()),
+        }
+    }
+
+    pub fn expect_steer(&self, steer_id: &str, conn: u64, request: RequestId) {
+        self.rt()
+            .pending_steers
+            .insert(steer_id.to_string(), (conn, request));
+    }
+
+    pub fn cancel_expected_steer(&self, steer_id: &str) {
+        self.rt().pending_steers.remove(steer_id);
+    }
+
+    fn on_steer_answer(&self, server: &Server, steer_id: &str, answer: Result<String, String>) {
+        let waiting = self.rt().pending_steers.remove(steer_id);
+        let Some((conn, id)) = waiting else { return };
+        let Some(c) = server.conn(conn) else { return };
+        match answer {
+            Ok(turn_id) => c.send_result(&id, &TurnSteerResponse { turn_id }),
+            Err(message) => c.error(&id, &RpcError::invalid_request(message)),
+        }
+    }
+
     /// Waits until the worker has exited.
     pub async fn exited(&self) {
         let mut rx = self.exited_rx.clone();
@@ -358,14 +402,21 @@ impl LoadedThread {
     }
 
     fn on_approval(&self, server: &Server, approval_id: u64, request: ApprovalRequest) {
-        self.rt().approvals.insert(
-            approval_id,
-            ApprovalRoute {
-                request,
-                sent: None,
-            },
-        );
-        self.broadcast(server, &[self.status_note()]);
+        let announced = {
+            let mut rt = self.rt();
+            rt.approvals.insert(
+                approval_id,
+                ApprovalRoute {
+                    request,
+                    sent: None,
+                },
+            );
+            std::mem::take(&mut rt.approval_pending)
+        };
+        // Announced: the status already said so, before the item started.
+        if !announced {
+            self.broadcast(server, &[self.status_note()]);
+        }
         self.route_unsent(server);
     }
 
@@ -460,6 +511,29 @@ impl LoadedThread {
     }
 
     fn on_event(&self, server: &Server, event: Event) {
+        match &event {
+            // Upstream's order: waitingOnApproval, then the item, then the
+            // request.
+            Event::ApprovalPending { .. } => {
+                let changed = {
+                    let mut rt = self.rt();
+                    let was = status_of(&rt);
+                    rt.approval_pending = true;
+                    status_of(&rt) != was
+                };
+                if changed {
+                    self.broadcast(server, &[self.status_note()]);
+                }
+                return;
+            }
+            Event::TurnStarted { .. } => self.rt().accepted_turn = None,
+            Event::TurnCompleted { .. } | Event::TurnFailed { .. } | Event::TurnAborted { .. } => {
+                let mut rt = self.rt();
+                rt.approval_pending = false;
+                rt.accepted_turn = None;
+            }
+            _ => {}
+        }
         let mut notes = self.rt().mapper.map(&event);
         self.mark_unread(server, &event, &mut notes);
         if !notes.is_empty() {
@@ -498,7 +572,11 @@ impl LoadedThread {
     }
 
     fn on_turn_accepted(&self, server: &Server, turn_id: &str) {
-        let waiting = self.rt().pending_turns.remove(turn_id);
+        let waiting = {
+            let mut rt = self.rt();
+            rt.accepted_turn = Some(turn_id.to_string());
+            rt.pending_turns.remove(turn_id)
+        };
         if let Some((conn, id)) = waiting {
             if let Some(c) = server.conn(conn) {
                 c.send_result(
@@ -526,10 +604,9 @@ impl LoadedThread {
     fn on_exit(&self, server: &Server, status: Option<i32>) {
         let (approvals, turns) = {
             let mut rt = self.rt();
-            (
-                std::mem::take(&mut rt.approvals),
-                std::mem::take(&mut rt.pending_turns),
-            )
+            let mut turns = std::mem::take(&mut rt.pending_turns);
+            turns.extend(std::mem::take(&mut rt.pending_steers));
+            (std::mem::take(&mut rt.approvals), turns)
         };
         for (approval_id, route) in approvals {
             if let Some((conn, rid)) = route.sent {
@@ -605,7 +682,7 @@ impl LoadedThread {
 fn status_of(rt: &Runtime) -> ThreadStatusView {
     if rt.mapper.active_turn_id().is_some() || !rt.pending_turns.is_empty() {
         ThreadStatusView::Active {
-            waiting_on_approval: !rt.approvals.is_empty(),
+            waiting_on_approval: !rt.approvals.is_empty() || rt.approval_pending,
         }
     } else {
         ThreadStatusView::Idle
@@ -634,6 +711,12 @@ async fn pump(
             WorkerMessage::TurnAccepted { turn_id } => thread.on_turn_accepted(&server, &turn_id),
             WorkerMessage::TurnRejected { turn_id, message } => {
                 thread.on_turn_rejected(&server, &turn_id, &message)
+            }
+            WorkerMessage::SteerAccepted { steer_id, turn_id } => {
+                thread.on_steer_answer(&server, &steer_id, Ok(turn_id))
+            }
+            WorkerMessage::SteerRejected { steer_id, message } => {
+                thread.on_steer_answer(&server, &steer_id, Err(message))
             }
             WorkerMessage::Broker { id, request } => {
                 // Answered off the pump: a refresh may take seconds.

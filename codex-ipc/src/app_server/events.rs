@@ -82,6 +82,8 @@ impl ThreadEventMapper {
         let tid = self.thread_id.clone();
         let now_ms = crate::jsonrpc::now_ms();
         match event {
+            // The thread's status says it (the supervisor's bookkeeping).
+            Event::ApprovalPending { .. } => vec![],
             Event::Warning { message } => vec![WarningNotification {
                 thread_id: tid,
                 message: message.clone(),

@@ -132,6 +132,12 @@ enum ThreadItemWire<'a> {
         completed_at_ms: Option<i64>,
     },
     #[serde(rename_all = "camelCase")]
+    ContextCompaction {
+        id: &'a str,
+        started_at_ms: Option<i64>,
+        completed_at_ms: Option<i64>,
+    },
+    #[serde(rename_all = "camelCase")]
     FileChange {
         id: &'a str,
         changes: Vec<FileUpdateChangeWire<'a>>,
@@ -178,7 +184,7 @@ impl ItemView {
             ThreadItem::UserMessage(m) => ThreadItemWire::UserMessage {
                 id: &m.id,
                 content: m.content.iter().map(UserInputWire::from).collect(),
-                client_id: None,
+                client_id: m.client_id.clone(),
                 started_at_ms,
                 completed_at_ms,
             },
@@ -250,6 +256,11 @@ impl ItemView {
                 started_at_ms,
                 completed_at_ms,
             },
+            ThreadItem::ContextCompaction(c) => ThreadItemWire::ContextCompaction {
+                id: &c.id,
+                started_at_ms,
+                completed_at_ms,
+            },
             ThreadItem::TodoList(_) | ThreadItem::Error(_) => return None,
         })
     }
@@ -303,6 +314,7 @@ mod tests {
                     path: "/i.png".into(),
                 },
             ],
+            client_id: None,
         }));
         assert_eq!(
             v(&user),

@@ -25,6 +25,8 @@ pub const METHODS: &[&str] = &[
     "thread/fork",
     "turn/start",
     "turn/interrupt",
+    "turn/steer",
+    "thread/compact/start",
     "model/list",
     "config/read",
     "account/read",
@@ -202,6 +204,20 @@ pub struct TurnStartParams {
     pub approval_policy: Option<Value>,
     pub sandbox_policy: Option<Value>,
     pub output_schema: Option<Value>,
+    /// The client's id for the message, echoed as the item's `clientId`.
+    #[serde(default)]
+    pub client_user_message_id: Option<String>,
+    /// `user`, ...: attribution only upstream.
+    #[serde(default)]
+    pub turn_trigger: Option<String>,
+    /// `{mode, settings: {model, reasoning_effort, developer_instructions}}`.
+    #[serde(default)]
+    pub collaboration_mode: Option<Value>,
+    #[serde(default)]
+    pub runtime_workspace_roots: Option<Vec<String>>,
+    /// Every other field, so a value we do not serve can be named.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,7 @@ pub mod notifications;
 pub mod objects;
 pub mod responses;
 pub mod server_requests;
+pub mod turn_control;
 pub mod turn_view;
 
 use serde::Serialize;

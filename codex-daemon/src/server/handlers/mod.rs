@@ -81,6 +81,8 @@ impl Server {
             },
             "turn/start" => self.turn_start(conn, id, &params).await,
             "turn/interrupt" => Reply::now(self.turn_interrupt(&params).await),
+            "turn/steer" => self.turn_steer(conn, id, &params).await,
+            "thread/compact/start" => Reply::now(self.thread_compact_start(conn, &params).await),
             "model/list" => Reply::now(self.model_list(&params).await),
             "config/read" => Reply::now(self.config_read(&params)),
             super::status::METHOD => Reply::now(Ok(self.status_report())),

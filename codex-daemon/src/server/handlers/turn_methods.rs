@@ -1,5 +1,6 @@
 //! `turn/start` (queued to the worker; answered when the worker accepts
-//! it) and `turn/interrupt`.
+//! it), `turn/steer` (the same, into the running turn) and
+//! `turn/interrupt`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,8 +10,12 @@ use codex_core::protocol::UserInput;
 use codex_core::turn::TurnOverrides;
 use codex_ipc::app_server::items::user_input_from_json;
 use codex_ipc::app_server::methods::{self, TurnInterruptParams, TurnStartParams};
+use codex_ipc::app_server::notifications::WarningNotification;
 use codex_ipc::app_server::objects::sandbox_policy_from_json;
 use codex_ipc::app_server::responses::TurnInterruptResponse;
+use codex_ipc::app_server::turn_control::{
+    ThreadCompactStartParams, ThreadCompactStartResponse, TurnSteerParams,
+};
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{LinkError, ToWorker};
 use serde_json::Value;
@@ -19,6 +24,7 @@ use super::load::{parse_approval, ThreadSettings};
 use super::not_loaded;
 use crate::governor::Pressure;
 use crate::server::conn::Conn;
+use crate::server::send::ConnSend;
 use crate::server::{Reply, Server};
 
 impl Server {
@@ -47,23 +53,26 @@ impl Server {
                 Err(e) => return Reply::Now(Err(e)),
             },
         };
-        let input: Vec<UserInput> = match p.input.iter().map(user_input_from_json).collect() {
+        let input = match parse_input(&p.input) {
             Ok(i) => i,
-            Err(e) => {
-                return Reply::Now(Err(RpcError::invalid_request(format!(
-                    "Invalid request: {e}"
-                ))))
-            }
+            Err(e) => return Reply::Now(Err(e)),
         };
-        if input.is_empty() {
-            return Reply::Now(Err(RpcError::invalid_request(
-                "Invalid request: `input` is empty",
-            )));
-        }
-        let overrides = match turn_overrides(&p) {
+        let (overrides, unserved) = match turn_overrides(&p, &t.ready().cwd) {
             Ok(o) => o,
             Err(e) => return Reply::Now(Err(e)),
         };
+        if !unserved.is_empty() {
+            conn.send_notification(
+                &WarningNotification {
+                    thread_id: t.id.clone(),
+                    message: format!(
+                        "turn/start: {} not supported by this server; ignored",
+                        unserved.join(", ")
+                    ),
+                }
+                .into(),
+            );
+        }
         // Backpressure before anything else: a worker over its hard limit or
         // with a full queue takes no new turn (its running turn goes on).
         if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
@@ -91,6 +100,8 @@ impl Server {
             input,
             output_schema: p.output_schema,
             overrides,
+            compact: false,
+            client_message_id: p.client_user_message_id.clone(),
         };
         match t.worker.try_send(msg) {
             // Answered with `TurnStartResponse` when the worker accepts it.
@@ -103,6 +114,136 @@ impl Server {
                 t.cancel_expected_turn(&turn_id);
                 Reply::Now(Err(RpcError::invalid_request(e.to_string())))
             }
+        }
+    }
+
+    pub(super) async fn turn_steer(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        id: &RequestId,
+        params: &Value,
+    ) -> Reply {
+        let p: TurnSteerParams = match methods::parse(params) {
+            Ok(p) => p,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        let no_turn = || RpcError::invalid_request("no active turn to steer");
+        let Some(t) = self.thread(&p.thread_id) else {
+            return Reply::Now(Err(if self.catalog.find(&p.thread_id).is_some() {
+                no_turn()
+            } else {
+                not_loaded(&p.thread_id)
+            }));
+        };
+        let input = match parse_input(&p.input) {
+            Ok(i) => i,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        let Some(active) = t.steerable_turn_id(&p.expected_turn_id) else {
+            return Reply::Now(Err(no_turn()));
+        };
+        if active != p.expected_turn_id {
+            return Reply::Now(Err(RpcError::invalid_request(format!(
+                "expected active turn id `{}` but found `{active}`",
+                p.expected_turn_id
+            ))));
+        }
+        let unserved: Vec<&str> = [
+            (
+                "responsesapiClientMetadata",
+                &p.responsesapi_client_metadata,
+            ),
+            (
+                "responsesapiClientMetadataPatch",
+                &p.responsesapi_client_metadata_patch,
+            ),
+            ("additionalContext", &p.additional_context),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_null()))
+        .map(|(name, _)| name)
+        .collect();
+        if !unserved.is_empty() {
+            conn.send_notification(
+                &WarningNotification {
+                    thread_id: t.id.clone(),
+                    message: format!(
+                        "turn/steer: {} not supported by this server; ignored",
+                        unserved.join(", ")
+                    ),
+                }
+                .into(),
+            );
+        }
+        if t.worker.queued() >= self.limits().thread_queue {
+            return Reply::Now(Err(RpcError::overloaded()));
+        }
+        t.subscribe(self, conn.id);
+        let steer_id = uuid::Uuid::now_v7().to_string();
+        t.expect_steer(&steer_id, conn.id, id.clone());
+        let msg = ToWorker::TurnSteer {
+            steer_id: steer_id.clone(),
+            expected_turn_id: p.expected_turn_id,
+            input,
+            client_message_id: p.client_user_message_id,
+        };
+        match t.worker.try_send(msg) {
+            // Answered `{turnId}` when the worker has queued the input.
+            Ok(()) => Reply::Deferred,
+            Err(LinkError::Full) => {
+                t.cancel_expected_steer(&steer_id);
+                Reply::Now(Err(RpcError::overloaded()))
+            }
+            Err(e) => {
+                t.cancel_expected_steer(&steer_id);
+                Reply::Now(Err(RpcError::invalid_request(e.to_string())))
+            }
+        }
+    }
+
+    /// `thread/compact/start`: a compaction turn, answered `{}` at once (the
+    /// turn reports itself, as upstream's does).
+    pub(super) async fn thread_compact_start(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        params: &Value,
+    ) -> Result<ThreadCompactStartResponse, RpcError> {
+        let p: ThreadCompactStartParams = methods::parse(params)?;
+        let t = match self.live_thread(&p.thread_id).await {
+            Some(t) => t,
+            None => match self
+                .load_from_disk(conn, &p.thread_id, ThreadSettings::default())
+                .await
+            {
+                Ok(t) => t,
+                Err(_) if self.catalog.find(&p.thread_id).is_none() => {
+                    return Err(not_loaded(&p.thread_id))
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
+            return Err(RpcError::overloaded());
+        }
+        if t.is_busy() {
+            return Err(RpcError::invalid_request(format!(
+                "thread {} already has a running turn",
+                p.thread_id
+            )));
+        }
+        t.subscribe(self, conn.id);
+        let msg = ToWorker::TurnStart {
+            turn_id: uuid::Uuid::now_v7().to_string(),
+            input: Vec::new(),
+            output_schema: None,
+            overrides: TurnOverrides::default(),
+            compact: true,
+            client_message_id: None,
+        };
+        match t.worker.try_send(msg) {
+            Ok(()) => Ok(ThreadCompactStartResponse {}),
+            Err(LinkError::Full) => Err(RpcError::overloaded()),
+            Err(e) => Err(RpcError::invalid_request(e.to_string())),
         }
     }
 
@@ -133,8 +274,27 @@ impl Server {
     }
 }
 
-/// The per-turn overrides of `turn/start`.
-fn turn_overrides(p: &TurnStartParams) -> Result<TurnOverrides, RpcError> {
+/// The user input of `turn/start` and `turn/steer`.
+fn parse_input(input: &[Value]) -> Result<Vec<UserInput>, RpcError> {
+    let input: Vec<UserInput> = input
+        .iter()
+        .map(user_input_from_json)
+        .collect::<Result<_, _>>()
+        .map_err(|e| RpcError::invalid_request(format!("Invalid request: {e}")))?;
+    if input.is_empty() {
+        return Err(RpcError::invalid_request(
+            "Invalid request: `input` is empty",
+        ));
+    }
+    Ok(input)
+}
+
+/// The per-turn overrides of `turn/start`, and the fields given that this
+/// server does not serve (named in a warning).
+fn turn_overrides(
+    p: &TurnStartParams,
+    thread_cwd: &std::path::Path,
+) -> Result<(TurnOverrides, Vec<String>), RpcError> {
     let bad = |what: &str, v: &Value| {
         RpcError::invalid_request(format!("Invalid request: unsupported {what} {v}"))
     };
@@ -150,12 +310,68 @@ fn turn_overrides(p: &TurnStartParams) -> Result<TurnOverrides, RpcError> {
         None | Some(Value::Null) => None,
         Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| bad("summary", v))?),
     };
-    Ok(TurnOverrides {
+    let mut unserved: Vec<String> = p
+        .other
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, _)| format!("`{k}`"))
+        .collect();
+    // The workspace is the thread's (or the turn's) cwd; other roots are not
+    // served.
+    let cwd = p
+        .cwd
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| thread_cwd.to_path_buf());
+    if p.runtime_workspace_roots
+        .as_ref()
+        .is_some_and(|roots| roots.iter().any(|r| std::path::Path::new(r) != cwd))
+    {
+        unserved.push("`runtimeWorkspaceRoots` (other than the cwd)".into());
+    }
+    let mut overrides = TurnOverrides {
         cwd: p.cwd.as_ref().map(PathBuf::from),
         approval_policy: parse_approval(p.approval_policy.as_ref())?,
         sandbox_policy,
         model: p.model.clone(),
         effort,
         summary,
-    })
+        collaboration_instructions: None,
+    };
+    if let Some(mode) = p.collaboration_mode.as_ref().filter(|m| !m.is_null()) {
+        apply_collaboration_mode(mode, &mut overrides, &mut unserved)?;
+    }
+    Ok((overrides, unserved))
+}
+
+/// `collaborationMode`: its settings take precedence over `model` and
+/// `effort`; its developer instructions are told to the model. Only the
+/// default mode's behaviour exists here.
+fn apply_collaboration_mode(
+    mode: &Value,
+    overrides: &mut TurnOverrides,
+    unserved: &mut Vec<String>,
+) -> Result<(), RpcError> {
+    let bad = || {
+        RpcError::invalid_request(format!(
+            "Invalid request: unsupported collaborationMode {mode}"
+        ))
+    };
+    let kind = mode.get("mode").and_then(Value::as_str).ok_or_else(bad)?;
+    if kind != "default" {
+        unserved.push(format!("`collaborationMode` `{kind}` (runs as default)"));
+    }
+    let settings = mode.get("settings").cloned().unwrap_or(Value::Null);
+    if let Some(model) = settings.get("model").and_then(Value::as_str) {
+        overrides.model = Some(model.to_string());
+    }
+    match settings.get("reasoning_effort") {
+        None | Some(Value::Null) => {}
+        Some(v) => overrides.effort = Some(serde_json::from_value(v.clone()).map_err(|_| bad())?),
+    }
+    overrides.collaboration_instructions = settings
+        .get("developer_instructions")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(())
 }
