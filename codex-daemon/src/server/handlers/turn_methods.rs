@@ -313,7 +313,7 @@ fn turn_overrides(
     let mut unserved: Vec<String> = p
         .other
         .iter()
-        .filter(|(_, v)| !v.is_null())
+        .filter(|(k, v)| !v.is_null() && !is_default_service_tier(k, v))
         .map(|(k, _)| format!("`{k}`"))
         .collect();
     // The workspace is the thread's (or the turn's) cwd; other roots are not
@@ -374,4 +374,10 @@ fn apply_collaboration_mode(
         .and_then(Value::as_str)
         .map(str::to_string);
     Ok(())
+}
+
+/// `serviceTier: "default"` (upstream's TUI sends it on every turn) asks for
+/// what every request here gets; other tiers are not served.
+fn is_default_service_tier(key: &str, value: &Value) -> bool {
+    key == "serviceTier" && value.as_str() == Some("default")
 }
