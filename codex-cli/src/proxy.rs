@@ -127,8 +127,15 @@ async fn byte_pipe(
     };
     let outbound = async {
         let mut stdout = tokio::io::stdout();
-        tokio::io::copy(&mut from_daemon, &mut stdout).await?;
-        stdout.flush().await
+        let copied = match tokio::io::copy(&mut from_daemon, &mut stdout).await {
+            Ok(_) => stdout.flush().await,
+            Err(e) => Err(e),
+        };
+        // The client going away first is how such sessions end.
+        match copied {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
     };
     // The daemon closing ends the proxy; the client closing stdin only
     // half-closes, so the last answers still come back.

@@ -109,7 +109,11 @@ async fn two_starts_one_daemon_exec_runs_there_and_stop_leaves_nothing() {
     ] {
         assert!(v.get(k).is_some(), "{k} missing: {v}");
     }
-    assert_eq!(v["appServerVersion"], env!("CARGO_PKG_VERSION"));
+    // The protocol version the daemon speaks (its userAgent), as upstream reads it.
+    assert_eq!(
+        v["appServerVersion"],
+        codex_ipc::app_server::UPSTREAM_PROTOCOL_VERSION
+    );
     let doc = common::run(&home, &["doctor", "--json", "--offline"]).await;
     let doc: Value = serde_json::from_str(doc.stdout.trim()).unwrap();
     let d = doc["checks"]

@@ -242,3 +242,53 @@ async fn app_server_proxy_bridges_stdio_to_the_daemon() {
     assert_eq!(code.code(), Some(0));
     server.kill9().await;
 }
+
+/// A client that speaks WebSocket itself through the proxy (as upstream's
+/// clients do through upstream's byte-copying proxy) gets the bytes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn app_server_proxy_passes_a_websocket_client_through_as_bytes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let home = TestHome::new();
+    let mock = MockModelServer::start(vec![]).await;
+    home.write_config(&mock.url(), "");
+    let mut server = SocketServer::start(&home).await;
+    let mut proxy = tokio::process::Command::new(common::CODEX)
+        .args(["app-server", "proxy", "--sock"])
+        .arg(&server.socket)
+        .env("CODEX_HOME", home.codex_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdio = tokio::io::join(proxy.stdout.take().unwrap(), proxy.stdin.take().unwrap());
+    let (mut ws, answer) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async("ws://localhost/", stdio),
+    )
+    .await
+    .expect("the upgrade through the proxy")
+    .unwrap();
+    assert_eq!(answer.status(), 101);
+    let init = json!({"id": 1, "method": "initialize", "params": {"clientInfo": {"name": "ws-through-proxy", "version": "1"}}});
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("an answer")
+        .unwrap()
+        .unwrap();
+    let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(reply["id"], 1);
+    assert!(reply["result"]["userAgent"].is_string(), "{reply}");
+    // Closing the WebSocket ends the connection, and the proxy with it.
+    ws.close(None).await.unwrap();
+    drop(ws);
+    let code = tokio::time::timeout(WAIT, proxy.wait())
+        .await
+        .expect("the proxy exits when the daemon closes")
+        .unwrap();
+    assert_eq!(code.code(), Some(0));
+    server.kill9().await;
+}
