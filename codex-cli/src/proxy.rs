@@ -71,7 +71,8 @@ async fn run(args: ProxyArgs) -> anyhow::Result<i32> {
                 None => None,
             },
         },
-        None => Endpoint::Unix(match &args.sock {
+        // WebSocket on the socket: reaches upstream's daemon as well.
+        None => Endpoint::UnixWebSocket(match &args.sock {
             Some(p) => p.clone(),
             None => codex_daemon::transport::default_socket_path(&find_codex_home()?),
         }),

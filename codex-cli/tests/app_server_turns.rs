@@ -334,6 +334,21 @@ async fn compaction_summarises_replaces_the_history_and_survives_a_resume() {
         "nothing from before the compaction but the user's words: {t:?}"
     );
     assert_eq!(t.last().unwrap().1, "Still there?");
+    // The compaction is part of the thread's history as read back.
+    let read = c
+        .call(
+            "thread/read",
+            json!({"threadId": tid, "includeTurns": true}),
+        )
+        .await;
+    let kinds: Vec<&str> = read["thread"]["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["items"].as_array().unwrap())
+        .filter_map(|i| i["type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"contextCompaction"), "{kinds:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

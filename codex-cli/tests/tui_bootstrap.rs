@@ -229,6 +229,11 @@ async fn tui_startup_and_session_requests_are_answered_as_upstream() {
         .filter(|m| ["thread/readState/changed", "turn/completed"].contains(m))
         .collect();
     assert_eq!(order, ["thread/readState/changed", "turn/completed"]);
+    // `thread/read` and `thread/list` report the same state, as upstream.
+    let read = c.call("thread/read", json!({"threadId": tid})).await;
+    assert_eq!(read["readState"], unread["params"]["readState"]);
+    let list = c.call("thread/list", json!({})).await;
+    assert_eq!(list["readStates"][&tid], unread["params"]["readState"]);
 
     let mut update = localize(
         &recorded_request(&frames, "thread/readState/update"),

@@ -5,7 +5,8 @@
 //!   its broker and the one launcher); every thread still runs in its own
 //!   `codex-session` worker process, so a crashing turn cannot take the host
 //!   down.
-//! - [`Endpoint::Unix`] / [`Endpoint::WebSocket`]: a running `codexd`.
+//! - [`Endpoint::Unix`] / [`Endpoint::WebSocket`]: a running `codexd`;
+//!   [`Endpoint::UnixWebSocket`]: codexd or upstream's daemon on its socket.
 //!
 //! Either way the host speaks upstream's app-server protocol (the schema is
 //! the contract): [`Runtime::request`] for a request and its answer, the
@@ -60,9 +61,12 @@ const EMBEDDED_PIPE_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub enum Endpoint {
     Embedded(EmbeddedOptions),
-    /// A daemon listening on `--listen unix://PATH` (codexd, or upstream's:
-    /// spoken as WebSocket over the socket).
+    /// A `codexd` listening on `--listen unix://PATH`, spoken as JSONL.
     Unix(PathBuf),
+    /// Any app-server daemon's unix socket, spoken as WebSocket over it the
+    /// way upstream's clients speak it: codexd or upstream's daemon (which
+    /// does not speak JSONL).
+    UnixWebSocket(PathBuf),
     /// A `codexd` listening on `--listen ws://IP:PORT`, with its capability
     /// token.
     WebSocket {
@@ -176,8 +180,12 @@ impl Runtime {
                 (conn, events, Some(server))
             }
             Endpoint::Unix(path) => {
-                // WebSocket over the socket, as upstream's clients speak it:
-                // the same client reaches codexd and upstream's daemon.
+                let stream = connection::connect_unix(path, OPEN_DEADLINE).await?;
+                let (r, w) = stream.into_split();
+                let (conn, events) = Connection::spawn(r, w, opts.event_capacity);
+                (conn, events, None)
+            }
+            Endpoint::UnixWebSocket(path) => {
                 let stream = connection::connect_unix_ws(path, OPEN_DEADLINE).await?;
                 let (r, w) = tokio::io::split(stream);
                 let (conn, events) = Connection::spawn(r, w, opts.event_capacity);

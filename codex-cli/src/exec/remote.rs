@@ -62,10 +62,13 @@ fn parse_remote(url: &str, token_env: Option<&str>) -> anyhow::Result<Endpoint> 
         if token_env.is_some() {
             eprintln!("warning: --remote-auth-token-env is not used over unix:// (the socket's permissions admit the client)");
         }
-        if path.is_empty() {
-            bail!("--remote unix:// needs a path (unix:///path/to/socket)");
-        }
-        return Ok(Endpoint::Unix(PathBuf::from(path)));
+        // `unix://` alone is the default socket, as upstream's `--remote`.
+        let path = if path.is_empty() {
+            codex_daemon::transport::default_socket_path(&codex_core::config::find_codex_home()?)
+        } else {
+            PathBuf::from(path)
+        };
+        return Ok(Endpoint::UnixWebSocket(path));
     }
     if url.starts_with("ws://") || url.starts_with("wss://") {
         let token = match token_env {
@@ -105,7 +108,7 @@ pub async fn open(
             Ok(Some(opened))
         }
         Target::Detect(socket) => {
-            let opts = options(Endpoint::Unix(socket.clone()));
+            let opts = options(Endpoint::UnixWebSocket(socket.clone()));
             match tokio::time::timeout(DETECT_DEADLINE, Runtime::open(opts)).await {
                 Ok(Ok(opened)) => Ok(Some(opened)),
                 Ok(Err(e)) => {
@@ -126,7 +129,7 @@ pub async fn open(
 
 fn describe(e: &Endpoint) -> String {
     match e {
-        Endpoint::Unix(p) => format!("unix://{}", p.display()),
+        Endpoint::Unix(p) | Endpoint::UnixWebSocket(p) => format!("unix://{}", p.display()),
         Endpoint::WebSocket { url, .. } => url.clone(),
         Endpoint::Embedded(_) => "the embedded supervisor".into(),
     }

@@ -7,8 +7,9 @@ use serde_json::Value;
 
 use super::line::RolloutItem;
 use crate::protocol::{
-    AgentMessageItem, CommandExecutionItem, CommandStatus, FileChangeItem, FileChangeKind,
-    FileUpdateChange, PatchStatus, ReasoningItem, ThreadItem, UserInput, UserMessageItem,
+    AgentMessageItem, CommandExecutionItem, CommandStatus, ContextCompactionItem, FileChangeItem,
+    FileChangeKind, FileUpdateChange, PatchStatus, ReasoningItem, ThreadItem, UserInput,
+    UserMessageItem,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +277,7 @@ pub fn parse_turn_item(v: &Value) -> Option<ThreadItem> {
             id,
             text: text_parts(v.get("content")),
         }),
+        "ContextCompaction" => ThreadItem::ContextCompaction(ContextCompactionItem { id }),
         "Reasoning" => ThreadItem::Reasoning(ReasoningItem {
             id,
             summary: strings(v.get("summary_text")),

@@ -42,6 +42,12 @@ impl ReadStates {
         f(state)
     }
 
+    /// The thread's state, if anything has marked it yet.
+    pub fn get(&self, thread_id: &str) -> Option<ThreadReadState> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states.get(thread_id).cloned()
+    }
+
     /// Turn `turn_id` ended with a result to look at.
     pub fn turn_completed(
         &self,

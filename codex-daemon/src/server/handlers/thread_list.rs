@@ -93,12 +93,18 @@ impl Server {
                     .unwrap_or(ThreadStatusView::NotLoaded);
                 view_of(s, status, names.get(&s.id).cloned())
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut read_states = BTreeMap::new();
+        for t in &data {
+            if let Some(s) = self.read_states.get(&t.id) {
+                read_states.insert(t.id.clone(), codex_ipc::app_server::to_value(&s)?);
+            }
+        }
         Ok(ThreadListResponse {
             data,
             next_cursor,
             backwards_cursor: None,
-            read_states: BTreeMap::new(),
+            read_states,
         })
     }
 

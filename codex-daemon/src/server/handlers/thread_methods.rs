@@ -244,10 +244,12 @@ impl Server {
         if include_turns {
             self.hydration_notice(conn, &thread, Hydration::Read);
         }
-        Ok(ThreadReadResponse {
-            thread,
-            read_state: None,
-        })
+        let read_state = self
+            .read_states
+            .get(&thread.id)
+            .map(|s| codex_ipc::app_server::to_value(&s))
+            .transpose()?;
+        Ok(ThreadReadResponse { thread, read_state })
     }
 
     pub(super) async fn thread_archive(
