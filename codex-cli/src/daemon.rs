@@ -35,15 +35,8 @@ enum DaemonCommand {
 }
 
 pub fn main(args: DaemonArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("codex: cannot start runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::rt::current_thread() else {
+        return 1;
     };
     let DaemonCommand::Status { socket, json } = args.command;
     match rt.block_on(status(socket, json)) {

@@ -74,15 +74,8 @@ enum Manager {
 
 pub fn main(args: DaemonCtlArgs) -> i32 {
     crate::logging::init("warn");
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("codex: cannot start runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::rt::current_thread() else {
+        return 1;
     };
     match rt.block_on(run(args.command)) {
         Ok(()) => 0,

@@ -28,15 +28,8 @@ pub fn main(args: DoctorArgs) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("codex: cannot start runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::rt::current_thread() else {
+        return 1;
     };
     let report = rt.block_on(doctor::run(&DoctorOptions {
         codex_home,

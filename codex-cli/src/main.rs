@@ -10,6 +10,7 @@ mod exec;
 mod logging;
 mod login;
 mod proxy;
+mod rt;
 mod sandbox;
 
 use clap::{Parser, Subcommand};

@@ -180,15 +180,8 @@ pub fn main(args: ExecArgs) -> i32 {
     if let Err(e) = codex_core::process::become_subreaper() {
         tracing::warn!("cannot become child subreaper: {e}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("codex: cannot start runtime: {e}");
-            return 1;
-        }
+    let Some(rt) = crate::rt::multi_thread() else {
+        return 1;
     };
     match rt.block_on(run(args)) {
         Ok(code) => code,

@@ -418,25 +418,12 @@ pub async fn connect_ws(
     }
     let host = request.uri().host().unwrap_or("127.0.0.1").to_string();
     let port = request.uri().port_u16().unwrap_or(80);
-    let handshake = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(connect_err)?;
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
         let _ = tcp.set_nodelay(true);
-        tokio_tungstenite::client_async(request, tcp)
-            .await
-            .map_err(|e| connect_err(std::io::Error::other(e.to_string())))
+        Ok(tcp)
     };
-    let (ws, _) = tokio::time::timeout(deadline, handshake)
-        .await
-        .map_err(|_| {
-            connect_err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "handshake timed out",
-            ))
-        })??;
-
-    Ok(crate::ws_bridge::bridge(ws, 1024 * 1024))
+    ws_handshake(url.to_string(), connect, request, deadline).await
 }
 
 /// Connects to an app server's unix socket the way upstream's clients do:
@@ -450,17 +437,34 @@ pub async fn connect_unix_ws(
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let what = format!("unix://{}", path.display());
+    let request =
+        "ws://localhost/"
+            .into_client_request()
+            .map_err(|e| ConnectionError::Connect {
+                what: what.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+    let connect = tokio::net::UnixStream::connect(connectable(path));
+    ws_handshake(what, connect, request, deadline).await
+}
+
+/// Connects with `connect`, upgrades to WebSocket with `request`, all within
+/// `deadline`, and bridges the frames to a JSONL stream.
+async fn ws_handshake<S>(
+    what: String,
+    connect: impl std::future::Future<Output = std::io::Result<S>>,
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+    deadline: Duration,
+) -> Result<tokio::io::DuplexStream, ConnectionError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let connect_err = |source: std::io::Error| ConnectionError::Connect {
         what: what.clone(),
         source,
     };
-    let request = "ws://localhost/"
-        .into_client_request()
-        .map_err(|e| connect_err(std::io::Error::other(e.to_string())))?;
     let handshake = async {
-        let stream = tokio::net::UnixStream::connect(connectable(path))
-            .await
-            .map_err(connect_err)?;
+        let stream = connect.await.map_err(connect_err)?;
         tokio_tungstenite::client_async(request, stream)
             .await
             .map_err(|e| connect_err(std::io::Error::other(e.to_string())))
@@ -470,7 +474,7 @@ pub async fn connect_unix_ws(
         .map_err(|_| {
             connect_err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "WebSocket upgrade over the socket timed out",
+                "WebSocket handshake timed out",
             ))
         })??;
     Ok(crate::ws_bridge::bridge(ws, 1024 * 1024))
