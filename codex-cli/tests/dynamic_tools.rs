@@ -368,3 +368,96 @@ async fn dynamic_tools_need_the_experimental_capability() {
         "thread/start.dynamicTools requires experimentalApi capability"
     );
 }
+
+/// A model response that calls `name` in namespace `ns`.
+fn call_in_namespace(call_id: &str, ns: &str, name: &str) -> MockResponse {
+    MockResponse::sse(vec![
+        sse::created("resp_ns"),
+        json!({"type": "response.output_item.done", "output_index": 0, "item": {
+            "type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+            "name": name, "namespace": ns, "arguments": "{}"}}),
+        sse::completed("resp_ns", 10, 5),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_cancels_a_namespaced_call() {
+    let mock = MockModelServer::start(vec![
+        call_in_namespace("call_ns", "tasks", "list_tasks"),
+        sse::message("after"),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    init_experimental(c).await;
+    let thread_id = c.start_thread(json!({"dynamicTools": tools_param()})).await;
+    let turn_id = c.start_turn(&thread_id, "list them").await;
+    let req = tool_call_request(c).await;
+    assert_eq!(req["params"]["tool"], "list_tasks");
+    assert_eq!(req["params"]["namespace"], "tasks");
+    c.call(
+        "turn/interrupt",
+        json!({"threadId": thread_id, "turnId": turn_id}),
+    )
+    .await;
+    let done = c.turn_completed(&thread_id).await;
+    assert_eq!(done["params"]["turn"]["status"], "interrupted", "{done}");
+    let rid = req["id"].clone();
+    c.wait_for("serverRequest/resolved", move |v| {
+        v["method"] == "serverRequest/resolved" && v["params"]["requestId"] == rid
+    })
+    .await;
+    // The call goes back to the model as it came, with an output.
+    c.start_turn(&thread_id, "next").await;
+    c.turn_completed(&thread_id).await;
+    let next = &mock.model_requests()[1];
+    let call = next
+        .input()
+        .into_iter()
+        .find(|i| i["type"] == "function_call" && i["call_id"] == "call_ns")
+        .unwrap();
+    assert_eq!(call["namespace"], "tasks");
+    assert!(next.function_output("call_ns").is_some());
+    validate_experimental(&unsolicited(&c.seen));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_client_the_model_reads_why() {
+    let mock = MockModelServer::start(vec![
+        call_weather("call_a"),
+        call_weather("call_b"),
+        sse::message("done"),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    init_experimental(c).await;
+    let thread_id = c.start_thread(json!({"dynamicTools": tools_param()})).await;
+    c.start_turn(&thread_id, "weather?").await;
+    tool_call_request(c).await;
+    // The only client leaves while it is asked: that call fails, and the
+    // next one finds nobody to ask.
+    c.call("thread/unsubscribe", json!({"threadId": thread_id}))
+        .await;
+    let deadline = std::time::Instant::now() + common::app_server::WAIT;
+    while mock.model_requests().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the turn did not go on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let requests = mock.model_requests();
+    assert_eq!(
+        requests[1].function_output("call_a").as_deref(),
+        Some("the client asked to run this dynamic tool disconnected")
+    );
+    assert_eq!(
+        requests[2].function_output("call_b").as_deref(),
+        Some("no client is connected to answer dynamic tool `lookup_weather`")
+    );
+}
