@@ -191,6 +191,23 @@ async fn a_dynamic_tool_is_answered_by_the_client_and_offered_again_after_resume
     let again = offered(&mock.model_requests()[2].body);
     assert!(again.contains(&"lookup_weather".to_string()), "{again:?}");
     assert!(!again.iter().any(|t| t.contains("hidden_tool")));
+    // The recorded item is part of the thread's history.
+    let items = c
+        .call("thread/items/list", json!({"threadId": thread_id}))
+        .await;
+    checked.push((
+        Some("thread/items/list".into()),
+        json!({"id": 0, "result": items}),
+    ));
+    let item = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| &row["item"])
+        .find(|i| i["type"] == "dynamicToolCall")
+        .unwrap_or_else(|| panic!("no dynamicToolCall in {items}"));
+    assert_eq!(item["status"], "completed");
+    assert_eq!(item["contentItems"][0]["text"], "sunny, 21°C");
     checked.extend(unsolicited(&c.seen));
     validate_experimental(&checked);
 }
@@ -286,6 +303,48 @@ async fn thread_start_names_what_it_does_not_serve() {
         !tools.iter().any(|t| t.contains("list_threads")),
         "{tools:?}"
     );
+    // Nor for the TUI's `thread/resume` (all null but `excludeTurns`).
+    let resumed = c
+        .call(
+            "thread/resume",
+            json!({"threadId": tui_id, "history": null, "path": null, "model": null,
+                "modelProvider": null, "cwd": null, "runtimeWorkspaceRoots": null,
+                "approvalPolicy": null, "approvalsReviewer": null, "sandbox": null,
+                "permissions": null, "config": null, "baseInstructions": null,
+                "developerInstructions": null, "personality": null, "excludeTurns": true,
+                "initialTurnsPage": null}),
+        )
+        .await;
+    checked.push((
+        Some("thread/resume".into()),
+        json!({"id": 0, "result": resumed}),
+    ));
+    settle(c, &tui_id).await;
+    let about_params = |c: &Client| {
+        c.seen_method("warning")
+            .into_iter()
+            .filter(|w| {
+                w["params"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("thread/")
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(about_params(c).is_empty(), "{:?}", about_params(c));
+    // A running thread keeps its settings, and says so.
+    c.call(
+        "thread/resume",
+        json!({"threadId": tui_id, "model": "other-model", "excludeTurns": true}),
+    )
+    .await;
+    settle(c, &tui_id).await;
+    let kept = about_params(c);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        kept[0]["params"]["message"],
+        "thread/resume: the thread is already running and keeps its settings; not applied: `model`"
+    );
 
     // Unserved choices are named, once; defaults and nulls are not.
     let other = c
@@ -298,8 +357,7 @@ async fn thread_start_names_what_it_does_not_serve() {
         .await;
     let other_id = other["thread"]["id"].as_str().unwrap().to_string();
     settle(c, &other_id).await;
-    let warnings: Vec<Value> = c
-        .seen_method("warning")
+    let warnings: Vec<Value> = about_params(c)
         .into_iter()
         .filter(|w| w["params"]["threadId"] == other_id.as_str())
         .collect();
