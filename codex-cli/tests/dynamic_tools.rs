@@ -372,6 +372,7 @@ async fn thread_start_names_what_it_does_not_serve() {
         .call("thread/start", json!({"permissions": ":read-only"}))
         .await;
     assert_eq!(ro["sandbox"]["type"], "readOnly", "{ro}");
+    assert_eq!(ro["activePermissionProfile"]["id"], ":read-only");
     let ws = c
         .call("thread/start", json!({"permissions": ":workspace"}))
         .await;

@@ -143,9 +143,10 @@ impl Server {
         let started = ThreadStartedNotification {
             thread: thread.clone(),
         };
-        let result = ThreadStartResponse {
+        let mut result = ThreadStartResponse {
             settings: self.session_settings(&t.ready(), thread),
         };
+        result.settings.active_permission_profile = thread_params::active_profile(&p.permissions);
         // The response first, then `thread/started`, then what was ignored.
         let mut then: Vec<ServerNotification> = vec![started.into()];
         then.extend(thread_params::unserved_warning(
@@ -214,8 +215,12 @@ impl Server {
         if include_turns {
             self.hydration_notice(conn, &thread, Hydration::Resume);
         }
+        let mut settings = self.session_settings(&ready, thread);
+        if kept.is_none() {
+            settings.active_permission_profile = thread_params::active_profile(&p.permissions);
+        }
         let result = ThreadResumeResponse {
-            settings: self.session_settings(&ready, thread),
+            settings,
             collaboration_mode: CollaborationMode {
                 mode: CollaborationModeKind::Default,
                 settings: CollaborationSettings {

@@ -45,6 +45,14 @@ pub(super) fn sandbox_of(
         })
 }
 
+/// `activePermissionProfile` of a thread started with `permissions` (the
+/// built-in profiles extend nothing).
+pub(super) fn active_profile(permissions: &Option<String>) -> Option<Value> {
+    permissions
+        .as_ref()
+        .map(|id| serde_json::json!({"id": id, "extends": null}))
+}
+
 /// One `warning` naming the fields of `rest` that chose something this
 /// server does not do (`None` when there are none).
 pub(super) fn unserved_warning(
