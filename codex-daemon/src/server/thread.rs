@@ -468,12 +468,22 @@ impl LoadedThread {
         self.broadcast(server, &notes);
     }
 
-    /// The model called a client-defined tool: the first live subscriber is
-    /// asked (`item/tool/call`); with none, the model reads why at once.
+    /// The model called a client-defined tool: the first live subscriber
+    /// with the experimental API (where `dynamicTools` come from), else the
+    /// first live one, is asked (`item/tool/call`); with none, the model
+    /// reads why at once.
     fn on_tool_call(&self, server: &Server, call: u64, request: DynamicToolRequest) {
         let target = {
             let rt = self.rt();
-            rt.subscribers.iter().find_map(|c| server.conn(*c))
+            let live: Vec<_> = rt
+                .subscribers
+                .iter()
+                .filter_map(|c| server.conn(*c))
+                .collect();
+            live.iter()
+                .find(|c| c.experimental_api())
+                .or(live.first())
+                .cloned()
         };
         let sent = target.and_then(|conn| {
             let rid = conn.send_request(

@@ -181,7 +181,13 @@ impl Server {
         let mut kept = None;
         let t = match self.live_thread(&p.thread_id).await {
             Some(t) => {
-                kept = Some(settings.given());
+                let mut given = settings.given();
+                if let Some(profile) = &p.permissions {
+                    // The mode came from the profile: name what was sent.
+                    given.remove("sandbox");
+                    given.insert("permissions".into(), Value::from(profile.clone()));
+                }
+                kept = Some(given);
                 t
             }
             None => self.load_from_disk(conn, &p.thread_id, settings).await?,
