@@ -2,7 +2,8 @@
 //! client defines are offered to the (mock) model, a call becomes an
 //! `item/tool/call` request to the client, and its answer the call's output
 //! in the next model request; deferred tools are not offered; an unanswered
-//! call fails at its deadline; the tools survive a resume in a new daemon.
+//! call fails at its deadline; the tools survive a resume in a new daemon
+//! and a fork.
 //! Also the params audit of `thread/start`: unserved fields named in one
 //! `warning` (none for the TUI's), `permissions` profiles. Real codexd,
 //! workers and the mock model; messages validated against upstream's
@@ -80,11 +81,12 @@ async fn tool_call_request(c: &mut Client) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_dynamic_tool_is_answered_by_the_client_and_offered_again_after_resume() {
+async fn a_dynamic_tool_is_answered_by_the_client_and_offered_again_after_resume_and_fork() {
     let mock = MockModelServer::start(vec![
         call_weather("call_1"),
         sse::message("It is sunny."),
         sse::message("Still here."),
+        sse::message("Forked."),
     ])
     .await;
     let home = TestHome::new();
@@ -208,6 +210,18 @@ async fn a_dynamic_tool_is_answered_by_the_client_and_offered_again_after_resume
         .unwrap_or_else(|| panic!("no dynamicToolCall in {items}"));
     assert_eq!(item["status"], "completed");
     assert_eq!(item["contentItems"][0]["text"], "sunny, 21°C");
+    // A fork carries them too.
+    let fork = c
+        .call(
+            "thread/fork",
+            json!({"threadId": thread_id, "excludeTurns": true}),
+        )
+        .await;
+    let fork_id = fork["thread"]["id"].as_str().unwrap().to_string();
+    c.start_turn(&fork_id, "forked").await;
+    c.turn_completed(&fork_id).await;
+    let forked = offered(&mock.model_requests()[3].body);
+    assert!(forked.contains(&"lookup_weather".to_string()), "{forked:?}");
     checked.extend(unsolicited(&c.seen));
     validate_experimental(&checked);
 }
