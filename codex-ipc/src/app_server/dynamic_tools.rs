@@ -80,6 +80,12 @@ pub fn flatten(specs: &[DynamicToolSpecParam]) -> Result<Vec<DynamicTool>, Strin
         if t.name.is_empty() {
             return Err("dynamicTools: a tool needs a name".into());
         }
+        if codex_core::tools::is_builtin(&t.name) {
+            return Err(format!(
+                "dynamicTools: `{}` is the name of a built-in tool",
+                t.name
+            ));
+        }
         if !seen.insert(t.name.as_str()) {
             return Err(format!("dynamicTools: duplicate tool name `{}`", t.name));
         }
@@ -170,6 +176,13 @@ mod tests {
             defer_loading: false,
         };
         assert!(flatten(&[f(), f()]).unwrap_err().contains("duplicate"));
+        let builtin = DynamicToolSpecParam::Function {
+            name: "exec_command".into(),
+            description: String::new(),
+            input_schema: json!({}),
+            defer_loading: false,
+        };
+        assert!(flatten(&[builtin]).unwrap_err().contains("built-in"));
     }
 
     #[test]
