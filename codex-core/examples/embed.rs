@@ -42,6 +42,7 @@ async fn tiny_model(req: ModelRequest) -> Result<ModelStream, ModelError> {
         (None, true) => ResponseItem::FunctionCall {
             id: None,
             name: "lookup_weather".into(),
+            namespace: None,
             arguments: json!({"city": "Paris"}).to_string(),
             call_id: "call_1".into(),
         },

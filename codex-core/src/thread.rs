@@ -75,6 +75,13 @@ pub struct ThreadOptions {
     pub token_source: Option<crate::auth::SharedTokenSource>,
     /// `historyMode` recorded in the session file (`legacy`, `paginated`).
     pub history_mode: Option<String>,
+    /// `threadSource` recorded in the session file.
+    pub thread_source: Option<String>,
+    /// A new thread's client-defined tools (a resumed thread's come from
+    /// its session file).
+    pub dynamic_tools: Vec<crate::tools::dynamic::DynamicTool>,
+    /// Who answers dynamic tool calls; without it none is offered.
+    pub dynamic_client: Option<Arc<dyn crate::tools::dynamic::DynamicToolClient>>,
 }
 
 impl ThreadOptions {
@@ -91,6 +98,9 @@ impl ThreadOptions {
             command_isolation: crate::exec::Isolation::OwnSession,
             token_source: None,
             history_mode: None,
+            thread_source: None,
+            dynamic_tools: Vec::new(),
+            dynamic_client: None,
         }
     }
 }
@@ -362,12 +372,16 @@ impl ThreadBuilder {
                 base_instructions: Some(BaseInstructions { text: base.clone() }),
                 git: None,
                 history_mode: self.opts.history_mode.clone(),
+                thread_source: self.opts.thread_source.clone(),
+                dynamic_tools: (!self.opts.dynamic_tools.is_empty())
+                    .then(|| self.opts.dynamic_tools.clone()),
             };
             // The file appears with the first turn.
             let w = RolloutWriter::deferred(&path, Some(RolloutItem::SessionMeta(meta)));
             (Some(w), Some(path))
         };
-        self.assemble(id, config, base, writer, path, Vec::new())
+        let dynamic = self.opts.dynamic_tools.clone();
+        self.assemble(id, config, base, writer, path, Vec::new(), dynamic)
     }
 
     /// Resumes a thread from its session file. The history is rebuilt from
@@ -420,6 +434,7 @@ impl ThreadBuilder {
             .map(|u| u.total)
             .unwrap_or_default();
         let rollout_path = writer.is_some().then(|| path.to_path_buf());
+        let dynamic = loaded.meta.dynamic_tools.clone().unwrap_or_default();
         let (thread, rx) = self.assemble(
             loaded.meta.id.clone(),
             config,
@@ -427,6 +442,7 @@ impl ThreadBuilder {
             writer,
             rollout_path,
             history,
+            dynamic,
         )?;
         if let Ok(mut st) = thread.shared.state.try_lock() {
             st.total_usage = total_usage;
@@ -434,6 +450,7 @@ impl ThreadBuilder {
         Ok((thread, rx, loaded))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         self,
         id: String,
@@ -442,6 +459,7 @@ impl ThreadBuilder {
         writer: Option<RolloutWriter>,
         path: Option<PathBuf>,
         history: Vec<ResponseItem>,
+        dynamic: Vec<crate::tools::dynamic::DynamicTool>,
     ) -> Result<(Thread, mpsc::Receiver<Event>), ThreadError> {
         let ThreadBuilder {
             opts,
@@ -455,10 +473,23 @@ impl ThreadBuilder {
         let model = model_maps
             .into_iter()
             .fold(build_model(&config, &opts)?, |svc, wrap| wrap(svc));
+        // `tool_timeout_ms` in the config wins over the builder's default.
+        let tool_timeout = config.tool_timeout.unwrap_or(tool_timeout);
+        let mut outer_timeout = tool_timeout;
+        let tools = match &opts.dynamic_client {
+            Some(client) if !dynamic.is_empty() => {
+                // A dynamic call keeps its own deadline (it reports the
+                // timed-out item); the outer one is only a backstop.
+                outer_timeout = tool_timeout + Duration::from_secs(1);
+                crate::tools::dynamic::DynamicTools::new(dynamic, client.clone(), tool_timeout)
+                    .install(tools)
+            }
+            _ => tools,
+        };
         let tools = tool_maps
             .into_iter()
             .fold(tools, |set, wrap| set.map_service(wrap))
-            .map_service(|svc| ToolTimeoutLayer::new(tool_timeout).layer(svc));
+            .map_service(|svc| ToolTimeoutLayer::new(outer_timeout).layer(svc));
         let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
         let approval_timeout = config.approval_timeout;
         let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());

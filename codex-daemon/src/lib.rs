@@ -23,4 +23,5 @@ pub mod server;
 pub mod transport;
 mod unix_ws;
 pub mod worker;
+mod worker_tools;
 pub mod ws;

@@ -23,6 +23,8 @@ use codex_ipc::link::{serve_link, FromWorker, ThreadInit, ThreadReady, ToWorker}
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::worker_tools::{LinkDynamicTools, SharedLinkDynamicTools};
+
 /// How long a worker waits for its `Init`.
 const INIT_DEADLINE: Duration = Duration::from_secs(30);
 /// How long `Shutdown` waits for a running turn to record its end.
@@ -261,6 +263,7 @@ fn open_thread(
     init: &ThreadInit,
     approvals: Arc<LinkApprovals>,
     broker: Option<Arc<LinkBroker>>,
+    dynamic: Arc<LinkDynamicTools>,
 ) -> Result<Opened, String> {
     let config = load_config(init)?;
     let warnings = config.warnings.clone();
@@ -269,6 +272,9 @@ fn open_thread(
     opts.ephemeral = init.ephemeral;
     opts.thread_id = init.thread_id.clone();
     opts.history_mode = init.history_mode.clone();
+    opts.thread_source = init.thread_source.clone();
+    opts.dynamic_tools = init.dynamic_tools.clone();
+    opts.dynamic_client = Some(Arc::new(SharedLinkDynamicTools(dynamic)));
     opts.command_isolation = Isolation::InheritGroup;
     // This binary is the sandbox helper (`codex-linux-sandbox`).
     let mut protection = codex_core::exec::Protection::for_config(&config);
@@ -335,7 +341,10 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         next: AtomicU64::new(1),
     });
     let link_broker = init.use_broker.then(|| broker.clone());
-    let (thread, mut events, ready) = match open_thread(&init, approvals.clone(), link_broker) {
+    let (dynamic_tx, mut dynamic_rx) = mpsc::channel::<FromWorker>(64);
+    let dynamic = Arc::new(LinkDynamicTools::new(dynamic_tx));
+    let opened = open_thread(&init, approvals.clone(), link_broker, dynamic.clone());
+    let (thread, mut events, ready) = match opened {
         Ok(t) => t,
         Err(message) => {
             let _ = out_tx.send(FromWorker::InitFailed { message }).await;
@@ -384,6 +393,13 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                         }
                         let _ = out.send(approval_msg(msg)).await;
                     }
+                    Some(msg) = dynamic_rx.recv() => {
+                        // The call's item is announced before the call.
+                        while let Ok(ev) = events.try_recv() {
+                            let _ = out.send(send_event(ev)).await;
+                        }
+                        let _ = out.send(msg).await;
+                    }
                     _ = &mut stop_rx => break,
                 }
             }
@@ -394,6 +410,9 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             }
             while let Ok(msg) = approval_rx.try_recv() {
                 let _ = out.send(approval_msg(msg)).await;
+            }
+            while let Ok(msg) = dynamic_rx.try_recv() {
+                let _ = out.send(msg).await;
             }
         })
     };
@@ -523,11 +542,13 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 break;
             }
             ToWorker::BrokerReply { id, result } => broker.resolve(id, result),
+            ToWorker::DynamicToolResult { call, result } => dynamic.resolve(call, result),
             ToWorker::Init(_) => tracing::warn!("codex-session: ignoring a second Init"),
         }
     }
     // The turn has ended and recorded its end: what it emitted is queued.
     approvals.decline_all();
+    dynamic.fail_all();
     drop(thread);
     if supervisor_gone {
         // Nobody is left to read the link or to kill what remains.

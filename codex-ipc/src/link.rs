@@ -18,6 +18,7 @@ use codex_core::auth::{AuthError, BrokerRequest, BrokerResponse};
 use codex_core::config::{AskForApproval, ReasoningEffort, SandboxMode, SandboxPolicy};
 use codex_core::protocol::{Event, UserInput};
 use codex_core::rollout::RecordedUsage;
+use codex_core::tools::dynamic::{DynamicTool, DynamicToolAnswer, DynamicToolRequest};
 use codex_core::turn::TurnOverrides;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,6 +83,12 @@ pub struct ThreadInit {
     /// `historyMode` of a new thread, recorded in its session file.
     #[serde(default)]
     pub history_mode: Option<String>,
+    /// `threadSource` of a new thread, recorded in its session file.
+    #[serde(default)]
+    pub thread_source: Option<String>,
+    /// A new thread's `dynamicTools` (a resumed one's are in its file).
+    #[serde(default)]
+    pub dynamic_tools: Vec<DynamicTool>,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.
@@ -147,6 +154,12 @@ pub enum ToWorker {
         id: u64,
         result: Result<BrokerResponse, AuthError>,
     },
+    /// The client's answer to [`FromWorker::DynamicToolCall`] `call` (or why
+    /// there is none).
+    DynamicToolResult {
+        call: u64,
+        result: Result<DynamicToolAnswer, String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +204,16 @@ pub enum FromWorker {
     Broker {
         id: u64,
         request: BrokerRequest,
+    },
+    /// The model called a client-defined tool (answered by
+    /// [`ToWorker::DynamicToolResult`]).
+    DynamicToolCall {
+        call: u64,
+        request: DynamicToolRequest,
+    },
+    /// The worker stopped waiting for that answer (deadline, interrupt).
+    DynamicToolCancelled {
+        call: u64,
     },
 }
 
@@ -386,6 +409,13 @@ pub enum WorkerMessage {
         id: u64,
         request: BrokerRequest,
     },
+    DynamicToolCall {
+        call: u64,
+        request: DynamicToolRequest,
+    },
+    DynamicToolCancelled {
+        call: u64,
+    },
     /// The link closed: the worker is gone (its process group has been
     /// killed and the process reaped).
     Exited {
@@ -500,6 +530,12 @@ impl WorkerThread {
                         WorkerMessage::SteerRejected { steer_id, message }
                     }
                     FromWorker::Broker { id, request } => WorkerMessage::Broker { id, request },
+                    FromWorker::DynamicToolCall { call, request } => {
+                        WorkerMessage::DynamicToolCall { call, request }
+                    }
+                    FromWorker::DynamicToolCancelled { call } => {
+                        WorkerMessage::DynamicToolCancelled { call }
+                    }
                     FromWorker::Heartbeat
                     | FromWorker::Ready(_)
                     | FromWorker::InitFailed { .. } => continue,

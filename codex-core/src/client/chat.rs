@@ -310,6 +310,7 @@ fn finish(st: &mut ChatState) -> Vec<ModelEvent> {
         out.push(ModelEvent::OutputItemDone(ResponseItem::FunctionCall {
             id: None,
             name: call.name,
+            namespace: None,
             arguments: if call.arguments.is_empty() {
                 "{}".into()
             } else {
@@ -349,6 +350,7 @@ mod tests {
             ModelEvent::OutputItemDone(ResponseItem::FunctionCall {
                 id: None,
                 name: "exec_command".into(),
+                namespace: None,
                 arguments: "{\"cmd\":\"ls\"}".into(),
                 call_id: "call_a".into(),
             })
@@ -369,6 +371,7 @@ mod tests {
                 ResponseItem::FunctionCall {
                     id: None,
                     name: "exec_command".into(),
+                    namespace: None,
                     arguments: "{}".into(),
                     call_id: "c".into(),
                 },

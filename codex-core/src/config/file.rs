@@ -49,6 +49,9 @@ pub struct ConfigToml {
     /// How long an approval request waits for an answer before it is
     /// declined, in milliseconds.
     pub approval_timeout_ms: Option<u64>,
+    /// Deadline of one call to a tool that is not built in (a client's
+    /// `dynamicTools`, embedders' tools), in milliseconds.
+    pub tool_timeout_ms: Option<u64>,
 
     /// Supervisor settings (`[codexd]`), interpreted by `codex-daemon`.
     pub codexd: Option<toml::Table>,

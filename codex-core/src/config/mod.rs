@@ -123,6 +123,9 @@ pub struct Config {
     pub turn_timeout: Duration,
     pub exec_timeout: Duration,
     pub approval_timeout: Duration,
+    /// `tool_timeout_ms` (ours): deadline of a call to a tool that is not
+    /// built in; `None`: the thread's default.
+    pub tool_timeout: Option<Duration>,
     pub tool_output_token_limit: u64,
     /// The ChatGPT backend (`chatgpt_base_url`); the built-in `openai`
     /// provider talks to `{chatgpt_base_url}codex` when signed in with
@@ -410,6 +413,9 @@ impl Config {
                     .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_MS)
                     .max(1),
             ),
+            tool_timeout: cfg
+                .tool_timeout_ms
+                .map(|ms| Duration::from_millis(ms.max(1))),
             tool_output_token_limit: cfg
                 .tool_output_token_limit
                 .unwrap_or(DEFAULT_TOOL_OUTPUT_TOKENS)

@@ -18,6 +18,8 @@ pub enum ThreadItem {
     TodoList(TodoListItem),
     /// A non-fatal problem worth showing (e.g. fallback model metadata).
     Error(ErrorItem),
+    /// A call to a tool the client defined (app-server `dynamicTools`).
+    DynamicToolCall(DynamicToolCallItem),
     /// The history was summarised and replaced (`thread/compact/start`).
     ContextCompaction(ContextCompactionItem),
 }
@@ -38,6 +40,7 @@ impl ThreadItem {
             ThreadItem::TodoList(i) => &i.id,
             ThreadItem::Error(i) => &i.id,
             ThreadItem::ContextCompaction(i) => &i.id,
+            ThreadItem::DynamicToolCall(i) => &i.id,
         }
     }
 }
@@ -171,4 +174,30 @@ pub struct TodoListItem {
 pub struct ErrorItem {
     pub id: String,
     pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DynamicToolCallItem {
+    /// The model's call id.
+    pub id: String,
+    pub tool: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub arguments: serde_json::Value,
+    pub status: DynamicToolCallStatus,
+    /// What the client answered (`inputText` / `inputImage` / ... items).
+    #[serde(default)]
+    pub content_items: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DynamicToolCallStatus {
+    InProgress,
+    Completed,
+    Failed,
 }

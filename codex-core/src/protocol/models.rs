@@ -31,6 +31,10 @@ pub enum ResponseItem {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         name: String,
+        /// The `namespace` tool the function belongs to, kept so the call
+        /// goes back to the model as it came.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
         arguments: String,
         call_id: String,
     },

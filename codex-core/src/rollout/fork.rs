@@ -109,6 +109,8 @@ mod tests {
             base_instructions: None,
             git: None,
             history_mode: None,
+            thread_source: None,
+            dynamic_tools: None,
         };
         let whole = dir.path().join("sub/whole.jsonl");
         write_fork(&src, &whole, meta("b"), None).unwrap();

@@ -51,6 +51,13 @@ pub struct SessionMeta {
     /// `legacy` | `paginated` (app-server `historyMode`), when chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_mode: Option<String>,
+    /// The client's `threadSource` (`user`, `thread_title`, ...), as upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_source: Option<String>,
+    /// The client's `dynamicTools`, as upstream records them (offered again
+    /// on resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_tools: Option<Vec<crate::tools::dynamic::DynamicTool>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

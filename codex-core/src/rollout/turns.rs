@@ -355,6 +355,8 @@ pub fn parse_turn_item(v: &Value) -> Option<ThreadItem> {
                 _ => PatchStatus::Failed,
             },
         }),
+        // Written by us in the item's own serde shape.
+        "DynamicToolCall" => ThreadItem::DynamicToolCall(serde_json::from_value(v.clone()).ok()?),
         _ => return None,
     })
 }

@@ -5,6 +5,7 @@
 //! and returns the text that goes back to the model.
 
 pub mod apply_patch;
+pub mod dynamic;
 mod exec_command;
 mod patch_tool;
 mod plan;

@@ -197,14 +197,33 @@ impl ToolSet {
     /// Adds several tools served by one service (an MCP server's tools, a
     /// client's `dynamicTools`), in front of the current ones, as
     /// [`with_tool`](Self::with_tool) does for one.
-    pub fn with_tools<S>(mut self, specs: Vec<ToolSpec>, service: S) -> Self
+    pub fn with_tools<S>(self, specs: Vec<ToolSpec>, service: S) -> Self
     where
         S: Service<ToolInvocation, Response = ToolOutput> + Clone + Send + 'static,
         S::Error: Into<BoxError>,
         S::Future: Send + 'static,
     {
         let names: HashSet<String> = specs.iter().map(|s| s.name().to_string()).collect();
-        self.specs.retain(|s| !names.contains(s.name()));
+        self.with_routed_tools(specs, names, service)
+    }
+
+    /// Like [`with_tools`](Self::with_tools), for definitions whose entry
+    /// name is not the name the model calls (a `namespace` entry holds the
+    /// functions it routes): calls named in `names` go to `service`.
+    pub fn with_routed_tools<S>(
+        mut self,
+        specs: Vec<ToolSpec>,
+        names: HashSet<String>,
+        service: S,
+    ) -> Self
+    where
+        S: Service<ToolInvocation, Response = ToolOutput> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        let entries: HashSet<&str> = specs.iter().map(ToolSpec::name).collect();
+        self.specs
+            .retain(|s| !entries.contains(s.name()) && !names.contains(s.name()));
         self.specs.extend(specs);
         self.service = boxed(Route {
             names: Arc::new(names),

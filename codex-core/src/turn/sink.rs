@@ -219,6 +219,17 @@ fn rollout_item_completed(thread_id: &str, turn_id: &str, item: &ThreadItem) -> 
         }),
         ThreadItem::Error(e) => json!({"type": "Error", "id": e.id, "message": e.message}),
         ThreadItem::ContextCompaction(c) => json!({"type": "ContextCompaction", "id": c.id}),
+        ThreadItem::DynamicToolCall(d) => json!({
+            "type": "DynamicToolCall",
+            "id": d.id,
+            "tool": d.tool,
+            "namespace": d.namespace,
+            "arguments": d.arguments,
+            "status": d.status,
+            "content_items": d.content_items,
+            "success": d.success,
+            "duration_ms": d.duration_ms,
+        }),
     };
     json!({
         "type": "item_completed",

@@ -424,6 +424,7 @@ pub fn view_of(s: &ThreadSummary, status: ThreadStatusView, name: Option<String>
             Some("paginated") => Some(HistoryModeParam::Paginated),
             _ => None,
         },
+        thread_source: s.meta.thread_source.clone(),
     }
 }
 

@@ -40,7 +40,10 @@ pub struct LoadCounters {
 #[derive(Debug, Clone)]
 pub struct PendingServerRequest {
     pub thread_id: String,
+    /// The worker's approval id, or its dynamic tool call id.
     pub approval_id: u64,
+    /// An `item/tool/call` rather than an approval.
+    pub tool_call: bool,
 }
 
 #[derive(Debug, Default)]
@@ -151,9 +154,16 @@ impl Conn {
     }
 
     pub fn forget_pending(&self, thread_id: &str, approval_id: u64) {
+        self.state().pending.retain(|_, p| {
+            !(p.thread_id == thread_id && p.approval_id == approval_id && !p.tool_call)
+        });
+    }
+
+    /// Forgets the `item/tool/call` request of dynamic tool call `call`.
+    pub fn forget_tool_call(&self, thread_id: &str, call: u64) {
         self.state()
             .pending
-            .retain(|_, p| !(p.thread_id == thread_id && p.approval_id == approval_id));
+            .retain(|_, p| !(p.thread_id == thread_id && p.approval_id == call && p.tool_call));
     }
 
     pub fn client_name(&self) -> Option<String> {

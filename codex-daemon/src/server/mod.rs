@@ -350,8 +350,12 @@ impl Server {
             return;
         };
         if let Some(t) = self.thread(&pending.thread_id) {
-            t.resolve_approval(self, pending.approval_id, n, answer)
-                .await;
+            if pending.tool_call {
+                t.resolve_tool_call(self, pending.approval_id, n, answer);
+            } else {
+                t.resolve_approval(self, pending.approval_id, n, answer)
+                    .await;
+            }
         }
     }
 

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use codex_core::approval::{ApprovalRequest, ReviewDecision};
 use codex_core::protocol::{Event, UserInput};
+use codex_core::tools::dynamic::{DynamicToolAnswer, DynamicToolRequest};
+use codex_ipc::app_server::dynamic_tools::{self, DynamicToolCallParams};
 use codex_ipc::app_server::events::ThreadEventMapper;
 use codex_ipc::app_server::notifications::{
     ErrorNotification, ServerNotification, ServerRequestResolvedNotification,
@@ -65,6 +67,9 @@ struct Runtime {
     /// The worker announced an approval (`Event::ApprovalPending`) that has
     /// not arrived yet: the thread already shows as waiting on it.
     approval_pending: bool,
+    /// Dynamic tool calls waiting for a client: call → (connection,
+    /// request id, tool).
+    tool_calls: HashMap<u64, (u64, i64, String)>,
     preview: Option<String>,
 }
 
@@ -114,6 +119,7 @@ impl LoadedThread {
                 approvals: HashMap::new(),
                 approval_pending: false,
                 accepted_turn: None,
+                tool_calls: HashMap::new(),
                 preview,
             }),
             id,
@@ -193,6 +199,7 @@ impl LoadedThread {
                 || rt.mapper.active_turn_id().is_some()
                 || !rt.pending_turns.is_empty()
                 || !rt.approvals.is_empty()
+                || !rt.tool_calls.is_empty()
         };
         let mut since = self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
         if in_use {
@@ -304,6 +311,7 @@ impl LoadedThread {
             was
         };
         self.route_unsent(server);
+        self.fail_tool_calls_of(server, conn);
         was
     }
 
@@ -451,6 +459,7 @@ impl LoadedThread {
                 PendingServerRequest {
                     thread_id: self.id.clone(),
                     approval_id,
+                    tool_call: false,
                 },
             ) else {
                 continue;
@@ -508,6 +517,115 @@ impl LoadedThread {
         }
         notes.push(self.status_note());
         self.broadcast(server, &notes);
+    }
+
+    /// The model called a client-defined tool: the first live subscriber
+    /// with the experimental API (where `dynamicTools` come from), else the
+    /// first live one, is asked (`item/tool/call`); with none, the model
+    /// reads why at once.
+    fn on_tool_call(&self, server: &Server, call: u64, request: DynamicToolRequest) {
+        let target = {
+            let rt = self.rt();
+            let live: Vec<_> = rt
+                .subscribers
+                .iter()
+                .filter_map(|c| server.conn(*c))
+                .collect();
+            live.iter()
+                .find(|c| c.experimental_api())
+                .or(live.first())
+                .cloned()
+        };
+        let sent = target.and_then(|conn| {
+            let rid = conn.send_request(
+                &ServerRequest::DynamicToolCall(DynamicToolCallParams::new(&self.id, &request)),
+                PendingServerRequest {
+                    thread_id: self.id.clone(),
+                    approval_id: call,
+                    tool_call: true,
+                },
+            )?;
+            Some((conn.id, rid, request.tool.clone()))
+        });
+        match sent {
+            Some(route) => {
+                self.rt().tool_calls.insert(call, route);
+            }
+            None => self.answer_tool_call(
+                call,
+                Err(format!(
+                    "no client is connected to answer dynamic tool `{}`",
+                    request.tool
+                )),
+            ),
+        }
+    }
+
+    fn answer_tool_call(&self, call: u64, result: Result<DynamicToolAnswer, String>) {
+        if let Err(e) = self
+            .worker
+            .try_send(codex_ipc::link::ToWorker::DynamicToolResult { call, result })
+        {
+            tracing::warn!(
+                "thread {}: dynamic tool answer {call} not delivered: {e}",
+                self.id
+            );
+        }
+    }
+
+    /// A client answered dynamic tool call `call` (sent as request `rid`).
+    pub fn resolve_tool_call(
+        &self,
+        server: &Server,
+        call: u64,
+        rid: i64,
+        answer: Result<Value, RpcError>,
+    ) {
+        let Some((_, _, tool)) = self.rt().tool_calls.remove(&call) else {
+            return;
+        };
+        let result = dynamic_tools::answer(&tool, answer.as_ref());
+        self.answer_tool_call(call, result);
+        self.broadcast(server, &[self.resolved_note(rid)]);
+    }
+
+    /// The worker stopped waiting (deadline, interrupt): the request is
+    /// resolved without an answer; a late one is ignored.
+    fn on_tool_call_cancelled(&self, server: &Server, call: u64) {
+        let Some((conn, rid, _)) = self.rt().tool_calls.remove(&call) else {
+            return;
+        };
+        if let Some(c) = server.conn(conn) {
+            c.forget_tool_call(&self.id, call);
+        }
+        self.broadcast(server, &[self.resolved_note(rid)]);
+    }
+
+    /// Connection `conn` went away: the calls it was asked to answer fail.
+    fn fail_tool_calls_of(&self, server: &Server, conn: u64) {
+        let gone: Vec<(u64, i64)> = {
+            let mut rt = self.rt();
+            let calls: Vec<(u64, i64)> = rt
+                .tool_calls
+                .iter()
+                .filter(|(_, (c, _, _))| *c == conn)
+                .map(|(call, (_, rid, _))| (*call, *rid))
+                .collect();
+            for (call, _) in &calls {
+                rt.tool_calls.remove(call);
+            }
+            calls
+        };
+        for (call, rid) in gone {
+            if let Some(c) = server.conn(conn) {
+                c.forget_tool_call(&self.id, call);
+            }
+            self.answer_tool_call(
+                call,
+                Err("the client asked to run this dynamic tool disconnected".into()),
+            );
+            self.broadcast(server, &[self.resolved_note(rid)]);
+        }
     }
 
     fn on_event(&self, server: &Server, event: Event) {
@@ -602,12 +720,22 @@ impl LoadedThread {
     /// learn why (unless it was asked to go) and that the thread is no
     /// longer loaded.
     fn on_exit(&self, server: &Server, status: Option<i32>) {
-        let (approvals, turns) = {
+        let (approvals, turns, tool_calls) = {
             let mut rt = self.rt();
             let mut turns = std::mem::take(&mut rt.pending_turns);
             turns.extend(std::mem::take(&mut rt.pending_steers));
-            (std::mem::take(&mut rt.approvals), turns)
+            (
+                std::mem::take(&mut rt.approvals),
+                turns,
+                std::mem::take(&mut rt.tool_calls),
+            )
         };
+        for (call, (conn, rid, _)) in tool_calls {
+            if let Some(c) = server.conn(conn) {
+                c.forget_tool_call(&self.id, call);
+            }
+            self.broadcast(server, &[self.resolved_note(rid)]);
+        }
         for (approval_id, route) in approvals {
             if let Some((conn, rid)) = route.sent {
                 if let Some(c) = server.conn(conn) {
@@ -728,6 +856,12 @@ async fn pump(
                         .worker
                         .try_send(codex_ipc::link::ToWorker::BrokerReply { id, result });
                 });
+            }
+            WorkerMessage::DynamicToolCall { call, request } => {
+                thread.on_tool_call(&server, call, request)
+            }
+            WorkerMessage::DynamicToolCancelled { call } => {
+                thread.on_tool_call_cancelled(&server, call)
             }
             WorkerMessage::Exited { status } => {
                 tracing::info!("thread {}: worker exited ({status:?})", thread.id);

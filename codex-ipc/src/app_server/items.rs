@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use codex_core::protocol::{CommandStatus, FileChangeKind, PatchStatus, ThreadItem, UserInput};
+use codex_core::protocol::{
+    CommandStatus, DynamicToolCallStatus, FileChangeKind, PatchStatus, ThreadItem, UserInput,
+};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -145,6 +147,18 @@ enum ThreadItemWire<'a> {
         started_at_ms: Option<i64>,
         completed_at_ms: Option<i64>,
     },
+    /// `DynamicToolCallThreadItem` (no timestamps upstream).
+    #[serde(rename_all = "camelCase")]
+    DynamicToolCall {
+        id: &'a str,
+        tool: &'a str,
+        namespace: Option<&'a str>,
+        arguments: &'a Value,
+        status: ItemStatusWire,
+        content_items: Option<&'a [Value]>,
+        success: Option<bool>,
+        duration_ms: Option<i64>,
+    },
 }
 
 #[derive(Serialize)]
@@ -260,6 +274,20 @@ impl ItemView {
                 id: &c.id,
                 started_at_ms,
                 completed_at_ms,
+            },
+            ThreadItem::DynamicToolCall(d) => ThreadItemWire::DynamicToolCall {
+                id: &d.id,
+                tool: &d.tool,
+                namespace: d.namespace.as_deref(),
+                arguments: &d.arguments,
+                status: match d.status {
+                    DynamicToolCallStatus::InProgress => ItemStatusWire::InProgress,
+                    DynamicToolCallStatus::Completed => ItemStatusWire::Completed,
+                    DynamicToolCallStatus::Failed => ItemStatusWire::Failed,
+                },
+                content_items: d.content_items.as_deref(),
+                success: d.success,
+                duration_ms: d.duration_ms,
             },
             ThreadItem::TodoList(_) | ThreadItem::Error(_) => return None,
         })

@@ -1,6 +1,8 @@
 //! The client→server methods we serve and their params (camelCase, as on
-//! the wire). Unknown fields are ignored; a missing required field is an
-//! `Invalid request: missing field ...` error, upstream's wording.
+//! the wire). Unknown fields are ignored, except where a struct collects
+//! them (`rest`, see [`super::unserved`]) to name them to the caller; a
+//! missing required field is an `Invalid request: missing field ...` error,
+//! upstream's wording.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -114,6 +116,26 @@ pub struct ThreadStartParams {
     pub ephemeral: Option<bool>,
     /// `legacy` | `paginated`, recorded in the session file.
     pub history_mode: Option<HistoryModeParam>,
+    /// A permission profile (`:read-only`, `:workspace`,
+    /// `:danger-full-access`); not with `sandbox`.
+    pub permissions: Option<String>,
+    /// Recorded in the session file and reported as `threadSource`.
+    pub thread_source: Option<String>,
+    /// Tools the client defines and answers (`item/tool/call`).
+    pub dynamic_tools: Option<Vec<super::dynamic_tools::DynamicToolSpecParam>>,
+    /// Everything else the client sent (named back in a `warning`).
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl ThreadStartParams {
+    /// Unserved fields with these values choose nothing.
+    pub fn defaults() -> Vec<(&'static str, Value)> {
+        vec![
+            ("approvalsReviewer", Value::from("user")),
+            ("personality", Value::from("none")),
+        ]
+    }
 }
 
 /// `ThreadHistoryMode`.
@@ -149,6 +171,14 @@ pub struct ThreadResumeParams {
     pub config: Option<Map<String, Value>>,
     /// A first `thread/turns/list` page to include in the result.
     pub initial_turns_page: Option<super::history::InitialTurnsPageParams>,
+    /// As `thread/start`'s.
+    pub permissions: Option<String>,
+    /// Resume from this file / this history: refused (not served here).
+    pub path: Option<String>,
+    pub history: Option<Value>,
+    /// Everything else the client sent (named back in a `warning`).
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ pub mod client;
 pub mod client_features;
 pub mod codexd_status;
 pub mod connection;
+pub mod dynamic_tools;
 pub mod events;
 pub mod history;
 pub mod items;
@@ -24,6 +25,7 @@ pub mod responses;
 pub mod server_requests;
 pub mod turn_control;
 pub mod turn_view;
+pub mod unserved;
 
 use serde::Serialize;
 use serde_json::Value;

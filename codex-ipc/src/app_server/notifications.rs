@@ -336,6 +336,7 @@ mod tests {
             turns: vec![],
             forked_from_id: None,
             history_mode: None,
+            thread_source: None,
         };
         let t = serde_json::to_value(&thread).unwrap();
         assert_eq!(

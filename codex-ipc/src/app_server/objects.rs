@@ -44,6 +44,8 @@ pub struct ThreadView {
     /// As recorded when the thread started; `None` (not recorded) reads as
     /// `paginated`: every thread here can be paged.
     pub history_mode: Option<HistoryModeParam>,
+    /// The client's `threadSource`, as recorded.
+    pub thread_source: Option<String>,
 }
 
 /// `Thread`. Keys we do not track are sent as `null`, as upstream does for
@@ -112,7 +114,7 @@ impl Serialize for ThreadView {
             git_info: None,
             section: None,
             section_entered_at: None,
-            thread_source: None,
+            thread_source: self.thread_source.clone(),
         }
         .serialize(s)
     }
@@ -550,6 +552,7 @@ mod tests {
             turns: vec![],
             forked_from_id: None,
             history_mode: None,
+            thread_source: None,
         };
         let expected = json!({
             "id": "thr", "sessionId": "thr", "cliVersion": "0.1.0", "createdAt": 10,

@@ -400,6 +400,7 @@ mod tests {
             turns: vec![],
             forked_from_id: None,
             history_mode: None,
+            thread_source: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The server → client requests we send (`ServerRequest`): approvals, and
+//! The server → client requests we send (`ServerRequest`): approvals,
+//! dynamic tool calls, and
 //! how a client's answer (v2 or legacy v1 spelling) maps to a decision.
 
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ macro_rules! server_requests {
 server_requests! {
     CommandExecutionRequestApproval(CommandExecutionRequestApprovalParams) = "item/commandExecution/requestApproval",
     FileChangeRequestApproval(FileChangeRequestApprovalParams) = "item/fileChange/requestApproval",
+    /// A call of one of the client's `dynamicTools`.
+    DynamicToolCall(super::dynamic_tools::DynamicToolCallParams) = "item/tool/call",
 }
 
 #[derive(Debug, Clone, Serialize)]

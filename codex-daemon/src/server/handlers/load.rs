@@ -34,6 +34,35 @@ pub(super) struct ThreadSettings {
 }
 
 impl ThreadSettings {
+    /// The settings that were given, by their param names (for a thread
+    /// already running, which keeps its own).
+    pub fn given(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<Value>| {
+            if let Some(v) = v.filter(|v| !v.is_null()) {
+                m.insert(k.to_string(), v);
+            }
+        };
+        put("cwd", self.cwd.clone().map(Value::from));
+        put("config", self.config.clone().map(Value::Object));
+        put("model", self.model.clone().map(Value::from));
+        put(
+            "modelProvider",
+            self.model_provider.clone().map(Value::from),
+        );
+        put(
+            "baseInstructions",
+            self.base_instructions.clone().map(Value::from),
+        );
+        put(
+            "developerInstructions",
+            self.developer_instructions.clone().map(Value::from),
+        );
+        put("approvalPolicy", self.approval_policy.clone());
+        put("sandbox", self.sandbox.clone().map(Value::from));
+        m
+    }
+
     /// Sets the worker's settings (`cwd` and `config` go through
     /// `thread_init`).
     pub fn apply(self, init: &mut ThreadInit) -> Result<(), RpcError> {

@@ -16,6 +16,7 @@ mod thread_fork;
 mod thread_history;
 mod thread_list;
 mod thread_methods;
+mod thread_params;
 mod turn_methods;
 
 use std::sync::Arc;

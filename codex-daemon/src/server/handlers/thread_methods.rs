@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use codex_ipc::app_server::client_features::experimental_required;
+use codex_ipc::app_server::dynamic_tools;
 use codex_ipc::app_server::history::ThreadTurnsListResponse;
 use codex_ipc::app_server::methods::{
     self, ThreadIdParams, ThreadReadParams, ThreadResumeParams, ThreadSetNameParams,
@@ -26,6 +28,7 @@ use serde_json::Value;
 
 use super::load::ThreadSettings;
 use super::thread_history::{backwards_cursors, Hydration};
+use super::thread_params;
 use super::{not_loaded, now_s};
 use crate::server::conn::Conn;
 use crate::server::send::ConnSend;
@@ -76,6 +79,7 @@ impl Server {
             turns: vec![],
             forked_from_id: None,
             history_mode: None,
+            thread_source: None,
         });
         view.model = Some(ready.model.clone());
         view.model_provider = ready.model_provider.clone();
@@ -97,10 +101,22 @@ impl Server {
         params: &Value,
     ) -> Result<(ThreadStartResponse, Vec<ServerNotification>), RpcError> {
         let p: ThreadStartParams = methods::parse(params)?;
+        let sandbox = thread_params::sandbox_of(p.sandbox, p.permissions.as_deref())?;
+        let dynamic_tools = match &p.dynamic_tools {
+            // Experimental upstream: the field is refused without the capability.
+            Some(specs) if !specs.is_empty() && !conn.experimental_api() => {
+                return Err(experimental_required("thread/start.dynamicTools"))
+            }
+            Some(specs) => dynamic_tools::flatten(specs)
+                .map_err(|e| RpcError::invalid_request(format!("Invalid request: {e}")))?,
+            None => Vec::new(),
+        };
         let mut init = self.thread_init(conn, p.cwd.as_deref(), p.config.as_ref())?;
         init.thread_id = Some(uuid::Uuid::now_v7().to_string());
         init.ephemeral = p.ephemeral.unwrap_or(false);
         init.history_mode = p.history_mode.map(|m| m.as_str().to_string());
+        init.thread_source = p.thread_source.clone();
+        init.dynamic_tools = dynamic_tools;
         ThreadSettings {
             cwd: None,
             config: None,
@@ -109,7 +125,7 @@ impl Server {
             base_instructions: p.base_instructions,
             developer_instructions: p.developer_instructions,
             approval_policy: p.approval_policy,
-            sandbox: p.sandbox,
+            sandbox,
         }
         .apply(&mut init)?;
         let meta = ThreadMeta {
@@ -123,14 +139,23 @@ impl Server {
         let mut thread = self.loaded_view(&t, false);
         // The session file that records it appears with the first turn.
         thread.history_mode = thread.history_mode.or(p.history_mode);
+        thread.thread_source = thread.thread_source.or(p.thread_source);
         let started = ThreadStartedNotification {
             thread: thread.clone(),
         };
-        let result = ThreadStartResponse {
+        let mut result = ThreadStartResponse {
             settings: self.session_settings(&t.ready(), thread),
         };
-        // The response first, then `thread/started`.
-        Ok((result, vec![started.into()]))
+        result.settings.active_permission_profile = thread_params::active_profile(&p.permissions);
+        // The response first, then `thread/started`, then what was ignored.
+        let mut then: Vec<ServerNotification> = vec![started.into()];
+        then.extend(thread_params::unserved_warning(
+            "thread/start",
+            &t.id,
+            &p.rest,
+            &ThreadStartParams::defaults(),
+        ));
+        Ok((result, then))
     }
 
     pub(super) async fn thread_resume(
@@ -140,21 +165,32 @@ impl Server {
     ) -> Result<(ThreadResumeResponse, Vec<ServerNotification>), RpcError> {
         let p: ThreadResumeParams = methods::parse(params)?;
         let include_turns = !p.exclude_turns.unwrap_or(false);
+        let sandbox = thread_params::sandbox_of(p.sandbox, p.permissions.as_deref())?;
+        let file = self.catalog.find(&p.thread_id).map(|(path, _)| path);
+        thread_params::check_resume_source(p.path.as_deref(), p.history.as_ref(), file.as_deref())?;
+        let settings = ThreadSettings {
+            cwd: p.cwd,
+            config: p.config,
+            model: p.model,
+            model_provider: p.model_provider,
+            base_instructions: p.base_instructions,
+            developer_instructions: p.developer_instructions,
+            approval_policy: p.approval_policy,
+            sandbox,
+        };
+        let mut kept = None;
         let t = match self.live_thread(&p.thread_id).await {
-            Some(t) => t,
-            None => {
-                let settings = ThreadSettings {
-                    cwd: p.cwd,
-                    config: p.config,
-                    model: p.model,
-                    model_provider: p.model_provider,
-                    base_instructions: p.base_instructions,
-                    developer_instructions: p.developer_instructions,
-                    approval_policy: p.approval_policy,
-                    sandbox: p.sandbox,
-                };
-                self.load_from_disk(conn, &p.thread_id, settings).await?
+            Some(t) => {
+                let mut given = settings.given();
+                if let Some(profile) = &p.permissions {
+                    // The mode came from the profile: name what was sent.
+                    given.remove("sandbox");
+                    given.insert("permissions".into(), Value::from(profile.clone()));
+                }
+                kept = Some(given);
+                t
             }
+            None => self.load_from_disk(conn, &p.thread_id, settings).await?,
         };
         t.subscribe(self, conn.id);
         let ready = t.ready();
@@ -185,8 +221,12 @@ impl Server {
         if include_turns {
             self.hydration_notice(conn, &thread, Hydration::Resume);
         }
+        let mut settings = self.session_settings(&ready, thread);
+        if kept.is_none() {
+            settings.active_permission_profile = thread_params::active_profile(&p.permissions);
+        }
         let result = ThreadResumeResponse {
-            settings: self.session_settings(&ready, thread),
+            settings,
             collaboration_mode: CollaborationMode {
                 mode: CollaborationModeKind::Default,
                 settings: CollaborationSettings {
@@ -208,7 +248,7 @@ impl Server {
                 )
             })
         });
-        let then = usage
+        let mut then: Vec<ServerNotification> = usage
             .map(|(turn_id, token_usage)| {
                 ThreadTokenUsageUpdatedNotification {
                     thread_id: t.id.clone(),
@@ -219,6 +259,14 @@ impl Server {
             })
             .into_iter()
             .collect();
+        then.extend(thread_params::unserved_warning(
+            "thread/resume",
+            &t.id,
+            &p.rest,
+            &ThreadStartParams::defaults(),
+        ));
+        // A running thread keeps its settings: say which were not applied.
+        then.extend(kept.and_then(|k| thread_params::kept_warning(&t.id, &k)));
         Ok((result, then))
     }
 
