@@ -415,6 +415,16 @@ async fn doctor_reports_the_config_error_with_file_and_key() {
             .all(|c| c["status"] == "ok" || c["fix"].is_string()),
         "{v}"
     );
+    // Where containment must use cgroups (CI as root), doctor agrees that
+    // it can (it once asked for `cgroup.kill` in the root cgroup, which has
+    // none, and for write bits root does not need).
+    if std::env::var("CODEX_REQUIRE_CGROUPS").as_deref() == Ok("1") {
+        let cg = checks
+            .iter()
+            .find(|c| c["name"] == "sandbox.cgroup")
+            .unwrap();
+        assert_eq!(cg["status"], "ok", "{cg}");
+    }
 
     // A good config, and the human checklist.
     home.write_config("http://127.0.0.1:9", "");

@@ -91,7 +91,8 @@ pub(crate) fn cgroup2_mount() -> Option<PathBuf> {
 
 /// What `codex doctor` reports about cgroup v2, without creating anything:
 /// the mount, this process's own cgroup, and whether codexd could make
-/// worker cgroups there (writable, with `cgroup.kill`).
+/// worker cgroups there (a writable cgroup2 directory: access(2) asks the
+/// kernel, so root and delegation both count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupSupport {
     pub mount: Option<PathBuf>,
@@ -108,15 +109,15 @@ pub fn cgroup_support() -> CgroupSupport {
             .find_map(|l| l.strip_prefix("0::").map(|p| p.trim().to_string()))?;
         Some(m.join(rel.trim_start_matches('/')))
     });
+    // codexd makes its own child cgroup here (which has `cgroup.kill`, even
+    // when this one is the root, which has none): it needs a writable
+    // cgroup2 directory.
     let delegated = own.as_ref().is_some_and(|d| {
-        d.join("cgroup.kill").exists()
-            && std::fs::metadata(d).is_ok_and(|m| !m.permissions().readonly())
-            && {
-                let c =
-                    std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap_or_default();
-                // SAFETY: access(2) reads the NUL-terminated path and nothing else.
-                unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
-            }
+        d.join("cgroup.procs").exists() && {
+            let c = std::ffi::CString::new(d.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            // SAFETY: access(2) reads the NUL-terminated path and nothing else.
+            unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+        }
     });
     CgroupSupport {
         mount,
