@@ -2,6 +2,7 @@
 //! upstream's daemon management (one JSON object per command) over
 //! `codex_daemon::lifecycle`.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -119,10 +120,14 @@ fn manager(m: Option<Manager>) -> ServiceManager {
 fn install(args: InstallArgs) -> anyhow::Result<()> {
     let manager = manager(args.manager);
     let d = daemon(&args.socket)?;
+    let codex_home = std::path::absolute(&d.paths.codex_home)?;
+    let socket = std::path::absolute(&d.paths.socket)?;
+    let bind = upstream_bind_path(&codex_home, &socket)?;
     let spec = UnitSpec {
         codex_exe: std::fs::canonicalize(&d.codex_exe).unwrap_or(d.codex_exe.clone()),
-        codex_home: std::path::absolute(&d.paths.codex_home)?,
-        socket: std::path::absolute(&d.paths.socket)?,
+        codex_home,
+        socket,
+        bind,
         log_file: std::path::absolute(&d.paths.log_file)?,
     };
     let files = manager.files(&spec)?;
@@ -161,4 +166,25 @@ fn uninstall(args: UninstallArgs) -> anyhow::Result<()> {
         println!("removed {}", p.display());
     }
     Ok(())
+}
+
+/// The socket the service manager binds: for upstream's default path the
+/// short path upstream links it to (upstream's clients treat that layout
+/// as the local daemon), else the socket itself.
+fn upstream_bind_path(
+    codex_home: &std::path::Path,
+    socket: &std::path::Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    if socket != codex_daemon::transport::default_socket_path(codex_home) {
+        return Ok(socket.to_path_buf());
+    }
+    let dir = socket
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("{} has no directory", socket.display()))?;
+    // The short path hashes the link's canonical path: its directory must exist.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    Ok(codex_daemon::transport::short_socket_path(socket)?)
 }

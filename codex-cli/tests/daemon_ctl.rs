@@ -15,7 +15,7 @@ use common::*;
 use serde_json::{json, Value};
 
 fn pid_file(home: &TestHome) -> PathBuf {
-    home.codex_home().join("app-server-daemon/app-server.pid")
+    home.codex_home().join("app-server-daemon/daemon.pid")
 }
 
 fn one_json(run: &Run) -> Value {
@@ -95,6 +95,16 @@ async fn two_starts_one_daemon_exec_runs_there_and_stop_leaves_nothing() {
     assert_eq!(
         socket,
         codex_daemon::transport::default_socket_path(&home.codex_home())
+    );
+    // Laid out as upstream's daemon lays it out (a link to a short path):
+    // upstream's TUI sends its own cwd only to a daemon laid out so.
+    assert!(
+        std::fs::symlink_metadata(&socket)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "{} is not upstream's link",
+        socket.display()
     );
 
     let v = one_json(&daemon(&home, "version").await);
@@ -231,7 +241,7 @@ async fn a_daemon_that_cannot_start_fails_with_its_log() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("app-server.log"), "{}", run.stderr);
+    assert!(run.stderr.contains("daemon.stderr.log"), "{}", run.stderr);
     assert!(
         run.stderr.contains("cannot listen"),
         "log tail shown: {}",
@@ -263,12 +273,14 @@ async fn install_writes_a_unit_pair_systemd_accepts() {
         .contains("systemctl --user daemon-reload && systemctl --user enable --now codexd.socket"));
     let socket = std::fs::read_to_string(dir.join("codexd.socket")).unwrap();
     let service = std::fs::read_to_string(dir.join("codexd.service")).unwrap();
+    // Upstream's layout: systemd binds the short path, codexd links the
+    // default path to it (upstream's clients look for that link).
     let sock_path = codex_daemon::transport::default_socket_path(&home.codex_home());
-    assert!(socket.contains(&format!("ListenStream={}\n", sock_path.display())));
+    let bind = codex_daemon::transport::short_socket_path(&sock_path).unwrap();
+    assert!(socket.contains(&format!("ListenStream={}\n", bind.display())));
     assert!(service.contains(&format!(
-        "ExecStart={} app-server --listen unix://{}\n",
+        "ExecStart={} app-server --listen unix://\n",
         std::fs::canonicalize(CODEX).unwrap().display(),
-        sock_path.display()
     )));
     for k in [
         "Type=notify",

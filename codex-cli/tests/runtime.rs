@@ -152,33 +152,17 @@ async fn a_runtime_drives_a_codexd_over_websocket_with_its_token() {
     home.write_config(&mock.url(), "");
     let token_file = home.root().join("token");
     std::fs::write(&token_file, "runtime-token-1").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("ws://127.0.0.1:{port}");
-    let mut child = common::app_server::app_server_command(
+    let (mut child, port) = common::app_server::start_ws_server(
         &home,
         &[
-            "--listen",
-            &url,
             "--ws-auth",
             "capability-token",
             "--ws-token-file",
             token_file.to_str().unwrap(),
         ],
     )
-    .spawn()
-    .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(std::time::Instant::now() < deadline, "never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    .await;
+    let url = format!("ws://127.0.0.1:{port}");
     // Without the token: refused at the handshake.
     let refused = Runtime::open(RuntimeOptions::new(Endpoint::WebSocket {
         url: url.clone(),

@@ -471,3 +471,77 @@ async fn config_problems_are_told_after_initialized() {
     assert_eq!(order, ["configWarning", "remoteControl/status/changed"]);
     validate_experimental(&unsolicited(&c.seen));
 }
+
+/// The TUI saves a folder's trust with `config/batchWrite`: the edit lands
+/// in `config.toml` (the rest of the file kept), `config/read` sees it with
+/// the version the write returned, and a stale version or another file is
+/// refused without touching the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_writes_persist_trust_as_the_tui_sends_it() {
+    let mock = MockModelServer::start(vec![]).await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "");
+    let path = home.codex_home().join("config.toml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("tui").await;
+    // The TUI's own request, as sent for a folder in /work/main.
+    let edit = json!({"edits": [{"keyPath": "projects.\"/work/some.repo\".trust_level",
+                                 "value": "trusted", "mergeStrategy": "replace"}],
+                      "filePath": null, "expectedVersion": null, "reloadUserConfig": true});
+    let written = c.call("config/batchWrite", edit).await;
+    assert_eq!(written["status"], "ok");
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert!(after.starts_with(&before), "the file as written is kept");
+    let read = c.call("config/read", json!({"includeLayers": true})).await;
+    assert_eq!(
+        read["config"]["projects"]["/work/some.repo"]["trust_level"],
+        "trusted"
+    );
+    assert_eq!(read["layers"][0]["version"], written["version"]);
+    let one = c
+        .call(
+            "config/value/write",
+            json!({"keyPath": "model", "value": "other-model", "mergeStrategy": "replace",
+                   "expectedVersion": written["version"]}),
+        )
+        .await;
+    assert_ne!(one["version"], written["version"]);
+    let id = c
+        .request(
+            "config/value/write",
+            json!({"keyPath": "model", "value": "x", "mergeStrategy": "replace",
+                   "expectedVersion": written["version"]}),
+        )
+        .await;
+    let stale = c.response(id).await;
+    assert!(
+        stale["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("version conflict"),
+        "{stale}"
+    );
+    let id = c
+        .request(
+            "config/value/write",
+            json!({"keyPath": "model", "value": "x", "mergeStrategy": "replace",
+                   "filePath": "/etc/passwd"}),
+        )
+        .await;
+    assert_eq!(c.response(id).await["error"]["code"], -32600);
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("model = \"other-model\""));
+    validate_experimental(&[
+        (
+            Some("config/batchWrite".into()),
+            json!({"id": 1, "result": written}),
+        ),
+        (
+            Some("config/value/write".into()),
+            json!({"id": 2, "result": one}),
+        ),
+    ]);
+}

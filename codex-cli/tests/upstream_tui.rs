@@ -78,7 +78,13 @@ struct Tui {
 }
 
 impl Tui {
-    fn start(dir: &Path, program: &Path, args: &[String], env: &[(&str, String)]) -> Self {
+    fn start(
+        dir: &Path,
+        cwd: &Path,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Self {
         let socket = dir.join("tmux.sock");
         let stderr = dir.join("tui.stderr");
         let rc = dir.join("tui.rc");
@@ -103,6 +109,8 @@ impl Tui {
                 "-f",
                 "/dev/null",
                 "new-session",
+                "-c",
+                cwd.to_str().unwrap(),
                 "-d",
                 "-x",
                 "160",
@@ -299,28 +307,25 @@ fn free_port() -> u16 {
 }
 
 fn start_server(home: &TestHome, upstream: &Path, transport: &Transport) -> Server {
-    let program = match std::env::var("CODEX_TUI_TEST_SERVER").as_deref() {
-        Ok("upstream") => upstream.to_path_buf(),
-        _ => PathBuf::from(common::CODEX),
+    let ours = std::env::var("CODEX_TUI_TEST_SERVER").as_deref() != Ok("upstream");
+    let program = if ours {
+        PathBuf::from(common::CODEX)
+    } else {
+        upstream.to_path_buf()
     };
     let token_file = home.root().join("ws-token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let (listen, remote) = match transport {
-        Transport::Unix => {
-            let sock = home.root().join("run/app-server.sock");
-            std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
-            (
-                format!("unix://{}", sock.display()),
-                format!("unix://{}", sock.display()),
-            )
-        }
-        Transport::WebSocket => {
-            let port = free_port();
-            (
-                format!("ws://127.0.0.1:{port}"),
-                format!("ws://127.0.0.1:{port}"),
-            )
-        }
+    // Ours says where it listens on a NOTIFY_SOCKET (so no port is guessed);
+    // upstream's gets a free port.
+    let notify_path = home.root().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(SCREEN_WAIT)).unwrap();
+    let listen = match transport {
+        // Upstream's default socket on both sides, as README's two
+        // commands use it.
+        Transport::Unix => "unix://".to_string(),
+        Transport::WebSocket if ours => "ws://127.0.0.1:0".to_string(),
+        Transport::WebSocket => format!("ws://127.0.0.1:{}", free_port()),
     };
     let mut cmd = Command::new(program);
     cmd.args(["app-server", "--listen", &listen]);
@@ -335,19 +340,41 @@ fn start_server(home: &TestHome, upstream: &Path, transport: &Transport) -> Serv
         .env("HOME", home.home())
         .env("MOCK_API_KEY", "sk-mock-test")
         .env("RUST_LOG", "warn")
+        .env("NOTIFY_SOCKET", &notify_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
-    let server = Server { child, remote };
+    let mut server = Server {
+        child,
+        remote: listen.clone(),
+    };
+    if ours {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = notify
+                .recv(&mut buf)
+                .expect("codexd never said it was ready");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(at) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("STATUS=listening on "))
+            {
+                if at.starts_with("ws://") {
+                    server.remote = at.to_string();
+                }
+                return server;
+            }
+        }
+    }
     let deadline = Instant::now() + SCREEN_WAIT;
     loop {
         let up = match transport {
-            Transport::Unix => {
-                std::os::unix::net::UnixStream::connect(listen.trim_start_matches("unix://"))
-                    .is_ok()
-            }
+            Transport::Unix => std::os::unix::net::UnixStream::connect(
+                codex_daemon::transport::default_socket_path(&home.codex_home()),
+            )
+            .is_ok(),
             Transport::WebSocket => {
                 std::net::TcpStream::connect(server.remote.trim_start_matches("ws://")).is_ok()
             }
@@ -392,8 +419,23 @@ fn script(upstream: &Path, mock: &MockModelServer, transport: Transport) {
     if matches!(transport, Transport::WebSocket) {
         args.extend(["--remote-auth-token-env".into(), "CODEX_TUI_TOKEN".into()]);
     }
+    // The TUI runs in a directory of its own. On upstream's default socket it
+    // knows the daemon is local and sends that directory as the thread's
+    // cwd; over ws:// it sends none and the thread gets the server's.
+    // (Outside any git repository: in one, a local TUI asks on `/new`
+    // whether to make a new worktree.)
+    let tui_dir = tempfile::Builder::new()
+        .prefix("tui-cwd-")
+        .tempdir()
+        .unwrap();
+    let tui_cwd = tui_dir.path().to_path_buf();
+    let thread_cwd = match transport {
+        Transport::Unix => tui_cwd.clone(),
+        Transport::WebSocket => home.workspace(),
+    };
     let tui = Tui::start(
         home.root(),
+        &tui_cwd,
         upstream,
         &args,
         &[
@@ -406,8 +448,16 @@ fn script(upstream: &Path, mock: &MockModelServer, transport: Transport) {
 
     // Startup: the footer shows the model once the bootstrap requests
     // (account, models, config) have been answered.
+    // A local daemon makes the TUI ask, once, whether to trust its folder.
+    let first = tui.wait_until("the composer or the trust question", |s| {
+        s.contains("mock-model") || s.contains("Trust this folder?")
+    });
+    if first.contains("Trust this folder?") {
+        tui.keys(&["Enter"]);
+    }
     tui.wait_for("mock-model");
     tui.wait_for("Ask Codex to do anything");
+    tui.wait_for(&thread_cwd.display().to_string());
 
     // A plain turn, answered on screen.
     tui.submit("first question");
@@ -422,7 +472,7 @@ fn script(upstream: &Path, mock: &MockModelServer, transport: Transport) {
     tui.keys(&["y"]);
     tui.wait_for("ANSWER-TWO file created");
     assert!(
-        home.workspace().join("approved-by-tui.txt").exists(),
+        thread_cwd.join("approved-by-tui.txt").exists(),
         "the approved command did not run"
     );
 

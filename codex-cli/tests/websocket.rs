@@ -5,24 +5,14 @@
 
 mod common;
 
-use std::time::Duration;
-
 use codex_test_support::{sse, MockModelServer, TestHome};
-use common::app_server::{app_server_command, WAIT};
+use common::app_server::WAIT;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{http, Message};
 
 const TOKEN: &str = "s3cret-capability";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct WsServer {
     child: tokio::process::Child,
@@ -31,33 +21,17 @@ struct WsServer {
 
 impl WsServer {
     async fn start(home: &TestHome, token_file: &std::path::Path) -> Self {
-        let port = free_port();
-        let listen = format!("ws://127.0.0.1:{port}");
         let token_file = token_file.to_str().unwrap();
-        let mut child = app_server_command(
+        let (child, port) = common::app_server::start_ws_server(
             home,
             &[
-                "--listen",
-                &listen,
                 "--ws-auth",
                 "capability-token",
                 "--ws-token-file",
                 token_file,
             ],
         )
-        .spawn()
-        .unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("codexd exited: {status}");
-            }
-            assert!(std::time::Instant::now() < deadline, "never listened");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        .await;
         Self { child, port }
     }
 

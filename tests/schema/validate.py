@@ -36,6 +36,9 @@ def main():
     response_of["account/logout"] = "LogoutAccountResponse"
     response_of["configRequirements/read"] = "ConfigRequirementsReadResponse"
     response_of["account/rateLimits/read"] = "GetAccountRateLimitsResponse"
+    # Both config writes answer a `ConfigWriteResponse`.
+    response_of["config/batchWrite"] = "ConfigWriteResponse"
+    response_of["config/value/write"] = "ConfigWriteResponse"
 
     def branch_for(doc, method):
         for b in doc["oneOf"]:

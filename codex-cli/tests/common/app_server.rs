@@ -361,3 +361,44 @@ impl SocketServer {
         let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
     }
 }
+
+/// `codex app-server --listen ws://127.0.0.1:0 ARGS…` on a port the kernel
+/// picks, learnt from codexd's readiness notice (`STATUS=listening on
+/// ws://…` on a `NOTIFY_SOCKET` the test holds): no port is guessed, so no
+/// other listener can be mistaken for it.
+pub async fn start_ws_server(home: &TestHome, args: &[&str]) -> (tokio::process::Child, u16) {
+    let notify = home.root().join(format!("notify-{}.sock", uuid_like()));
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut all = vec!["--listen", "ws://127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut cmd = app_server_command(home, &all);
+    cmd.env("NOTIFY_SOCKET", &notify);
+    let child = cmd.spawn().expect("spawn codexd");
+    let port = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = sock.recv(&mut buf).expect("codexd never said it was ready");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(addr) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("STATUS=listening on ws://"))
+            {
+                return addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    (child, port)
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

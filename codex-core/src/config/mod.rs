@@ -9,6 +9,7 @@ mod file;
 mod overrides;
 mod provider;
 mod types;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

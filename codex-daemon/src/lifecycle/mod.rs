@@ -4,10 +4,10 @@
 //! and the health checks of `codex doctor` (`doctor`). The CLI only parses
 //! flags and prints what these return.
 //!
-//! Files (upstream's names): `$CODEX_HOME/app-server-daemon/app-server.pid`
+//! Files (upstream 0.169's names): `$CODEX_HOME/app-server-daemon/daemon.pid`
 //! (`{"pid","processStartTime"}`), `daemon.lock` (the operation lock: two
-//! concurrent `start`s yield one daemon) and `app-server.log` (the daemon's
-//! stdout and stderr).
+//! concurrent `start`s yield one daemon) and `daemon.stderr.log` (the
+//! daemon's stdout and stderr).
 
 pub mod doctor;
 pub mod pidfile;
@@ -23,9 +23,9 @@ use serde::Serialize;
 use pidfile::{OperationLock, PidRecord, PidState};
 
 const STATE_DIR: &str = "app-server-daemon";
-const PID_FILE: &str = "app-server.pid";
+const PID_FILE: &str = "daemon.pid";
 const LOCK_FILE: &str = "daemon.lock";
-const LOG_FILE: &str = "app-server.log";
+const LOG_FILE: &str = "daemon.stderr.log";
 /// How long a command waits for another one holding the operation lock.
 const LOCK_DEADLINE: Duration = Duration::from_secs(75);
 /// How long a started daemon has to answer `initialize`.
@@ -272,10 +272,19 @@ impl Daemon {
             .map(PathBuf::from)
             .filter(|h| h.is_dir())
             .unwrap_or_else(|| self.paths.codex_home.clone());
+        // The default socket is named as upstream's daemon names it
+        // (`unix://`: a symlink to a short path under /tmp, which upstream's
+        // clients also look for); another one by its path.
+        let listen =
+            if self.paths.socket == crate::transport::default_socket_path(&self.paths.codex_home) {
+                "unix://".to_string()
+            } else {
+                format!("unix://{}", self.paths.socket.display())
+            };
         let mut cmd = std::process::Command::new(&self.codex_exe);
         cmd.arg("app-server")
             .arg("--listen")
-            .arg(format!("unix://{}", self.paths.socket.display()))
+            .arg(listen)
             .env("CODEX_HOME", &self.paths.codex_home)
             .current_dir(cwd)
             .stdin(Stdio::null())

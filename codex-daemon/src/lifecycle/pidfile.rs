@@ -1,4 +1,4 @@
-//! The pidfile backend's files: `app-server.pid` (upstream's JSON record:
+//! The pidfile backend's files: `daemon.pid` (upstream's JSON record:
 //! pid and process start time, so a reused pid is never mistaken for the
 //! daemon) and the operation lock (`flock`) that serialises `start`,
 //! `stop` and `restart`.
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LifecycleError;
 
-/// `$CODEX_HOME/app-server-daemon/app-server.pid`.
+/// `$CODEX_HOME/app-server-daemon/daemon.pid`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PidRecord {

@@ -26,6 +26,10 @@ pub struct UnitSpec {
     pub codex_exe: PathBuf,
     pub codex_home: PathBuf,
     pub socket: PathBuf,
+    /// The socket systemd binds and passes: `socket` itself, or, for
+    /// upstream's default path, the short path under `/tmp` that it links to
+    /// (as upstream lays it out; activated, codexd makes the link).
+    pub bind: PathBuf,
     /// Where launchd writes codexd's output.
     pub log_file: PathBuf,
 }
@@ -36,6 +40,7 @@ impl UnitSpec {
             ("the codex binary", &self.codex_exe),
             ("CODEX_HOME", &self.codex_home),
             ("the socket", &self.socket),
+            ("the bound socket", &self.bind),
         ] {
             if !p.is_absolute() {
                 return Err(LifecycleError::Other(format!(
@@ -44,10 +49,10 @@ impl UnitSpec {
                 )));
             }
         }
-        if self.socket.as_os_str().len() >= SUN_PATH_MAX {
+        if self.bind.as_os_str().len() >= SUN_PATH_MAX {
             return Err(LifecycleError::Other(format!(
                 "the socket path {} is longer than a unix socket address allows ({} bytes); choose a shorter one",
-                self.socket.display(),
+                self.bind.display(),
                 SUN_PATH_MAX - 1
             )));
         }
@@ -55,7 +60,12 @@ impl UnitSpec {
     }
 
     fn listen_arg(&self) -> String {
-        format!("unix://{}", self.socket.display())
+        if self.bind == self.socket {
+            format!("unix://{}", self.socket.display())
+        } else {
+            // Upstream's default layout: codexd links `socket` to `bind`.
+            "unix://".into()
+        }
     }
 }
 
@@ -82,7 +92,7 @@ pub fn systemd_units(spec: &UnitSpec) -> Result<Vec<UnitFile>, LifecycleError> {
          \n\
          [Install]\n\
          WantedBy=sockets.target\n",
-        sock = systemd_path(&spec.socket),
+        sock = systemd_path(&spec.bind),
     );
     let service = format!(
         "[Unit]\n\
@@ -324,7 +334,8 @@ mod tests {
             codex_exe: "/opt/my codex/bin/codex".into(),
             codex_home: "/home/me/.codex".into(),
             socket: "/home/me/.codex/app-server-control/app-server-control.sock".into(),
-            log_file: "/home/me/.codex/app-server-daemon/app-server.log".into(),
+            bind: "/home/me/.codex/app-server-control/app-server-control.sock".into(),
+            log_file: "/home/me/.codex/app-server-daemon/daemon.stderr.log".into(),
         }
     }
 
@@ -356,12 +367,24 @@ mod tests {
     }
 
     #[test]
+    fn the_default_socket_is_bound_at_its_short_path_and_linked_by_codexd() {
+        let mut s = spec();
+        s.bind = "/tmp/codex-daemon-1000/abc".into();
+        let files = systemd_units(&s).unwrap();
+        assert!(files[0]
+            .contents
+            .contains("ListenStream=/tmp/codex-daemon-1000/abc\n"));
+        assert!(files[1].contents.contains(" app-server --listen unix://\n"));
+    }
+
+    #[test]
     fn relative_paths_and_long_sockets_are_refused() {
         let mut s = spec();
         s.codex_exe = "codex".into();
         assert!(systemd_units(&s).is_err());
         let mut s = spec();
         s.socket = PathBuf::from(format!("/{}", "x".repeat(120)));
+        s.bind = s.socket.clone();
         assert!(launchd_plist(&s).is_err());
     }
 

@@ -79,6 +79,7 @@ impl Conn {
         if self.closed.is_cancelled() {
             return;
         }
+        tracing::trace!(target: "codexd::wire", "conn {} -> {line}", self.id);
         let len = line.len();
         // Counted before it is queued: the writer subtracts when it takes it.
         let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
@@ -249,7 +250,11 @@ where
         };
         let decoded = match frame {
             Ok(Some(Frame::Line(l))) if l.trim().is_empty() => continue,
-            Ok(Some(Frame::Line(l))) => jsonrpc::decode(&l),
+            Ok(Some(Frame::Line(l))) => {
+                // `RUST_LOG=codexd::wire=trace` shows what clients send.
+                tracing::trace!(target: "codexd::wire", "conn {} <- {l}", conn.id);
+                jsonrpc::decode(&l)
+            }
             Ok(Some(Frame::TooLarge { bytes, id })) => {
                 Err(DecodeError::too_large(bytes, MAX_FRAME_BYTES, id))
             }

@@ -31,6 +31,8 @@ pub const METHODS: &[&str] = &[
     "thread/compact/start",
     "model/list",
     "config/read",
+    "config/batchWrite",
+    "config/value/write",
     "account/read",
     "account/login/start",
     "account/login/cancel",

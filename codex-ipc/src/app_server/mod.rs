@@ -13,6 +13,7 @@
 pub mod client;
 pub mod client_features;
 pub mod codexd_status;
+pub mod config_write;
 pub mod connection;
 pub mod dynamic_tools;
 pub mod events;

@@ -2,9 +2,16 @@
 //! overrides applied, and where each top-level key came from. A file that
 //! cannot be read or parsed is an error naming the file, line and reason
 //! (as `codex exec` reports it), never an empty config.
+//! `config/batchWrite` / `config/value/write`: edits to that file (upstream's
+//! TUI saves a folder's trust this way), all or nothing, against the
+//! version the client read.
 
 use std::collections::BTreeMap;
 
+use codex_core::config::write::{self as config_write, Edit, Merge};
+use codex_ipc::app_server::config_write::{
+    ConfigBatchWriteParams, ConfigEdit, ConfigValueWriteParams, ConfigWriteResponse, MergeStrategy,
+};
 use codex_ipc::app_server::methods::{self, ConfigReadParams};
 use codex_ipc::app_server::responses::{
     ConfigLayer, ConfigLayerMetadata, ConfigLayerSource, ConfigReadResponse,
@@ -25,7 +32,7 @@ impl Server {
         }
         let config = serde_json::to_value(&table)
             .map_err(|e| RpcError::internal(format!("cannot encode {}: {e}", path.display())))?;
-        let version = format!("fnv1a:{:016x}", fnv1a(text.as_bytes()));
+        let version = codex_core::config::write::version_of(&text);
         let user = ConfigLayerSource::User {
             file: path.clone(),
             profile: None,
@@ -68,14 +75,72 @@ impl Server {
             layers,
         })
     }
-}
 
-/// The version of a layer: a hash of the file's bytes.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    pub(super) fn config_batch_write(
+        &self,
+        params: &Value,
+    ) -> Result<ConfigWriteResponse, RpcError> {
+        let p: ConfigBatchWriteParams = methods::parse(params)?;
+        // Threads read config.toml when they start: a write reaches every
+        // thread started after it, which is what a reload can promise here.
+        let _ = p.reload_user_config;
+        self.write_config(p.file_path, &p.edits, p.expected_version.as_deref())
     }
-    h
+
+    pub(super) fn config_value_write(
+        &self,
+        params: &Value,
+    ) -> Result<ConfigWriteResponse, RpcError> {
+        let p: ConfigValueWriteParams = methods::parse(params)?;
+        self.write_config(
+            p.file_path,
+            std::slice::from_ref(&p.edit),
+            p.expected_version.as_deref(),
+        )
+    }
+
+    fn write_config(
+        &self,
+        file_path: Option<std::path::PathBuf>,
+        edits: &[ConfigEdit],
+        expected_version: Option<&str>,
+    ) -> Result<ConfigWriteResponse, RpcError> {
+        let path = self.codex_home().join(codex_core::config::CONFIG_FILE_NAME);
+        if let Some(asked) = file_path {
+            if asked != path {
+                return Err(RpcError::invalid_request(format!(
+                    "only the user config ({}) can be written here, not {}",
+                    path.display(),
+                    asked.display()
+                )));
+            }
+        }
+        let edits: Vec<Edit> = edits
+            .iter()
+            .map(|e| Edit {
+                key_path: e.key_path.clone(),
+                value: e.value.clone(),
+                merge: match e.merge_strategy {
+                    MergeStrategy::Replace => Merge::Replace,
+                    MergeStrategy::Upsert => Merge::Upsert,
+                },
+            })
+            .collect();
+        let version = config_write::apply(&path, &edits, expected_version)
+            .map_err(|e| RpcError::invalid_request(e.to_string()))?;
+        // A `-c` override of an edited key wins over the file.
+        let overridden = edits.iter().any(|e| {
+            let first = e.key_path.split('.').next().unwrap_or_default();
+            self.opts
+                .config_overrides
+                .iter()
+                .any(|o| o.path.first().map(String::as_str) == Some(first))
+        });
+        Ok(ConfigWriteResponse {
+            file_path: std::fs::canonicalize(&path).unwrap_or(path),
+            status: if overridden { "okOverridden" } else { "ok" },
+            version,
+            overridden_metadata: None,
+        })
+    }
 }

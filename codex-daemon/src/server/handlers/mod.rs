@@ -86,6 +86,8 @@ impl Server {
             "thread/compact/start" => Reply::now(self.thread_compact_start(conn, &params).await),
             "model/list" => Reply::now(self.model_list(&params).await),
             "config/read" => Reply::now(self.config_read(&params)),
+            "config/batchWrite" => Reply::now(self.config_batch_write(&params)),
+            "config/value/write" => Reply::now(self.config_value_write(&params)),
             super::status::METHOD => Reply::now(Ok(self.status_report())),
             "account/read" => Reply::now(self.account_read().await),
             "account/login/start" => self.account_login_start(conn, &params).await,
