@@ -45,8 +45,9 @@ impl Drop for Reap {
                 .ok()
                 .and_then(|v| v["pid"].as_u64())
             {
+                // `--` first: a negative pid (the group) is not a signal.
                 let _ = std::process::Command::new("kill")
-                    .args(["-9", &format!("-{pid}"), &pid.to_string()])
+                    .args(["-s", "KILL", "--", &format!("-{pid}"), &pid.to_string()])
                     .status();
             }
         }
