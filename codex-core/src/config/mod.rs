@@ -216,6 +216,17 @@ impl Config {
                 warnings.push(format!("-c override: unknown key `{k}` (ignored)"));
             }
         }
+        // Configured MCP servers are not run yet: say so, never drop them
+        // without a word.
+        if let Some(toml::Value::Table(servers)) = &cfg.mcp_servers {
+            if !servers.is_empty() {
+                let names: Vec<&str> = servers.keys().map(String::as_str).collect();
+                warnings.push(format!(
+                    "[mcp_servers] {}: MCP servers are not supported yet; their tools are not offered to the model",
+                    names.join(", ")
+                ));
+            }
+        }
 
         // `[profiles.<name>]`, else upstream's v2 profile file
         // `$CODEX_HOME/<name>.config.toml`.
@@ -543,6 +554,30 @@ mod tests {
                 ..Default::default()
             },
         })
+    }
+
+    #[test]
+    fn configured_mcp_servers_are_named_in_a_warning() {
+        let cfg = load_with(
+            "[mcp_servers.echo]\ncommand = \"echo-server\"\n[mcp_servers.docs]\nurl = \"http://x\"\n",
+            &[],
+        )
+        .unwrap();
+        let w: Vec<&String> = cfg
+            .warnings
+            .iter()
+            .filter(|w| w.contains("[mcp_servers]"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", cfg.warnings);
+        assert!(
+            w[0].contains("docs, echo") && w[0].contains("not supported yet"),
+            "{w:?}"
+        );
+        assert!(!load_with("model = \"m\"\n", &[])
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("mcp")));
     }
 
     #[test]
