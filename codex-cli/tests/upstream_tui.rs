@@ -351,22 +351,11 @@ fn start_server(home: &TestHome, upstream: &Path, transport: &Transport) -> Serv
         remote: listen.clone(),
     };
     if ours {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = notify
-                .recv(&mut buf)
-                .expect("codexd never said it was ready");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if let Some(at) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("STATUS=listening on "))
-            {
-                if at.starts_with("ws://") {
-                    server.remote = at.to_string();
-                }
-                return server;
-            }
+        let at = common::app_server::listening_at(&notify);
+        if at.starts_with("ws://") {
+            server.remote = at;
         }
+        return server;
     }
     let deadline = Instant::now() + SCREEN_WAIT;
     loop {

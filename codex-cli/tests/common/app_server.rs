@@ -376,21 +376,28 @@ pub async fn start_ws_server(home: &TestHome, args: &[&str]) -> (tokio::process:
     cmd.env("NOTIFY_SOCKET", &notify);
     let child = cmd.spawn().expect("spawn codexd");
     let port = tokio::task::spawn_blocking(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = sock.recv(&mut buf).expect("codexd never said it was ready");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if let Some(addr) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("STATUS=listening on ws://"))
-            {
-                return addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-            }
-        }
+        let at = listening_at(&sock);
+        at.rsplit(':').next().unwrap().parse::<u16>().unwrap()
     })
     .await
     .unwrap();
     (child, port)
+}
+
+/// Where codexd says it listens (`STATUS=listening on <at>` with its
+/// `READY=1` on the `NOTIFY_SOCKET` bound at `sock`), waiting for it.
+pub fn listening_at(sock: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock.recv(&mut buf).expect("codexd never said it was ready");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if let Some(at) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS=listening on "))
+        {
+            return at.to_string();
+        }
+    }
 }
 
 fn uuid_like() -> String {

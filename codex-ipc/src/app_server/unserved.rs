@@ -32,16 +32,19 @@ pub fn given_keys(rest: &Map<String, Value>, defaults: &[(&str, Value)]) -> Vec<
 
 /// The `warning` text naming `keys` (`None` when there are none).
 pub fn warning(method: &str, keys: &[String]) -> Option<String> {
-    if keys.is_empty() {
+    let items: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+    described_warning(method, &items)
+}
+
+/// The `warning` text for `items` already described (e.g. "`collaborationMode`
+/// `plan` (runs as default)"); `None` when there are none.
+pub fn described_warning(method: &str, items: &[String]) -> Option<String> {
+    if items.is_empty() {
         return None;
     }
-    let list = keys
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
     Some(format!(
-        "{method}: this server does not support {list}; ignored"
+        "{method}: this server does not support {}; ignored",
+        items.join(", ")
     ))
 }
 

@@ -16,6 +16,7 @@ use codex_ipc::app_server::responses::TurnInterruptResponse;
 use codex_ipc::app_server::turn_control::{
     ThreadCompactStartParams, ThreadCompactStartResponse, TurnSteerParams,
 };
+use codex_ipc::app_server::unserved;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{LinkError, ToWorker};
 use serde_json::Value;
@@ -61,18 +62,7 @@ impl Server {
             Ok(o) => o,
             Err(e) => return Reply::Now(Err(e)),
         };
-        if !unserved.is_empty() {
-            conn.send_notification(
-                &WarningNotification {
-                    thread_id: t.id.clone(),
-                    message: format!(
-                        "turn/start: {} not supported by this server; ignored",
-                        unserved.join(", ")
-                    ),
-                }
-                .into(),
-            );
-        }
+        warn_unserved(conn, "turn/start", &t.id, &unserved);
         // Backpressure before anything else: a worker over its hard limit or
         // with a full queue takes no new turn (its running turn goes on).
         if t.pressure() >= Pressure::Hard || t.worker.queued() >= self.limits().thread_queue {
@@ -148,7 +138,7 @@ impl Server {
                 p.expected_turn_id
             ))));
         }
-        let unserved: Vec<&str> = [
+        let unserved: Vec<String> = [
             (
                 "responsesapiClientMetadata",
                 &p.responsesapi_client_metadata,
@@ -160,21 +150,10 @@ impl Server {
             ("additionalContext", &p.additional_context),
         ]
         .into_iter()
-        .filter(|(_, v)| v.as_ref().is_some_and(|v| !v.is_null()))
-        .map(|(name, _)| name)
+        .filter(|(_, v)| v.as_ref().is_some_and(unserved::is_given))
+        .map(|(name, _)| format!("`{name}`"))
         .collect();
-        if !unserved.is_empty() {
-            conn.send_notification(
-                &WarningNotification {
-                    thread_id: t.id.clone(),
-                    message: format!(
-                        "turn/steer: {} not supported by this server; ignored",
-                        unserved.join(", ")
-                    ),
-                }
-                .into(),
-            );
-        }
+        warn_unserved(conn, "turn/steer", &t.id, &unserved);
         if t.worker.queued() >= self.limits().thread_queue {
             return Reply::Now(Err(RpcError::overloaded()));
         }
@@ -310,12 +289,13 @@ fn turn_overrides(
         None | Some(Value::Null) => None,
         Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| bad("summary", v))?),
     };
-    let mut unserved: Vec<String> = p
-        .other
-        .iter()
-        .filter(|(k, v)| !v.is_null() && !is_default_service_tier(k, v))
-        .map(|(k, _)| format!("`{k}`"))
-        .collect();
+    // `serviceTier: "default"` (upstream's TUI sends it on every turn) asks
+    // for what every request here gets.
+    let mut unserved: Vec<String> =
+        unserved::given_keys(&p.other, &[("serviceTier", Value::from("default"))])
+            .into_iter()
+            .map(|k| format!("`{k}`"))
+            .collect();
     // The workspace is the thread's (or the turn's) cwd; other roots are not
     // served.
     let cwd = p
@@ -376,8 +356,16 @@ fn apply_collaboration_mode(
     Ok(())
 }
 
-/// `serviceTier: "default"` (upstream's TUI sends it on every turn) asks for
-/// what every request here gets; other tiers are not served.
-fn is_default_service_tier(key: &str, value: &Value) -> bool {
-    key == "serviceTier" && value.as_str() == Some("default")
+/// One `warning` to the caller naming what it asked for and this server
+/// does not do.
+fn warn_unserved(conn: &Conn, method: &str, thread_id: &str, unserved: &[String]) {
+    if let Some(message) = unserved::described_warning(method, unserved) {
+        conn.send_notification(
+            &WarningNotification {
+                thread_id: thread_id.to_string(),
+                message,
+            }
+            .into(),
+        );
+    }
 }
