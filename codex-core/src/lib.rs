@@ -22,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod exec;
+pub mod mcp;
 pub mod models;
 pub mod process;
 pub mod protocol;

@@ -61,9 +61,10 @@ pub struct ConfigToml {
     /// acted on; the rest (upstream's network proxy) is reported unknown.
     pub permissions: Option<PermissionsToml>,
     pub cli_auth_credentials_store: Option<crate::auth::CredentialsStoreMode>,
+    /// `[mcp_servers.NAME]`, read by [`crate::mcp::config::parse_servers`].
+    pub mcp_servers: Option<toml::Table>,
 
     // Upstream keys accepted but not acted on (yet).
-    pub mcp_servers: Unused,
     pub mcp_oauth_credentials_store: Unused,
     pub notify: Unused,
     pub history: Unused,

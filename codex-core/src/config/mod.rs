@@ -140,6 +140,9 @@ pub struct Config {
     pub unix_sockets: UnixSocketPermissions,
     /// The raw `[codexd]` table (supervisor settings).
     pub codexd: toml::Table,
+    /// `[mcp_servers]`: the servers that can be started (the others were
+    /// named in `warnings`).
+    pub mcp_servers: BTreeMap<String, crate::mcp::McpServerConfig>,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
 }
@@ -216,17 +219,11 @@ impl Config {
                 warnings.push(format!("-c override: unknown key `{k}` (ignored)"));
             }
         }
-        // Configured MCP servers are not run yet: say so, never drop them
-        // without a word.
-        if let Some(toml::Value::Table(servers)) = &cfg.mcp_servers {
-            if !servers.is_empty() {
-                let names: Vec<&str> = servers.keys().map(String::as_str).collect();
-                warnings.push(format!(
-                    "[mcp_servers] {}: MCP servers are not supported yet; their tools are not offered to the model",
-                    names.join(", ")
-                ));
-            }
-        }
+        let (mcp_servers, mcp_warnings) = match &cfg.mcp_servers {
+            Some(t) => crate::mcp::config::parse_servers(t),
+            None => Default::default(),
+        };
+        warnings.extend(mcp_warnings);
 
         // `[profiles.<name>]`, else upstream's v2 profile file
         // `$CODEX_HOME/<name>.config.toml`.
@@ -440,6 +437,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CHATGPT_BASE_URL.to_string()),
             unix_sockets,
             codexd: cfg.codexd.clone().unwrap_or_default(),
+            mcp_servers,
             warnings,
         })
     }
@@ -557,27 +555,20 @@ mod tests {
     }
 
     #[test]
-    fn configured_mcp_servers_are_named_in_a_warning() {
+    fn mcp_servers_are_read_and_unusable_ones_named() {
         let cfg = load_with(
-            "[mcp_servers.echo]\ncommand = \"echo-server\"\n[mcp_servers.docs]\nurl = \"http://x\"\n",
+            "[mcp_servers.echo]\ncommand = \"echo-server\"\n[mcp_servers.docs]\nurl = \"http://x\"\nargs = []\n",
             &[],
         )
         .unwrap();
-        let w: Vec<&String> = cfg
-            .warnings
-            .iter()
-            .filter(|w| w.contains("[mcp_servers]"))
-            .collect();
-        assert_eq!(w.len(), 1, "{:?}", cfg.warnings);
+        assert_eq!(cfg.mcp_servers.keys().collect::<Vec<_>>(), ["echo"]);
         assert!(
-            w[0].contains("docs, echo") && w[0].contains("not supported yet"),
-            "{w:?}"
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("[mcp_servers.docs]") && w.contains("`args` is not supported")),
+            "{:?}",
+            cfg.warnings
         );
-        assert!(!load_with("model = \"m\"\n", &[])
-            .unwrap()
-            .warnings
-            .iter()
-            .any(|w| w.contains("mcp")));
     }
 
     #[test]
