@@ -51,8 +51,59 @@ impl ReviewDecision {
     }
 }
 
+/// A question an MCP server (or the MCP approval of a tool call) puts to
+/// the user: upstream's `mcpServer/elicitation/request`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElicitationRequest {
+    pub server: String,
+    pub turn_id: Option<String>,
+    /// `form` or `url`.
+    pub mode: String,
+    pub message: String,
+    #[serde(default)]
+    pub requested_schema: Option<serde_json::Value>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub elicitation_id: Option<String>,
+    /// `_meta` (for a tool approval: `codex_approval_kind: "mcp_tool_call"`).
+    #[serde(default)]
+    pub meta: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElicitationAction {
+    Accept,
+    Decline,
+    Cancel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElicitationAnswer {
+    pub action: ElicitationAction,
+    #[serde(default)]
+    pub content: Option<serde_json::Value>,
+    #[serde(default)]
+    pub meta: Option<serde_json::Value>,
+}
+
+impl ElicitationAnswer {
+    pub fn decline() -> Self {
+        Self {
+            action: ElicitationAction::Decline,
+            content: None,
+            meta: None,
+        }
+    }
+}
+
 pub trait ApprovalHandler: Send + Sync {
     fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision>;
+    /// An elicitation for the user. Front ends that cannot ask decline.
+    fn elicit(&self, _request: ElicitationRequest) -> BoxFuture<'static, ElicitationAnswer> {
+        Box::pin(async { ElicitationAnswer::decline() })
+    }
     /// Who answers (for the audit trail): a person through a client, or a
     /// fixed policy.
     fn decided_by(&self) -> crate::audit::DecidedBy {
@@ -105,6 +156,20 @@ impl ApprovalHandler for WithDeadline {
                     ReviewDecision::Denied
                 }
             }
+        })
+    }
+
+    fn elicit(&self, request: ElicitationRequest) -> BoxFuture<'static, ElicitationAnswer> {
+        let fut = self.inner.elicit(request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
+                tracing::warn!(
+                    "elicitation unanswered after {}s; declined",
+                    timeout.as_secs()
+                );
+                ElicitationAnswer::decline()
+            })
         })
     }
 }

@@ -486,13 +486,26 @@ impl ThreadBuilder {
             }
             _ => tools,
         };
+        let approvals: Arc<dyn crate::approval::ApprovalHandler> = Arc::new(
+            crate::approval::WithDeadline::new(opts.approvals, config.approval_timeout),
+        );
+        let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
+        let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
+        // MCP servers start now, in the background; their tools are offered
+        // as each becomes ready.
+        let mcp = (!config.mcp_servers.is_empty() && tokio::runtime::Handle::try_current().is_ok())
+            .then(|| start_mcp(&config, &id, approvals.clone(), sink.clone()));
+        let tools = match &mcp {
+            Some(m) => tools.with_provider(
+                Arc::new(crate::mcp::McpToolProvider(m.clone())),
+                crate::mcp::McpTools::new(m.clone(), &id),
+            ),
+            None => tools,
+        };
         let tools = tool_maps
             .into_iter()
             .fold(tools, |set, wrap| set.map_service(wrap))
             .map_service(|svc| ToolTimeoutLayer::new(outer_timeout).layer(svc));
-        let (tx, rx) = mpsc::channel(opts.event_capacity.max(1));
-        let approval_timeout = config.approval_timeout;
-        let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
         let audit = Arc::new(crate::audit::AuditLog::new(
             &config.codex_home,
             &id,
@@ -507,10 +520,8 @@ impl ThreadBuilder {
             turn_slots: Arc::new(tokio::sync::Semaphore::new(1 + turn_queue)),
             turn_queue,
             sandbox: opts.sandbox,
-            approvals: Arc::new(crate::approval::WithDeadline::new(
-                opts.approvals,
-                approval_timeout,
-            )),
+            approvals,
+            mcp,
             sink,
             state: tokio::sync::Mutex::new(ThreadState {
                 history,
@@ -531,6 +542,39 @@ impl ThreadBuilder {
     }
 }
 
+/// Starts the thread's MCP servers; their state changes become
+/// [`Event::McpStartupStatus`] events, in order.
+fn start_mcp(
+    config: &Config,
+    thread_id: &str,
+    approvals: Arc<dyn crate::approval::ApprovalHandler>,
+    sink: EventSink,
+) -> Arc<crate::mcp::McpManager> {
+    let (status_tx, mut status_rx) = mpsc::channel::<Event>(256);
+    tokio::spawn(async move {
+        while let Some(ev) = status_rx.recv().await {
+            sink.emit(ev).await;
+        }
+    });
+    let host = crate::mcp::ServerHost {
+        thread_id: thread_id.to_string(),
+        cwd: config.cwd.clone(),
+        approvals,
+        on_status: Arc::new(move |st: &crate::mcp::ServerStatus| {
+            let ev = Event::McpStartupStatus {
+                server: st.name.clone(),
+                status: st.state,
+                error: st.error.clone(),
+            };
+            if status_tx.try_send(ev).is_err() {
+                tracing::warn!("mcp server {}: status event dropped (queue full)", st.name);
+            }
+        }),
+        oauth_token: Arc::new(|_, _| None),
+    };
+    crate::mcp::McpManager::start(&config.mcp_servers, host)
+}
+
 /// A live thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Thread {
@@ -547,6 +591,28 @@ impl std::fmt::Debug for Thread {
 }
 
 impl Thread {
+    /// The thread's MCP servers, if it has any configured.
+    pub fn mcp(&self) -> Option<Arc<crate::mcp::McpManager>> {
+        self.shared.mcp.clone()
+    }
+
+    /// Waits for the `required` MCP servers; `Err` says which could not
+    /// start (a host fails the thread start with it).
+    pub async fn wait_required_mcp(&self) -> Result<(), String> {
+        match &self.shared.mcp {
+            Some(m) => m.wait_required().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops what the thread runs beside its turns: its MCP servers (their
+    /// whole trees are killed).
+    pub async fn shutdown(&self) {
+        if let Some(m) = &self.shared.mcp {
+            m.shutdown().await;
+        }
+    }
+
     /// A builder for a thread with replaceable parts.
     pub fn builder(config: Config) -> ThreadBuilder {
         ThreadBuilder::new(config)

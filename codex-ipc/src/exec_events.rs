@@ -88,6 +88,14 @@ pub enum ItemDetails {
     TodoList {
         items: Vec<TodoEntry>,
     },
+    McpToolCall {
+        server: String,
+        tool: String,
+        arguments: serde_json::Value,
+        result: Option<McpResult>,
+        error: Option<ErrorInfo>,
+        status: ExecMcpStatus,
+    },
     Error {
         message: String,
     },
@@ -100,6 +108,21 @@ pub enum ExecCommandStatus {
     Completed,
     Failed,
     Declined,
+}
+
+/// An MCP result as `codex exec --json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpResult {
+    pub content: Vec<serde_json::Value>,
+    pub structured_content: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecMcpStatus {
+    InProgress,
+    Completed,
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +207,10 @@ impl ExecEventMapper {
                 self.running_commands.push((id.clone(), ex.clone()));
                 vec![ExecEvent::ItemStarted { item: ex }]
             }
+            TurnEvent::ItemStarted(item @ Item::McpToolCall { .. }) => self
+                .item(item)
+                .map(|ex| vec![ExecEvent::ItemStarted { item: ex }])
+                .unwrap_or_default(),
             TurnEvent::ItemStarted(_) => vec![],
             TurnEvent::ItemCompleted(item) => {
                 if let Some(id) = item.id() {
@@ -324,6 +351,39 @@ impl ExecEventMapper {
                     ItemStatus::Completed => ExecCommandStatus::Completed,
                     ItemStatus::Failed => ExecCommandStatus::Failed,
                     ItemStatus::Declined => ExecCommandStatus::Declined,
+                },
+            },
+            Item::McpToolCall {
+                server,
+                tool,
+                arguments,
+                status,
+                result,
+                error,
+                ..
+            } => ItemDetails::McpToolCall {
+                server: server.clone(),
+                tool: tool.clone(),
+                arguments: arguments.clone(),
+                result: result.as_ref().filter(|r| r.is_object()).map(|r| McpResult {
+                    content: r
+                        .get("content")
+                        .and_then(serde_json::Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                    structured_content: r.get("structuredContent").cloned(),
+                }),
+                error: error.as_ref().filter(|e| e.is_object()).map(|e| ErrorInfo {
+                    message: e
+                        .get("message")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                }),
+                status: match status {
+                    ItemStatus::InProgress => ExecMcpStatus::InProgress,
+                    ItemStatus::Completed => ExecMcpStatus::Completed,
+                    _ => ExecMcpStatus::Failed,
                 },
             },
             Item::FileChange {

@@ -97,6 +97,18 @@ pub enum Event {
         turn_id: String,
         info: TokenUsageInfo,
     },
+    /// An MCP tool call reported progress (`notifications/progress`).
+    McpToolCallProgress {
+        turn_id: String,
+        item_id: String,
+        message: String,
+    },
+    /// An MCP server of the thread changed state (starting, ready, failed).
+    McpStartupStatus {
+        server: String,
+        status: McpStartupState,
+        error: Option<String>,
+    },
     /// Non-fatal: shown to the user, the thread carries on.
     Warning {
         message: String,
@@ -135,4 +147,14 @@ impl Event {
             Event::TurnCompleted { .. } | Event::TurnFailed { .. } | Event::TurnAborted { .. }
         )
     }
+}
+
+/// Upstream's `McpServerStartupState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum McpStartupState {
+    Starting,
+    Ready,
+    Failed,
+    Cancelled,
 }

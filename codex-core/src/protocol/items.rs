@@ -20,6 +20,8 @@ pub enum ThreadItem {
     Error(ErrorItem),
     /// A call to a tool the client defined (app-server `dynamicTools`).
     DynamicToolCall(DynamicToolCallItem),
+    /// A call to a tool of an MCP server.
+    McpToolCall(McpToolCallItem),
     /// The history was summarised and replaced (`thread/compact/start`).
     ContextCompaction(ContextCompactionItem),
 }
@@ -41,6 +43,7 @@ impl ThreadItem {
             ThreadItem::Error(i) => &i.id,
             ThreadItem::ContextCompaction(i) => &i.id,
             ThreadItem::DynamicToolCall(i) => &i.id,
+            ThreadItem::McpToolCall(i) => &i.id,
         }
     }
 }
@@ -197,6 +200,47 @@ pub struct DynamicToolCallItem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DynamicToolCallStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpToolCallItem {
+    /// The model's call id.
+    pub id: String,
+    /// The server's config key.
+    pub server: String,
+    /// The tool's own (raw MCP) name.
+    pub tool: String,
+    pub arguments: serde_json::Value,
+    pub status: McpToolCallStatus,
+    #[serde(default)]
+    pub result: Option<McpToolResult>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    #[serde(default)]
+    pub read_only_hint: Option<bool>,
+}
+
+/// A `tools/call` result as the server sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpToolResult {
+    #[serde(default)]
+    pub content: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub structured_content: Option<serde_json::Value>,
+    #[serde(default)]
+    pub is_error: Option<bool>,
+    #[serde(default)]
+    pub meta: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpToolCallStatus {
     InProgress,
     Completed,
     Failed,

@@ -357,8 +357,51 @@ pub fn parse_turn_item(v: &Value) -> Option<ThreadItem> {
         }),
         // Written by us in the item's own serde shape.
         "DynamicToolCall" => ThreadItem::DynamicToolCall(serde_json::from_value(v.clone()).ok()?),
+        // Upstream's shape (`McpToolCall` with `duration`, camelCase result).
+        "McpToolCall" => ThreadItem::McpToolCall(crate::protocol::McpToolCallItem {
+            id,
+            server: str_field(v, "server"),
+            tool: str_field(v, "tool"),
+            arguments: v.get("arguments").cloned().unwrap_or(Value::Null),
+            status: match v.get("status").and_then(Value::as_str) {
+                Some("completed") => crate::protocol::McpToolCallStatus::Completed,
+                Some("in_progress") | Some("inProgress") => {
+                    crate::protocol::McpToolCallStatus::InProgress
+                }
+                _ => crate::protocol::McpToolCallStatus::Failed,
+            },
+            result: v.get("result").filter(|r| r.is_object()).map(|r| {
+                crate::protocol::McpToolResult {
+                    content: r
+                        .get("content")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                    structured_content: r.get("structuredContent").cloned(),
+                    is_error: r.get("isError").and_then(Value::as_bool),
+                    meta: r.get("_meta").cloned(),
+                }
+            }),
+            error: v
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            duration_ms: v.get("duration").and_then(|d| {
+                let secs = d.get("secs")?.as_i64()?;
+                let nanos = d.get("nanos").and_then(Value::as_i64).unwrap_or(0);
+                Some(secs * 1000 + nanos / 1_000_000)
+            }),
+            read_only_hint: None,
+        }),
         _ => return None,
     })
+}
+
+fn str_field(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ mod set;
 pub mod spec;
 
 pub use set::{
-    boxed, error_output, is_builtin, ToolService, ToolSet, ToolSpec, ToolSpecError, ToolTimedOut,
-    ToolTimeout, ToolTimeoutLayer, DEFAULT_TOOL_TIMEOUT,
+    boxed, error_output, is_builtin, ToolProvider, ToolService, ToolSet, ToolSpec, ToolSpecError,
+    ToolTimedOut, ToolTimeout, ToolTimeoutLayer, DEFAULT_TOOL_TIMEOUT,
 };
 
 use std::collections::HashSet;
@@ -72,6 +72,8 @@ impl ToolContext {
 pub struct ToolCall {
     pub call_id: String,
     pub name: String,
+    /// The `namespace` tool the function belongs to (`mcp__server`), if any.
+    pub namespace: Option<String>,
     /// JSON arguments (function tools) or raw input (custom tools).
     pub arguments: String,
     pub custom: bool,

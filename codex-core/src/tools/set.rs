@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tower::util::BoxCloneService;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
-use super::{spec, ToolInvocation, ToolOutput, ToolRouter};
+use super::{spec, ToolCall, ToolInvocation, ToolOutput, ToolRouter};
 
 /// A tool call service as the turn loop holds it. Its errors reach the
 /// model as the tool's (failed) output; they never fail the turn.
@@ -117,7 +117,28 @@ impl ToolSpec {
 #[derive(Clone)]
 pub struct ToolSet {
     specs: Vec<ToolSpec>,
+    providers: Vec<Arc<dyn ToolProvider>>,
     service: ToolService,
+}
+
+/// Tools that come and go while a thread runs (an MCP server's, listed once
+/// it is ready and again when they change): asked for their definitions at
+/// every model request, and for which calls they take.
+pub trait ToolProvider: Send + Sync + 'static {
+    /// The definitions to offer now.
+    fn specs(&self) -> Vec<ToolSpec>;
+    /// Whether `call` is one of this provider's.
+    fn handles(&self, call: &ToolCall) -> bool;
+    /// Before a turn's first model request: a bounded wait for tools still
+    /// being prepared (servers starting).
+    fn prepare(&self, _turn_id: &str) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+    /// What the model must be told about tools it is not offered (servers
+    /// still starting or failed), if anything.
+    fn notice(&self) -> Option<String> {
+        None
+    }
 }
 
 impl std::fmt::Debug for ToolSet {
@@ -157,6 +178,7 @@ impl ToolSet {
             .collect();
         Self {
             specs,
+            providers: Vec::new(),
             service: boxed(ToolRouter),
         }
     }
@@ -177,6 +199,7 @@ impl ToolSet {
     {
         Self {
             specs,
+            providers: Vec::new(),
             service: boxed(service),
         }
     }
@@ -233,6 +256,37 @@ impl ToolSet {
         self
     }
 
+    /// Adds a [`ToolProvider`] in front of the current tools: the calls it
+    /// [handles](ToolProvider::handles) go to `service`, its definitions are
+    /// asked for at every request.
+    pub fn with_provider<S>(mut self, provider: Arc<dyn ToolProvider>, service: S) -> Self
+    where
+        S: Service<ToolInvocation, Response = ToolOutput> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        self.service = boxed(ProviderRoute {
+            provider: provider.clone(),
+            matched: boxed(service),
+            rest: self.service,
+        });
+        self.providers.push(provider);
+        self
+    }
+
+    /// Lets every provider prepare for a turn (bounded by each provider).
+    pub fn prepare(&self, turn_id: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let waits: Vec<_> = self.providers.iter().map(|p| p.prepare(turn_id)).collect();
+        async move {
+            futures_util::future::join_all(waits).await;
+        }
+    }
+
+    /// What the providers want the model told, if anything.
+    pub fn notices(&self) -> Vec<String> {
+        self.providers.iter().filter_map(|p| p.notice()).collect()
+    }
+
     /// Wraps the service (e.g. with a tower [`Layer`]); the definitions stay.
     pub fn map_service<F, S>(mut self, f: F) -> Self
     where
@@ -250,9 +304,14 @@ impl ToolSet {
         &self.specs
     }
 
-    /// The definitions as a request's `tools` entries.
+    /// The definitions as a request's `tools` entries: the fixed ones, then
+    /// what each provider offers now.
     pub fn specs_json(&self) -> Vec<Value> {
-        self.specs.iter().map(|s| s.json.clone()).collect()
+        let mut out: Vec<Value> = self.specs.iter().map(|s| s.json.clone()).collect();
+        for p in &self.providers {
+            out.extend(p.specs().into_iter().map(|s| s.json));
+        }
+        out
     }
 
     /// A handle on the service that runs the calls.
@@ -282,6 +341,33 @@ impl Service<ToolInvocation> for Route {
 
     fn call(&mut self, inv: ToolInvocation) -> Self::Future {
         let target = if self.names.contains(&inv.call.name) {
+            self.matched.clone()
+        } else {
+            self.rest.clone()
+        };
+        Box::pin(target.oneshot(inv))
+    }
+}
+
+/// Sends the calls a provider handles to it, the others to `rest`.
+#[derive(Clone)]
+struct ProviderRoute {
+    provider: Arc<dyn ToolProvider>,
+    matched: ToolService,
+    rest: ToolService,
+}
+
+impl Service<ToolInvocation> for ProviderRoute {
+    type Response = ToolOutput;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<ToolOutput, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, inv: ToolInvocation) -> Self::Future {
+        let target = if self.provider.handles(&inv.call) {
             self.matched.clone()
         } else {
             self.rest.clone()
@@ -383,7 +469,8 @@ where
     }
 
     fn call(&mut self, inv: ToolInvocation) -> Self::Future {
-        let timed = !is_builtin(&inv.call.name);
+        // MCP calls carry their server's `tool_timeout_sec`.
+        let timed = !is_builtin(&inv.call.name) && !crate::mcp::is_mcp_call(&inv.call);
         let tool = inv.call.name.clone();
         let after = self.timeout;
         let call = self.inner.call(inv);

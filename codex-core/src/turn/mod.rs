@@ -171,6 +171,8 @@ pub struct ThreadShared {
     pub warned_unknown_model: std::sync::atomic::AtomicBool,
     pub command_isolation: crate::exec::Isolation,
     pub audit: Arc<crate::audit::AuditLog>,
+    /// The thread's MCP servers, when it has any.
+    pub mcp: Option<Arc<crate::mcp::McpManager>>,
 }
 
 impl ThreadShared {
@@ -741,6 +743,9 @@ impl TurnRun<'_> {
                 state.history.push(item);
             }
         }
+        // Tools still being prepared (MCP servers starting) get a bounded
+        // grace before the first request.
+        self.tools.prepare(&self.turn_id).await;
         loop {
             let steered = self.steer.take().await;
             self.add_steer_input(state, steered).await?;
@@ -759,10 +764,12 @@ impl TurnRun<'_> {
                         name,
                         arguments,
                         call_id,
+                        namespace,
                         ..
                     } => calls.push(ToolCall {
                         call_id: call_id.clone(),
                         name: name.clone(),
+                        namespace: namespace.clone(),
                         arguments: arguments.clone(),
                         custom: false,
                     }),
@@ -774,6 +781,7 @@ impl TurnRun<'_> {
                     } => calls.push(ToolCall {
                         call_id: call_id.clone(),
                         name: name.clone(),
+                        namespace: None,
                         arguments: input.clone(),
                         custom: true,
                     }),
@@ -923,6 +931,11 @@ impl TurnRun<'_> {
             self.shared.base_instructions.clone(),
         ));
         input.extend(history.iter().filter(|i| i.is_api_item()).cloned());
+        // What the model must know about tools it is not offered (MCP
+        // servers still starting or failed); not part of the history.
+        for notice in self.tools.notices() {
+            input.push(ResponseItem::developer_text(notice));
+        }
         let reasoning_supported = find_model(&self.cfg.model)
             .map(|m| !m.reasoning_efforts.is_empty())
             .unwrap_or(

@@ -230,6 +230,31 @@ fn rollout_item_completed(thread_id: &str, turn_id: &str, item: &ThreadItem) -> 
             "success": d.success,
             "duration_ms": d.duration_ms,
         }),
+        ThreadItem::McpToolCall(m) => {
+            let mut v = json!({
+                "type": "McpToolCall",
+                "id": m.id,
+                "server": m.server,
+                "tool": m.tool,
+                "arguments": m.arguments,
+                "status": m.status,
+                "duration": m.duration_ms.map(|ms| json!({"secs": ms / 1000, "nanos": (ms % 1000) * 1_000_000})),
+            });
+            if let Some(r) = &m.result {
+                let mut result = json!({"content": r.content, "isError": r.is_error.unwrap_or(false)});
+                if let Some(sc) = &r.structured_content {
+                    result["structuredContent"] = sc.clone();
+                }
+                if let Some(meta) = &r.meta {
+                    result["_meta"] = meta.clone();
+                }
+                v["result"] = result;
+            }
+            if let Some(e) = &m.error {
+                v["error"] = json!({"message": e});
+            }
+            v
+        }
     };
     json!({
         "type": "item_completed",

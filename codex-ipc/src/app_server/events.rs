@@ -4,6 +4,7 @@
 //! when it and its items started, and its last agent message (the turn
 //! summary `turn/completed` carries).
 
+use crate::app_server::notifications::{McpServerStatusUpdatedNotification, McpToolCallProgressNotification};
 use std::collections::HashMap;
 
 use codex_core::protocol::{AbortReason, Event, ThreadItem};
@@ -84,6 +85,29 @@ impl ThreadEventMapper {
         match event {
             // The thread's status says it (the supervisor's bookkeeping).
             Event::ApprovalPending { .. } => vec![],
+            Event::McpStartupStatus {
+                server,
+                status,
+                error,
+            } => vec![McpServerStatusUpdatedNotification {
+                thread_id: Some(tid),
+                name: server.clone(),
+                status: *status,
+                error: error.clone(),
+                failure_reason: None,
+            }
+            .into()],
+            Event::McpToolCallProgress {
+                turn_id,
+                item_id,
+                message,
+            } => vec![McpToolCallProgressNotification {
+                thread_id: tid,
+                turn_id: turn_id.clone(),
+                item_id: item_id.clone(),
+                message: message.clone(),
+            }
+            .into()],
             Event::Warning { message } => vec![WarningNotification {
                 thread_id: tid,
                 message: message.clone(),

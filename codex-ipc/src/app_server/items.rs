@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use codex_core::protocol::{
-    CommandStatus, DynamicToolCallStatus, FileChangeKind, PatchStatus, ThreadItem, UserInput,
+    CommandStatus, DynamicToolCallStatus, FileChangeKind, McpToolCallStatus, PatchStatus, ThreadItem, UserInput,
 };
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -159,6 +159,37 @@ enum ThreadItemWire<'a> {
         success: Option<bool>,
         duration_ms: Option<i64>,
     },
+    /// `McpToolCallThreadItem`.
+    #[serde(rename_all = "camelCase")]
+    McpToolCall {
+        id: &'a str,
+        server: &'a str,
+        tool: &'a str,
+        arguments: &'a Value,
+        status: ItemStatusWire,
+        result: Option<McpToolCallResultWire<'a>>,
+        error: Option<McpToolCallErrorWire<'a>>,
+        duration_ms: Option<i64>,
+        read_only_hint: Option<bool>,
+        started_at_ms: Option<i64>,
+        completed_at_ms: Option<i64>,
+    },
+}
+
+/// `McpToolCallResult`.
+#[derive(Serialize)]
+struct McpToolCallResultWire<'a> {
+    content: &'a [Value],
+    #[serde(rename = "structuredContent")]
+    structured_content: Option<&'a Value>,
+    #[serde(rename = "_meta")]
+    meta: Option<&'a Value>,
+}
+
+/// `McpToolCallError`.
+#[derive(Serialize)]
+struct McpToolCallErrorWire<'a> {
+    message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -288,6 +319,27 @@ impl ItemView {
                 content_items: d.content_items.as_deref(),
                 success: d.success,
                 duration_ms: d.duration_ms,
+            },
+            ThreadItem::McpToolCall(m) => ThreadItemWire::McpToolCall {
+                id: &m.id,
+                server: &m.server,
+                tool: &m.tool,
+                arguments: &m.arguments,
+                status: match m.status {
+                    McpToolCallStatus::InProgress => ItemStatusWire::InProgress,
+                    McpToolCallStatus::Completed => ItemStatusWire::Completed,
+                    McpToolCallStatus::Failed => ItemStatusWire::Failed,
+                },
+                result: m.result.as_ref().map(|r| McpToolCallResultWire {
+                    content: &r.content,
+                    structured_content: r.structured_content.as_ref(),
+                    meta: r.meta.as_ref(),
+                }),
+                error: m.error.as_deref().map(|message| McpToolCallErrorWire { message }),
+                duration_ms: m.duration_ms,
+                read_only_hint: m.read_only_hint,
+                started_at_ms,
+                completed_at_ms,
             },
             ThreadItem::TodoList(_) | ThreadItem::Error(_) => return None,
         })

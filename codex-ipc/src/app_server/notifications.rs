@@ -48,6 +48,8 @@ notifications! {
     Error(ErrorNotification) = "error",
     Warning(WarningNotification) = "warning",
     DeprecationNotice(DeprecationNoticeNotification) = "deprecationNotice",
+    McpServerStartupStatusUpdated(McpServerStatusUpdatedNotification) = "mcpServer/startupStatus/updated",
+    McpToolCallProgress(McpToolCallProgressNotification) = "item/mcpToolCall/progress",
     ThreadStarted(ThreadStartedNotification) = "thread/started",
     ThreadStatusChanged(ThreadStatusChangedNotification) = "thread/status/changed",
     ThreadArchived(ThreadArchivedNotification) = "thread/archived",
@@ -85,6 +87,27 @@ pub struct ErrorNotification {
 #[serde(rename_all = "camelCase")]
 pub struct WarningNotification {
     pub thread_id: String,
+    pub message: String,
+}
+
+/// `mcpServer/startupStatus/updated` (`McpServerStatusUpdatedNotification`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerStatusUpdatedNotification {
+    pub thread_id: Option<String>,
+    pub name: String,
+    pub status: codex_core::protocol::McpStartupState,
+    pub error: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+/// `item/mcpToolCall/progress`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpToolCallProgressNotification {
+    pub thread_id: String,
+    pub turn_id: String,
+    pub item_id: String,
     pub message: String,
 }
 

@@ -79,6 +79,19 @@ pub enum Item {
         changes: Vec<FileChange>,
         status: ItemStatus,
     },
+    #[serde(rename_all = "camelCase")]
+    McpToolCall {
+        id: String,
+        server: String,
+        tool: String,
+        #[serde(default)]
+        arguments: serde_json::Value,
+        status: ItemStatus,
+        #[serde(default)]
+        result: Option<serde_json::Value>,
+        #[serde(default)]
+        error: Option<serde_json::Value>,
+    },
     /// A kind this client does not render.
     #[serde(other)]
     Other,
@@ -91,7 +104,8 @@ impl Item {
             | Item::AgentMessage { id, .. }
             | Item::Reasoning { id, .. }
             | Item::CommandExecution { id, .. }
-            | Item::FileChange { id, .. } => Some(id),
+            | Item::FileChange { id, .. }
+            | Item::McpToolCall { id, .. } => Some(id),
             Item::Other => None,
         }
     }
