@@ -29,6 +29,9 @@ pub enum ApprovalRequest {
         changes: Vec<FileUpdateChange>,
         reason: Option<String>,
     },
+    /// An MCP elicitation (a server's question, or an MCP tool approval);
+    /// answered with an [`ElicitationAnswer`].
+    Elicitation(ElicitationRequest),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

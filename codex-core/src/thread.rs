@@ -493,12 +493,15 @@ impl ThreadBuilder {
         let sink = EventSink::new(tx, writer.map(|w| Arc::new(Mutex::new(w))), id.clone());
         // MCP servers start now, in the background; their tools are offered
         // as each becomes ready.
-        let mcp = (!config.mcp_servers.is_empty() && tokio::runtime::Handle::try_current().is_ok())
-            .then(|| start_mcp(&config, &id, approvals.clone(), sink.clone()));
+        // (A manager without servers costs nothing and lets a reload add
+        // some; without a runtime there is nothing to run them on.)
+        let mcp = tokio::runtime::Handle::try_current().is_ok().then(|| {
+            crate::mcp::McpTools::new(start_mcp(&config, &id, approvals.clone(), sink.clone()), &id)
+        });
         let tools = match &mcp {
             Some(m) => tools.with_provider(
-                Arc::new(crate::mcp::McpToolProvider(m.clone())),
-                crate::mcp::McpTools::new(m.clone(), &id),
+                Arc::new(crate::mcp::McpToolProvider(m.manager().clone())),
+                m.clone(),
             ),
             None => tools,
         };
@@ -591,8 +594,9 @@ impl std::fmt::Debug for Thread {
 }
 
 impl Thread {
-    /// The thread's MCP servers, if it has any configured.
-    pub fn mcp(&self) -> Option<Arc<crate::mcp::McpManager>> {
+    /// The thread's MCP servers and the service that calls them (none when
+    /// the thread was built outside a tokio runtime).
+    pub fn mcp(&self) -> Option<crate::mcp::McpTools> {
         self.shared.mcp.clone()
     }
 
@@ -600,7 +604,7 @@ impl Thread {
     /// start (a host fails the thread start with it).
     pub async fn wait_required_mcp(&self) -> Result<(), String> {
         match &self.shared.mcp {
-            Some(m) => m.wait_required().await,
+            Some(m) => m.manager().wait_required().await,
             None => Ok(()),
         }
     }
@@ -609,7 +613,7 @@ impl Thread {
     /// whole trees are killed).
     pub async fn shutdown(&self) {
         if let Some(m) = &self.shared.mcp {
-            m.shutdown().await;
+            m.manager().shutdown().await;
         }
     }
 

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use codex_core::approval::{ApprovalHandler, ApprovalRequest, ReviewDecision};
+use codex_core::approval::{
+    ApprovalHandler, ApprovalRequest, ElicitationAction, ElicitationAnswer, ElicitationRequest,
+    ReviewDecision,
+};
 use codex_core::auth::{AuthError, AuthToken, BrokerRequest, BrokerResponse, TokenSource};
 use codex_core::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
 use codex_core::exec::Isolation;
@@ -66,14 +69,17 @@ pub fn main() -> i32 {
 /// Forwards approval requests to the supervisor and waits for its decision.
 /// Requests travel through the event forwarder, after every event emitted
 /// before them (the item an approval is about is announced first).
+/// A client's answer: the decision, and for an elicitation its answer.
+type Answer = (ReviewDecision, Option<ElicitationAnswer>);
+
 struct LinkApprovals {
     out: mpsc::Sender<ApprovalMsg>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<ReviewDecision>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     next: AtomicU64,
 }
 
 impl LinkApprovals {
-    fn resolve(&self, id: u64, decision: ReviewDecision) {
+    fn resolve(&self, id: u64, decision: Answer) {
         let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         // (If the waiter is gone, its CancelOnDrop already voided the request.)
         match tx {
@@ -88,7 +94,7 @@ impl LinkApprovals {
     fn decline_all(&self) {
         if let Ok(mut p) = self.pending.lock() {
             for (_, tx) in p.drain() {
-                let _ = tx.send(ReviewDecision::Denied);
+                let _ = tx.send((ReviewDecision::Denied, None));
             }
         }
     }
@@ -208,6 +214,28 @@ impl Drop for CancelOnDrop {
 
 impl ApprovalHandler for LinkApprovals {
     fn decide(&self, request: ApprovalRequest) -> BoxFuture<'static, ReviewDecision> {
+        let answer = self.ask(request);
+        Box::pin(async move { answer.await.0 })
+    }
+
+    fn elicit(&self, request: ElicitationRequest) -> BoxFuture<'static, ElicitationAnswer> {
+        let answer = self.ask(ApprovalRequest::Elicitation(request));
+        Box::pin(async move {
+            match answer.await {
+                (_, Some(a)) => a,
+                (d, None) if d.is_approved() => ElicitationAnswer {
+                    action: ElicitationAction::Accept,
+                    content: None,
+                    meta: None,
+                },
+                _ => ElicitationAnswer::decline(),
+            }
+        })
+    }
+}
+
+impl LinkApprovals {
+    fn ask(&self, request: ApprovalRequest) -> BoxFuture<'static, Answer> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
@@ -216,14 +244,14 @@ impl ApprovalHandler for LinkApprovals {
         let out = self.out.clone();
         Box::pin(async move {
             if out.send(ApprovalMsg::Request(id, request)).await.is_err() {
-                return ReviewDecision::Denied;
+                return (ReviewDecision::Denied, None);
             }
             let mut guard = CancelOnDrop {
                 id,
                 out,
                 armed: true,
             };
-            let decision = rx.await.unwrap_or(ReviewDecision::Denied);
+            let decision = rx.await.unwrap_or((ReviewDecision::Denied, None));
             guard.armed = false;
             decision
         })
@@ -354,6 +382,15 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             return 1;
         }
     };
+    // A `required` MCP server that cannot start fails the thread start.
+    if let Err(message) = thread.wait_required_mcp().await {
+        thread.shutdown().await;
+        let _ = out_tx.send(FromWorker::InitFailed { message }).await;
+        drop(out_tx);
+        drop(approvals);
+        writer.close(SHUTDOWN_GRACE).await;
+        return 1;
+    }
     let _ = out_tx.send(FromWorker::Ready(Box::new(ready))).await;
 
     // Forwards events and approval messages, in order, until told to stop;
@@ -533,7 +570,17 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             ToWorker::ApprovalDecision {
                 approval_id,
                 decision,
-            } => approvals.resolve(approval_id, decision),
+                answer,
+            } => approvals.resolve(approval_id, (decision, answer)),
+            ToWorker::Mcp { id, request } => {
+                let out = out_tx.clone();
+                let t = thread.clone();
+                let init = init.clone();
+                tokio::spawn(async move {
+                    let result = crate::worker_mcp::answer(&t, &init, request).await;
+                    let _ = out.send(FromWorker::McpReply { id, result }).await;
+                });
+            }
             ToWorker::Shutdown => {
                 if let Some(a) = active.take() {
                     a.cancel.cancel();
@@ -549,6 +596,8 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     // The turn has ended and recorded its end: what it emitted is queued.
     approvals.decline_all();
     dynamic.fail_all();
+    // MCP servers die with their thread (whole trees, bounded).
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, thread.shutdown()).await;
     drop(thread);
     if supervisor_gone {
         // Nobody is left to read the link or to kill what remains.

@@ -146,6 +146,15 @@ pub enum ToWorker {
     ApprovalDecision {
         approval_id: u64,
         decision: ReviewDecision,
+        /// The client's answer when the request was an elicitation.
+        #[serde(default)]
+        answer: Option<codex_core::approval::ElicitationAnswer>,
+    },
+    /// A question about the thread's MCP servers (answered by
+    /// [`FromWorker::McpReply`]).
+    Mcp {
+        id: u64,
+        request: McpRequest,
     },
     /// Ends the running turn (interrupted) and exits.
     Shutdown,
@@ -215,6 +224,31 @@ pub enum FromWorker {
     DynamicToolCancelled {
         call: u64,
     },
+    /// The answer to [`ToWorker::Mcp`] `id`.
+    McpReply {
+        id: u64,
+        result: Result<serde_json::Value, String>,
+    },
+}
+
+/// What codexd asks a worker about its MCP servers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum McpRequest {
+    /// Every server's state and tools (`mcpServerStatus/list` entries).
+    Status,
+    /// Re-read `[mcp_servers]` and apply it (`config/mcpServer/reload`).
+    Reload,
+    /// `mcpServer/tool/call`.
+    ToolCall {
+        server: String,
+        tool: String,
+        arguments: serde_json::Value,
+        #[serde(default)]
+        meta: Option<serde_json::Value>,
+    },
+    /// `mcpServer/resource/read`.
+    ResourceRead { server: String, uri: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -416,6 +450,10 @@ pub enum WorkerMessage {
     DynamicToolCancelled {
         call: u64,
     },
+    McpReply {
+        id: u64,
+        result: Result<serde_json::Value, String>,
+    },
     /// The link closed: the worker is gone (its process group has been
     /// killed and the process reaped).
     Exited {
@@ -536,6 +574,7 @@ impl WorkerThread {
                     FromWorker::DynamicToolCancelled { call } => {
                         WorkerMessage::DynamicToolCancelled { call }
                     }
+                    FromWorker::McpReply { id, result } => WorkerMessage::McpReply { id, result },
                     FromWorker::Heartbeat
                     | FromWorker::Ready(_)
                     | FromWorker::InitFailed { .. } => continue,
@@ -614,6 +653,7 @@ impl WorkerThread {
         self.send(ToWorker::ApprovalDecision {
             approval_id,
             decision,
+            answer: None,
         })
         .await
     }

@@ -85,6 +85,10 @@ impl McpTools {
         }
     }
 
+    pub fn manager(&self) -> &Arc<McpManager> {
+        &self.manager
+    }
+
     fn limited(&self, server: &str) -> ConcurrencyLimit<ServerCallService> {
         let mut l = self.limits.lock().unwrap_or_else(|e| e.into_inner());
         l.entry(server.to_string())

@@ -1,11 +1,13 @@
 //! The stdio transport: the server is a child process speaking
 //! newline-delimited JSON-RPC on stdin/stdout.
 //!
-//! The child leads its own session (`setsid`), so its process group can be
-//! killed, and it is registered as a child we spawned on purpose (the orphan
-//! sweep of a subreaper host leaves it alone). Ending the transport kills
-//! the whole tree: the group, every descendant, also those that left with
-//! `setsid` (see [`crate::process::kill_tree`]). Its stderr is logged and
+//! The child stays in its host's process group (a `codex-session` worker's,
+//! so whatever kills the worker's group or cgroup kills the server with it)
+//! and is registered as a child spawned on purpose (the orphan sweep of a
+//! subreaper host leaves it alone). Ending the transport kills the server's
+//! whole tree: every descendant, also those that left with `setsid` (see
+//! [`crate::process::kill_tree`]); escapees re-parented to the subreaper
+//! worker are swept by it. Its stderr is logged and
 //! its last lines kept for the error a crash reports.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -76,16 +78,6 @@ pub fn spawn(spec: &StdioSpec) -> Result<Transport, TransportError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: setsid is async-signal-safe and touches no memory; it runs in
-    // the forked child before exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let mut child = {
         let _lock = process::spawn_lock();
         let child = cmd.spawn().map_err(|e| {
@@ -290,7 +282,7 @@ impl StdioGuard {
         if let Some(pid) = self.pid.take() {
             // The leader is unreaped until the reader task sees it exit, so
             // its descendants can still be walked.
-            process::kill_tree(pid, false, true);
+            process::kill_tree(pid, false, false);
             process::unregister_child(pid);
         }
     }

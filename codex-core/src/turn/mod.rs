@@ -172,7 +172,7 @@ pub struct ThreadShared {
     pub command_isolation: crate::exec::Isolation,
     pub audit: Arc<crate::audit::AuditLog>,
     /// The thread's MCP servers, when it has any.
-    pub mcp: Option<Arc<crate::mcp::McpManager>>,
+    pub mcp: Option<crate::mcp::McpTools>,
 }
 
 impl ThreadShared {

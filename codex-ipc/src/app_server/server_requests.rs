@@ -44,6 +44,45 @@ server_requests! {
     FileChangeRequestApproval(FileChangeRequestApprovalParams) = "item/fileChange/requestApproval",
     /// A call of one of the client's `dynamicTools`.
     DynamicToolCall(super::dynamic_tools::DynamicToolCallParams) = "item/tool/call",
+    /// An MCP server's question, or the approval of an MCP tool call.
+    McpServerElicitation(McpServerElicitationRequestParams) = "mcpServer/elicitation/request",
+}
+
+/// `McpServerElicitationRequestParams`: `{serverName, threadId, turnId}` +
+/// the form (`message`, `requestedSchema`) or url (`url`, `elicitationId`)
+/// fields, and `_meta`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerElicitationRequestParams {
+    pub server_name: String,
+    pub thread_id: String,
+    pub turn_id: Option<String>,
+    pub mode: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elicitation_id: Option<String>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+}
+
+/// The client's answer to an elicitation (`{action, content?, _meta?}`);
+/// anything unreadable declines.
+pub fn elicitation_answer(result: &Value) -> codex_core::approval::ElicitationAnswer {
+    use codex_core::approval::{ElicitationAction, ElicitationAnswer};
+    let action = match result.get("action").and_then(Value::as_str) {
+        Some("accept") => ElicitationAction::Accept,
+        Some("cancel") => ElicitationAction::Cancel,
+        _ => ElicitationAction::Decline,
+    };
+    ElicitationAnswer {
+        action,
+        content: result.get("content").cloned().filter(|c| !c.is_null()),
+        meta: result.get("_meta").cloned().filter(|m| !m.is_null()),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -142,6 +181,19 @@ impl ServerRequest {
                 reason: reason.clone(),
                 grant_root: None,
             }),
+            ApprovalRequest::Elicitation(e) => {
+                ServerRequest::McpServerElicitation(McpServerElicitationRequestParams {
+                    server_name: e.server.clone(),
+                    thread_id: thread_id.to_string(),
+                    turn_id: e.turn_id.clone(),
+                    mode: e.mode.clone(),
+                    message: e.message.clone(),
+                    requested_schema: e.requested_schema.clone(),
+                    url: e.url.clone(),
+                    elicitation_id: e.elicitation_id.clone(),
+                    meta: e.meta.clone(),
+                })
+            }
         }
     }
 }
