@@ -166,13 +166,15 @@ impl ApprovalHandler for WithDeadline {
         let fut = self.inner.elicit(request);
         let timeout = self.timeout;
         Box::pin(async move {
-            tokio::time::timeout(timeout, fut).await.unwrap_or_else(|_| {
-                tracing::warn!(
-                    "elicitation unanswered after {}s; declined",
-                    timeout.as_secs()
-                );
-                ElicitationAnswer::decline()
-            })
+            tokio::time::timeout(timeout, fut)
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::warn!(
+                        "elicitation unanswered after {}s; declined",
+                        timeout.as_secs()
+                    );
+                    ElicitationAnswer::decline()
+                })
         })
     }
 }

@@ -496,7 +496,10 @@ impl ThreadBuilder {
         // (A manager without servers costs nothing and lets a reload add
         // some; without a runtime there is nothing to run them on.)
         let mcp = tokio::runtime::Handle::try_current().is_ok().then(|| {
-            crate::mcp::McpTools::new(start_mcp(&config, &id, approvals.clone(), sink.clone()), &id)
+            crate::mcp::McpTools::new(
+                start_mcp(&config, &id, approvals.clone(), sink.clone()),
+                &id,
+            )
         });
         let tools = match &mcp {
             Some(m) => tools.with_provider(

@@ -23,5 +23,6 @@ pub mod server;
 pub mod transport;
 mod unix_ws;
 pub mod worker;
+mod worker_mcp;
 mod worker_tools;
 pub mod ws;

@@ -258,7 +258,7 @@ impl LinkApprovals {
     }
 }
 
-fn load_config(init: &ThreadInit) -> Result<Config, String> {
+pub(crate) fn load_config(init: &ThreadInit) -> Result<Config, String> {
     let cli_overrides = init
         .config_overrides
         .iter()

@@ -365,14 +365,17 @@ impl ExecEventMapper {
                 server: server.clone(),
                 tool: tool.clone(),
                 arguments: arguments.clone(),
-                result: result.as_ref().filter(|r| r.is_object()).map(|r| McpResult {
-                    content: r
-                        .get("content")
-                        .and_then(serde_json::Value::as_array)
-                        .cloned()
-                        .unwrap_or_default(),
-                    structured_content: r.get("structuredContent").cloned(),
-                }),
+                result: result
+                    .as_ref()
+                    .filter(|r| r.is_object())
+                    .map(|r| McpResult {
+                        content: r
+                            .get("content")
+                            .and_then(serde_json::Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                        structured_content: r.get("structuredContent").cloned(),
+                    }),
                 error: error.as_ref().filter(|e| e.is_object()).map(|e| ErrorInfo {
                     message: e
                         .get("message")

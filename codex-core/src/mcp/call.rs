@@ -57,7 +57,11 @@ impl Service<ServerCall> for ServerCallService {
     }
 
     fn call(&mut self, req: ServerCall) -> Self::Future {
-        Box::pin(async move { req.client.request(req.method, req.params, req.timeout).await })
+        Box::pin(async move {
+            req.client
+                .request(req.method, req.params, req.timeout)
+                .await
+        })
     }
 }
 
@@ -72,7 +76,9 @@ pub struct McpTools {
 
 impl std::fmt::Debug for McpTools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpTools").field("manager", &self.manager).finish()
+        f.debug_struct("McpTools")
+            .field("manager", &self.manager)
+            .finish()
     }
 }
 
@@ -190,7 +196,10 @@ fn output_text(result: &McpToolResult) -> String {
 }
 
 fn wall(started: Instant) -> String {
-    format!("Wall time: {:.4} seconds\nOutput:", started.elapsed().as_secs_f64())
+    format!(
+        "Wall time: {:.4} seconds\nOutput:",
+        started.elapsed().as_secs_f64()
+    )
 }
 
 impl McpTools {
@@ -241,7 +250,10 @@ impl McpTools {
         let started = Instant::now();
         let outcome = match arguments {
             Err(e) => Err(e),
-            Ok(args) => self.approved_call(&ctx, &call.call_id, &server, &tool, args).await,
+            Ok(args) => {
+                self.approved_call(&ctx, &call.call_id, &server, &tool, args)
+                    .await
+            }
         };
         item.duration_ms = Some(started.elapsed().as_millis() as i64);
         let output = match outcome {
@@ -295,7 +307,10 @@ impl McpTools {
             if ctx.approval_policy == AskForApproval::Never {
                 return Err(NEVER_REFUSAL.to_string());
             }
-            let answer = ctx.approvals.elicit(approval_request(ctx, &name, tool, &args)).await;
+            let answer = ctx
+                .approvals
+                .elicit(approval_request(ctx, &name, tool, &args))
+                .await;
             match answer.action {
                 ElicitationAction::Accept => {
                     let persist = answer
@@ -396,7 +411,12 @@ impl McpTools {
             }
             match self.server_request(s, method, params).await {
                 Ok(page) => {
-                    for r in page.get(key).and_then(Value::as_array).into_iter().flatten() {
+                    for r in page
+                        .get(key)
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         let mut r = r.clone();
                         r["server"] = json!(s);
                         all.push(r);

@@ -338,13 +338,19 @@ async fn read_loop(
 }
 
 fn handle(inner: &Arc<Inner>, msg: Value, host: &Arc<dyn ServerRequests>, problems: &mut u64) {
-    let method = msg.get("method").and_then(Value::as_str).map(str::to_string);
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let id = msg.get("id").cloned().filter(|i| !i.is_null());
     match (method, id) {
         (None, Some(id)) => {
             let Some(id) = id.as_i64() else {
                 *problems += 1;
-                tracing::warn!("mcp server {}: a response with an id we never sent: {id}", inner.server);
+                tracing::warn!(
+                    "mcp server {}: a response with an id we never sent: {id}",
+                    inner.server
+                );
                 return;
             };
             let tx = inner.pending.lock().ok().and_then(|mut p| p.remove(&id));
@@ -378,7 +384,9 @@ fn handle(inner: &Arc<Inner>, msg: Value, host: &Arc<dyn ServerRequests>, proble
             tokio::spawn(async move {
                 let answer = match method.as_str() {
                     "ping" => Ok(json!({})),
-                    "roots/list" => Ok(json!({"roots": host.roots().iter().map(|r| json!({"uri": format!("file://{r}")})).collect::<Vec<_>>()})),
+                    "roots/list" => Ok(
+                        json!({"roots": host.roots().iter().map(|r| json!({"uri": format!("file://{r}")})).collect::<Vec<_>>()}),
+                    ),
                     "elicitation/create" => host.elicit(params).await.map_err(|m| (-32603, m)),
                     other => Err((-32601, format!("Method not found: {other}"))),
                 };
@@ -397,9 +405,8 @@ fn handle(inner: &Arc<Inner>, msg: Value, host: &Arc<dyn ServerRequests>, proble
                 "notifications/progress" => {
                     let token = params.get("progressToken").and_then(Value::as_u64);
                     let text = progress_text(&params);
-                    let tx = token.and_then(|t| {
-                        inner.progress.lock().ok().and_then(|p| p.get(&t).cloned())
-                    });
+                    let tx = token
+                        .and_then(|t| inner.progress.lock().ok().and_then(|p| p.get(&t).cloned()));
                     if let Some(tx) = tx {
                         let _ = tx.try_send(text);
                     }

@@ -64,7 +64,12 @@ impl McpManager {
         let servers = configs
             .iter()
             .filter(|(_, c)| c.enabled)
-            .map(|(name, c)| (name.clone(), McpServer::spawn(name, c.clone(), host.clone())))
+            .map(|(name, c)| {
+                (
+                    name.clone(),
+                    McpServer::spawn(name, c.clone(), host.clone()),
+                )
+            })
             .collect();
         Arc::new(Self {
             servers: Mutex::new(servers),
@@ -103,9 +108,13 @@ impl McpManager {
     /// start (the thread must not start without it).
     pub async fn wait_required(&self) -> Result<(), String> {
         for s in self.snapshot().into_iter().filter(|s| s.config().required) {
-            let deadline = tokio::time::Instant::now() + s.config().startup_timeout + Duration::from_secs(1);
+            let deadline =
+                tokio::time::Instant::now() + s.config().startup_timeout + Duration::from_secs(1);
             if let Err(e) = s.ready_client(deadline).await {
-                return Err(format!("required MCP server `{}` could not start: {e}", s.name()));
+                return Err(format!(
+                    "required MCP server `{}` could not start: {e}",
+                    s.name()
+                ));
             }
         }
         Ok(())
@@ -136,10 +145,11 @@ impl McpManager {
         if let Ok(mut servers) = self.servers.lock() {
             let names: Vec<String> = servers.keys().cloned().collect();
             for name in names {
-                let keep = configs
-                    .get(&name)
-                    .is_some_and(|c| c.enabled && c == servers[&name].config()
-                        && servers[&name].status().state != McpStartupState::Failed);
+                let keep = configs.get(&name).is_some_and(|c| {
+                    c.enabled
+                        && c == servers[&name].config()
+                        && servers[&name].status().state != McpStartupState::Failed
+                });
                 if !keep {
                     if let Some(s) = servers.remove(&name) {
                         stop.push(s);
@@ -148,7 +158,10 @@ impl McpManager {
             }
             for (name, c) in configs.iter().filter(|(_, c)| c.enabled) {
                 if !servers.contains_key(name) {
-                    servers.insert(name.clone(), McpServer::spawn(name, c.clone(), self.host.clone()));
+                    servers.insert(
+                        name.clone(),
+                        McpServer::spawn(name, c.clone(), self.host.clone()),
+                    );
                 }
             }
         }

@@ -17,7 +17,13 @@ pub const MAX_NAME_BYTES: usize = 64;
 pub fn sanitize(s: &str) -> String {
     let out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() {
         "_".into()
@@ -69,10 +75,19 @@ mod tests {
     #[test]
     fn sanitized_and_bounded() {
         assert_eq!(namespace("my-server.v2"), "mcp__my_server_v2");
-        let names = tool_names("echo", &["echo_text".into(), "hidden-tool".into(), "hidden_tool".into()]);
+        let names = tool_names(
+            "echo",
+            &[
+                "echo_text".into(),
+                "hidden-tool".into(),
+                "hidden_tool".into(),
+            ],
+        );
         assert_eq!(names[0], "echo_text");
         assert_eq!(names[1], "hidden_tool");
-        assert!(names[2].starts_with("hidden_tool_") && names[2].len() == "hidden_tool_".len() + 12);
+        assert!(
+            names[2].starts_with("hidden_tool_") && names[2].len() == "hidden_tool_".len() + 12
+        );
         let long = "x".repeat(100);
         let n = &tool_names("echo", &[long])[0];
         assert!(flat(&namespace("echo"), n).len() <= MAX_NAME_BYTES, "{n}");

@@ -280,7 +280,10 @@ async fn supervise(shared: Arc<Shared>) {
             Err(reason) => {
                 if was_ready && restarts < MAX_RESTARTS {
                     restarts += 1;
-                    tracing::warn!("mcp server {}: restart failed ({reason}); retrying", shared.name);
+                    tracing::warn!(
+                        "mcp server {}: restart failed ({reason}); retrying",
+                        shared.name
+                    );
                     if wait_or_stop(&shared, backoff(restarts)).await {
                         return;
                     }
@@ -326,14 +329,19 @@ async fn supervise(shared: Arc<Shared>) {
         if restarts >= MAX_RESTARTS {
             set_status(&shared, |s| {
                 s.state = McpStartupState::Failed;
-                s.error = Some(format!("{ended}; not restarted again after {MAX_RESTARTS} restarts"));
+                s.error = Some(format!(
+                    "{ended}; not restarted again after {MAX_RESTARTS} restarts"
+                ));
                 s.tools.clear();
                 s.pid = None;
             });
             return;
         }
         restarts += 1;
-        tracing::warn!("mcp server {}: {ended}; restart {restarts}/{MAX_RESTARTS}", shared.name);
+        tracing::warn!(
+            "mcp server {}: {ended}; restart {restarts}/{MAX_RESTARTS}",
+            shared.name
+        );
         set_status(&shared, |s| {
             s.state = McpStartupState::Starting;
             s.error = Some(ended.clone());
@@ -391,7 +399,11 @@ async fn start_once(shared: &Arc<Shared>) -> Result<McpClient, String> {
         }
         Err(_) => {
             client.shutdown().await;
-            Err(startup_error(&shared.name, &McpError::Timeout(timeout), timeout))
+            Err(startup_error(
+                &shared.name,
+                &McpError::Timeout(timeout),
+                timeout,
+            ))
         }
     }
 }
@@ -440,8 +452,9 @@ fn open_transport(shared: &Shared) -> Result<Transport, TransportError> {
         }),
         McpTransportConfig::StreamableHttp { url, .. } => {
             let token = (shared.host.oauth_token)(&shared.name, url);
-            let spec = super::http::HttpSpec::from_config(&shared.name, &shared.config.transport, token)
-                .map_err(TransportError)?;
+            let spec =
+                super::http::HttpSpec::from_config(&shared.name, &shared.config.transport, token)
+                    .map_err(TransportError)?;
             super::http::connect(&spec)
         }
     }
@@ -472,7 +485,10 @@ impl ServerRequests for Requests {
                 .unwrap_or_default()
                 .to_string(),
             requested_schema: params.get("requestedSchema").cloned(),
-            url: params.get("url").and_then(Value::as_str).map(str::to_string),
+            url: params
+                .get("url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             elicitation_id: params
                 .get("elicitationId")
                 .and_then(Value::as_str)

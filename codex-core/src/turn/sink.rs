@@ -241,7 +241,8 @@ fn rollout_item_completed(thread_id: &str, turn_id: &str, item: &ThreadItem) -> 
                 "duration": m.duration_ms.map(|ms| json!({"secs": ms / 1000, "nanos": (ms % 1000) * 1_000_000})),
             });
             if let Some(r) = &m.result {
-                let mut result = json!({"content": r.content, "isError": r.is_error.unwrap_or(false)});
+                let mut result =
+                    json!({"content": r.content, "isError": r.is_error.unwrap_or(false)});
                 if let Some(sc) = &r.structured_content {
                     result["structuredContent"] = sc.clone();
                 }

@@ -19,7 +19,7 @@ use codex_ipc::app_server::objects::{
     CodexErrorInfo, ThreadStatusView, ThreadTokenUsage, TurnError,
 };
 use codex_ipc::app_server::responses::TurnStartResponse;
-use codex_ipc::app_server::server_requests::{review_decision, ServerRequest};
+use codex_ipc::app_server::server_requests::{elicitation_answer, review_decision, ServerRequest};
 use codex_ipc::app_server::turn_control::TurnSteerResponse;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::link::{ThreadReady, WorkerMessage, WorkerThread};
@@ -95,7 +95,18 @@ pub struct LoadedThread {
     unloading: AtomicBool,
     rt: Mutex<Runtime>,
     exited_rx: watch::Receiver<bool>,
+    /// Questions to the worker about its MCP servers, by id.
+    mcp_pending: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Result<Value, String>>>>,
+    next_mcp: std::sync::atomic::AtomicU64,
+    /// Each MCP server's last reported state (for `codexd/status`).
+    mcp_states: Mutex<
+        std::collections::BTreeMap<String, (codex_core::protocol::McpStartupState, Option<String>)>,
+    >,
 }
+
+/// How long codexd waits for a worker's answer about its MCP servers (a
+/// tool call has its own, longer deadline inside the worker).
+pub const MCP_QUERY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl LoadedThread {
     /// Registers a ready worker and starts pumping its messages.
@@ -131,6 +142,9 @@ impl LoadedThread {
             idle_since: Mutex::new(None),
             unloading: AtomicBool::new(false),
             exited_rx,
+            mcp_pending: Mutex::new(HashMap::new()),
+            next_mcp: std::sync::atomic::AtomicU64::new(0),
+            mcp_states: Mutex::new(Default::default()),
         });
         server.insert_thread(t.clone());
         tokio::spawn(pump(Arc::downgrade(server), t.clone(), messages, exited_tx));
@@ -409,6 +423,64 @@ impl LoadedThread {
         .into()
     }
 
+    /// Asks the worker about its MCP servers, waiting at most `deadline`.
+    pub async fn mcp(
+        &self,
+        request: codex_ipc::link::McpRequest,
+        deadline: std::time::Duration,
+    ) -> Result<Value, String> {
+        let id = self
+            .next_mcp
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut p) = self.mcp_pending.lock() {
+            p.insert(id, tx);
+        }
+        let sent = self
+            .worker
+            .try_send(codex_ipc::link::ToWorker::Mcp { id, request });
+        let outcome = match sent {
+            Err(e) => Err(format!("the thread's worker cannot be reached: {e}")),
+            Ok(()) => match tokio::time::timeout(deadline, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err("the thread's worker exited".into()),
+                Err(_) => Err(format!(
+                    "the thread's worker did not answer within {}s",
+                    deadline.as_secs()
+                )),
+            },
+        };
+        if let Ok(mut p) = self.mcp_pending.lock() {
+            p.remove(&id);
+        }
+        outcome
+    }
+
+    fn on_mcp_reply(&self, id: u64, result: Result<Value, String>) {
+        let tx = self.mcp_pending.lock().ok().and_then(|mut p| p.remove(&id));
+        if let Some(tx) = tx {
+            let _ = tx.send(result);
+        }
+    }
+
+    /// Each MCP server's last reported state and error.
+    pub fn mcp_states(
+        &self,
+    ) -> Vec<(
+        String,
+        codex_core::protocol::McpStartupState,
+        Option<String>,
+    )> {
+        self.mcp_states
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, (s, e))| (k.clone(), *s, e.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn on_approval(&self, server: &Server, approval_id: u64, request: ApprovalRequest) {
         let announced = {
             let mut rt = self.rt();
@@ -482,15 +554,33 @@ impl LoadedThread {
         if route.is_none() {
             return;
         }
-        let decision = match &answer {
-            Ok(result) => review_decision(result),
-            Err(_) => ReviewDecision::Denied,
+        let is_elicitation = route
+            .as_ref()
+            .is_some_and(|r| matches!(r.request, ApprovalRequest::Elicitation(_)));
+        let (decision, elicitation) = if is_elicitation {
+            let a = match &answer {
+                Ok(result) => elicitation_answer(result),
+                Err(_) => codex_core::approval::ElicitationAnswer::decline(),
+            };
+            let d = if a.action == codex_core::approval::ElicitationAction::Accept {
+                ReviewDecision::Approved
+            } else {
+                ReviewDecision::Denied
+            };
+            (d, Some(a))
+        } else {
+            let d = match &answer {
+                Ok(result) => review_decision(result),
+                Err(_) => ReviewDecision::Denied,
+            };
+            (d, None)
         };
         if let Err(e) = self
             .worker
             .try_send(codex_ipc::link::ToWorker::ApprovalDecision {
                 approval_id,
                 decision,
+                answer: elicitation,
             })
         {
             tracing::warn!(
@@ -629,6 +719,16 @@ impl LoadedThread {
     }
 
     fn on_event(&self, server: &Server, event: Event) {
+        if let Event::McpStartupStatus {
+            server: name,
+            status,
+            error,
+        } = &event
+        {
+            if let Ok(mut m) = self.mcp_states.lock() {
+                m.insert(name.clone(), (*status, error.clone()));
+            }
+        }
         match &event {
             // Upstream's order: waitingOnApproval, then the item, then the
             // request.
@@ -863,6 +963,7 @@ async fn pump(
             WorkerMessage::DynamicToolCancelled { call } => {
                 thread.on_tool_call_cancelled(&server, call)
             }
+            WorkerMessage::McpReply { id, result } => thread.on_mcp_reply(id, result),
             WorkerMessage::Exited { status } => {
                 tracing::info!("thread {}: worker exited ({status:?})", thread.id);
                 // Unload before telling anyone, so a resume respawns.

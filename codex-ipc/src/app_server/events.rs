@@ -4,7 +4,9 @@
 //! when it and its items started, and its last agent message (the turn
 //! summary `turn/completed` carries).
 
-use crate::app_server::notifications::{McpServerStatusUpdatedNotification, McpToolCallProgressNotification};
+use crate::app_server::notifications::{
+    McpServerStatusUpdatedNotification, McpToolCallProgressNotification,
+};
 use std::collections::HashMap;
 
 use codex_core::protocol::{AbortReason, Event, ThreadItem};

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use codex_core::protocol::{
-    CommandStatus, DynamicToolCallStatus, FileChangeKind, McpToolCallStatus, PatchStatus, ThreadItem, UserInput,
+    CommandStatus, DynamicToolCallStatus, FileChangeKind, McpToolCallStatus, PatchStatus,
+    ThreadItem, UserInput,
 };
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -335,7 +336,10 @@ impl ItemView {
                     structured_content: r.structured_content.as_ref(),
                     meta: r.meta.as_ref(),
                 }),
-                error: m.error.as_deref().map(|message| McpToolCallErrorWire { message }),
+                error: m
+                    .error
+                    .as_deref()
+                    .map(|message| McpToolCallErrorWire { message }),
                 duration_ms: m.duration_ms,
                 read_only_hint: m.read_only_hint,
                 started_at_ms,

@@ -19,6 +19,7 @@ pub mod dynamic_tools;
 pub mod events;
 pub mod history;
 pub mod items;
+pub mod mcp;
 pub mod methods;
 pub mod notifications;
 pub mod objects;
