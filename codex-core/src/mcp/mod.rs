@@ -5,6 +5,7 @@
 //!   process) and `http.rs` (streamable HTTP) implement it;
 
 pub mod config;
+pub mod http;
 pub mod stdio;
 pub mod transport;
 
