@@ -524,3 +524,366 @@ fn invalid_urls_and_headers_are_refused() {
         assert!(connect(&s).unwrap_err().0.contains("bad header"));
     });
 }
+
+// ---- OAuth login against a small authorization server ---------------------
+
+mod oauth_login {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use codex_core::mcp::oauth::{
+        load_token_with, logout, refresh, save_token, start_login, LoginOptions, McpOAuthStoreMode,
+    };
+    use codex_core::mcp::{McpServerConfig, McpTransportConfig};
+    use sha2::{Digest, Sha256};
+    use tokio_util::sync::CancellationToken;
+
+    #[derive(Default)]
+    struct AsState {
+        /// The challenge of the authorize URL the "browser" followed.
+        challenge: String,
+        registered: Vec<Value>,
+        token_forms: Vec<Vec<(String, String)>>,
+        issued: u32,
+    }
+
+    struct AuthServer {
+        addr: SocketAddr,
+        state: Arc<Mutex<AsState>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for AuthServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl AuthServer {
+        async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let state = Arc::new(Mutex::new(AsState::default()));
+            let st = state.clone();
+            let task = tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| as_handle(st.clone(), addr, req));
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+            AuthServer { addr, state, task }
+        }
+
+        fn mcp_url(&self) -> String {
+            format!("http://{}/mcp", self.addr)
+        }
+    }
+
+    fn form_pairs(b: &[u8]) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(b).into_owned().collect()
+    }
+
+    async fn as_handle(
+        state: Arc<Mutex<AsState>>,
+        addr: SocketAddr,
+        req: Request<hyper::body::Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let base = format!("http://{addr}");
+        let path = req.uri().path().to_string();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = req.into_body().collect().await.unwrap().to_bytes();
+        let json_reply = |v: Value| reply(200, "application/json", full(v.to_string()));
+        let resp = match path.as_str() {
+            "/mcp" => {
+                let ok = auth.as_deref().is_some_and(|a| a.starts_with("Bearer at-"));
+                if ok {
+                    let body: Value = serde_json::from_slice(&bytes).unwrap();
+                    json_reply(result(
+                        &body["id"],
+                        json!({"protocolVersion": "2025-06-18", "capabilities": {}}),
+                    ))
+                } else {
+                    Response::builder()
+                        .status(401)
+                        .header(
+                            "www-authenticate",
+                            format!(
+                                "Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+                            ),
+                        )
+                        .body(full(""))
+                        .unwrap()
+                }
+            }
+            "/.well-known/oauth-protected-resource/mcp" => json_reply(json!({
+                "resource": format!("{base}/mcp"),
+                "authorization_servers": [format!("{base}/as")],
+                "scopes_supported": ["mcp.read", "mcp.write"],
+            })),
+            "/.well-known/oauth-authorization-server/as" => json_reply(json!({
+                "issuer": format!("{base}/as"),
+                "authorization_endpoint": format!("{base}/as/authorize"),
+                "token_endpoint": format!("{base}/as/token"),
+                "registration_endpoint": format!("{base}/as/register"),
+                "code_challenge_methods_supported": ["S256"],
+            })),
+            "/as/register" => {
+                let v: Value = serde_json::from_slice(&bytes).unwrap();
+                state.lock().unwrap().registered.push(v);
+                reply(
+                    201,
+                    "application/json",
+                    full(json!({"client_id": "dyn-client-1"}).to_string()),
+                )
+            }
+            "/as/token" => {
+                let form = form_pairs(&bytes);
+                let get = |k: &str| {
+                    form.iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                let mut st = state.lock().unwrap();
+                st.token_forms.push(form.clone());
+                st.issued += 1;
+                let n = st.issued;
+                match get("grant_type").as_str() {
+                    "authorization_code" => {
+                        let verifier = get("code_verifier");
+                        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+                        if get("code") != "the-code" || challenge != st.challenge {
+                            reply(
+                                400,
+                                "application/json",
+                                full(r#"{"error":"invalid_grant"}"#),
+                            )
+                        } else {
+                            json_reply(
+                                json!({"access_token": format!("at-{n}"), "token_type": "Bearer",
+                                              "expires_in": 3600, "refresh_token": "rt-1",
+                                              "scope": "mcp.read mcp.write"}),
+                            )
+                        }
+                    }
+                    "refresh_token" if get("refresh_token") == "rt-1" => json_reply(
+                        json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+                    ),
+                    _ => reply(
+                        400,
+                        "application/json",
+                        full(r#"{"error":"invalid_grant"}"#),
+                    ),
+                }
+            }
+            _ => reply(404, "text/plain", full("not found")),
+        };
+        Ok(resp)
+    }
+
+    fn http_server(url: String) -> McpServerConfig {
+        let mut cfg = McpServerConfig::stdio("unused", vec![]);
+        cfg.transport = McpTransportConfig::StreamableHttp {
+            url,
+            bearer_token_env_var: None,
+            http_headers: Default::default(),
+            env_http_headers: Default::default(),
+        };
+        cfg
+    }
+
+    /// What a browser does with the authorize URL: the provider redirects
+    /// to `redirect_uri` with a code and the state.
+    async fn follow(auth_url: &str, state: &Arc<Mutex<AsState>>, code: &str) -> (u16, String) {
+        let u = url::Url::parse(auth_url).unwrap();
+        let q: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+        let get = |k: &str| {
+            q.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        state.lock().unwrap().challenge = get("code_challenge");
+        let mut back = url::Url::parse(&get("redirect_uri")).unwrap();
+        back.query_pairs_mut()
+            .append_pair("code", code)
+            .append_pair("state", &get("state"));
+        let resp = reqwest::get(back).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn discovery_registration_pkce_and_the_token_works() {
+        let server = AuthServer::start().await;
+        let home = tempfile::tempdir().unwrap();
+        let cfg = http_server(server.mcp_url());
+        let pending = start_login("web", &cfg, &LoginOptions::default())
+            .await
+            .unwrap();
+        let auth = url::Url::parse(&pending.authorization_url).unwrap();
+        assert_eq!(auth.path(), "/as/authorize");
+        let q: Vec<(String, String)> = auth.query_pairs().into_owned().collect();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("client_id"), Some("dyn-client-1"));
+        assert_eq!(get("code_challenge_method"), Some("S256"));
+        assert_eq!(get("response_type"), Some("code"));
+        assert_eq!(get("scope"), Some("mcp.read mcp.write"));
+        let redirect = get("redirect_uri").unwrap().to_string();
+        assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+        assert!(redirect.contains("/callback/"), "{redirect}");
+        {
+            let st = server.state.lock().unwrap();
+            assert_eq!(st.registered.len(), 1);
+            assert_eq!(st.registered[0]["client_name"], "Codex");
+            assert_eq!(st.registered[0]["redirect_uris"], json!([redirect]));
+        }
+        let url = pending.authorization_url.clone();
+        let st = server.state.clone();
+        let browser = tokio::spawn(async move {
+            // A stray request first: refused, the login goes on.
+            let stray = reqwest::get(format!(
+                "{}?code=x&state=wrong",
+                url::Url::parse(&redirect).unwrap()
+            ))
+            .await
+            .unwrap();
+            assert_eq!(stray.status().as_u16(), 400);
+            follow(&url, &st, "the-code").await
+        });
+        let token = tokio::time::timeout(WAIT, pending.finish(CancellationToken::new()))
+            .await
+            .unwrap()
+            .unwrap();
+        let (status, page) = browser.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(page.contains("Authentication complete"), "{page}");
+        assert_eq!(token.client_id, "dyn-client-1");
+        assert_eq!(token.access_token(), "at-1");
+        assert!(token.expires_at.is_some() && !token.needs_refresh());
+        let form = server.state.lock().unwrap().token_forms[0].clone();
+        assert!(form.contains(&("client_id".into(), "dyn-client-1".into())));
+        assert!(form
+            .iter()
+            .any(|(k, v)| k == "redirect_uri" && v.contains("/callback/")));
+
+        // Saved (file mode here: no keyring in tests), read back, used.
+        save_token(home.path(), &token, McpOAuthStoreMode::File).unwrap();
+        let stored = load_token_with(
+            home.path(),
+            "web",
+            &server.mcp_url(),
+            McpOAuthStoreMode::File,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(stored.access_token(), "at-1");
+        let spec = HttpSpec::from_config(
+            "web",
+            &cfg.transport,
+            Some(stored.access_token().to_string()),
+        )
+        .unwrap();
+        let mut t = connect(&spec).unwrap();
+        send(
+            &t,
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}),
+        )
+        .await;
+        assert_eq!(
+            next(&mut t).await["result"]["protocolVersion"],
+            "2025-06-18"
+        );
+
+        // Refresh keeps the refresh token the answer left out.
+        let mut expired = stored.clone();
+        expired.expires_at = Some(0);
+        assert!(expired.needs_refresh());
+        let fresh = refresh(&expired, &[]).await.unwrap();
+        assert_eq!(fresh.access_token(), "at-2");
+        assert_eq!(fresh.token_response.refresh_token.as_deref(), Some("rt-1"));
+        assert!(!fresh.needs_refresh());
+
+        assert!(logout(
+            home.path(),
+            "web",
+            &server.mcp_url(),
+            McpOAuthStoreMode::File
+        )
+        .unwrap());
+        assert!(load_token_with(
+            home.path(),
+            "web",
+            &server.mcp_url(),
+            McpOAuthStoreMode::File
+        )
+        .unwrap()
+        .is_none());
+    }
+
+    #[tokio::test]
+    async fn a_configured_client_id_skips_registration_and_provider_errors_end_the_login() {
+        let server = AuthServer::start().await;
+        let mut cfg = http_server(server.mcp_url());
+        cfg.oauth_client_id = Some("configured-client".into());
+        cfg.scopes = vec!["only.this".into()];
+        cfg.oauth_resource = Some("https://resource.example".into());
+        let pending = start_login("web", &cfg, &LoginOptions::default())
+            .await
+            .unwrap();
+        let auth = url::Url::parse(&pending.authorization_url).unwrap();
+        let q: Vec<(String, String)> = auth.query_pairs().into_owned().collect();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("client_id").as_deref(), Some("configured-client"));
+        assert_eq!(get("scope").as_deref(), Some("only.this"));
+        assert_eq!(get("resource").as_deref(), Some("https://resource.example"));
+        assert!(server.state.lock().unwrap().registered.is_empty());
+        let redirect = get("redirect_uri").unwrap();
+        let state = get("state").unwrap();
+        tokio::spawn(async move {
+            let mut back = url::Url::parse(&redirect).unwrap();
+            back.query_pairs_mut()
+                .append_pair("error", "access_denied")
+                .append_pair("error_description", "the user said no")
+                .append_pair("state", &state);
+            let _ = reqwest::get(back).await;
+        });
+        let err = tokio::time::timeout(WAIT, pending.finish(CancellationToken::new()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            err.0.contains("access_denied") && err.0.contains("the user said no"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stdio_server_or_one_without_oauth_is_refused() {
+        let cfg = McpServerConfig::stdio("x", vec![]);
+        let err = start_login("local", &cfg, &LoginOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            err.0.contains("only supported for streamable HTTP"),
+            "{err}"
+        );
+        let plain = Server::start(false).await;
+        let cfg = http_server(plain.url("/mcp"));
+        let err = start_login("plain", &cfg, &LoginOptions::default())
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("no OAuth metadata"), "{err}");
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod http;
+pub mod oauth;
 pub mod stdio;
 pub mod transport;
 
