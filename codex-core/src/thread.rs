@@ -576,7 +576,16 @@ fn start_mcp(
                 tracing::warn!("mcp server {}: status event dropped (queue full)", st.name);
             }
         }),
-        oauth_token: Arc::new(|_, _| None),
+        oauth_token: {
+            let home = config.codex_home.clone();
+            // A stored token that has expired is not sent (its server then
+            // reports authentication required; `codex mcp login` renews it).
+            Arc::new(move |name: &str, url: &str| {
+                crate::mcp::oauth::load_token(&home, name, url)
+                    .filter(|t| t.usable())
+                    .map(|t| t.access_token().to_string())
+            })
+        },
     };
     crate::mcp::McpManager::start(&config.mcp_servers, host)
 }

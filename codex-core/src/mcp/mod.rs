@@ -10,6 +10,7 @@
 //! - `manager.rs`: a thread's servers (parallel start, the startup grace,
 //!   what the model is offered and told, reload, shutdown);
 //! - `names.rs`: how tools are named to the model;
+//! - `oauth.rs`: OAuth login for HTTP servers (upstream's token store);
 //! - `call.rs`: the tool service that runs the model's MCP calls.
 
 pub mod call;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod http;
 pub mod manager;
 pub mod names;
+pub mod oauth;
 pub mod server;
 pub mod stdio;
 pub mod transport;
