@@ -9,6 +9,7 @@ mod doctor;
 mod exec;
 mod logging;
 mod login;
+mod mcp_cmd;
 mod proxy;
 mod rt;
 mod sandbox;
@@ -51,6 +52,8 @@ enum Command {
     /// Show the audit trail: every command and patch, with its policy,
     /// sandbox, decision and outcome.
     Audit(audit::AuditArgs),
+    /// Manage external MCP servers for Codex
+    Mcp(mcp_cmd::McpArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -133,6 +136,7 @@ fn main() {
         Some(Command::Sandbox(args)) => sandbox::main(args),
         Some(Command::Audit(args)) => audit::main(args),
         Some(Command::Doctor(args)) => doctor::main(args),
+        Some(Command::Mcp(args)) => mcp_cmd::main(args),
         Some(Command::Login(args)) => login::main(args),
         Some(Command::Logout) => login::logout(),
         None => {

@@ -319,3 +319,169 @@ mod tests {
         assert!(std::fs::read_to_string(&path).unwrap().contains("\"n\""));
     }
 }
+
+/// A value for [`set_table`]: a plain value, or a table written under its
+/// own `[header]` with its keys in the order given (as upstream writes
+/// `[mcp_servers.NAME.env]`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Value(Value),
+    Table(Vec<(String, Entry)>),
+}
+
+/// Sets (`Some`) or removes (`None`) the table at `keys` (keys as written,
+/// not a dotted path: a server may be named `a.b`), keeping the rest of the
+/// file, and the comments and place of a table it replaces. Returns whether
+/// something was at `keys` before.
+pub fn set_table(
+    path: &Path,
+    keys: &[&str],
+    table: Option<&[(String, Entry)]>,
+) -> Result<bool, WriteError> {
+    let io = |source| WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let key_path = keys.join(".");
+    let conflict = |reason: String| WriteError::Conflict {
+        key_path: key_path.clone(),
+        reason,
+    };
+    let Some((last, parents)) = keys.split_last() else {
+        return Err(WriteError::KeyPath(key_path.clone()));
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(e)),
+    };
+    let mut doc: DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| WriteError::Syntax {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
+    let mut parent = doc.as_table_mut();
+    for k in parents {
+        if table.is_none() && !parent.contains_key(k) {
+            return Ok(false);
+        }
+        let entry = parent
+            .entry(k)
+            .or_insert_with(|| Item::Table(implicit_table()));
+        if let Some(inline) = entry.as_inline_table().cloned() {
+            *entry = Item::Table(inline.into_table());
+        }
+        parent = entry
+            .as_table_mut()
+            .ok_or_else(|| conflict(format!("`{k}` is not a table")))?;
+    }
+    let existed = parent.contains_key(last);
+    match table {
+        None => {
+            parent.remove(last);
+        }
+        Some(entries) => {
+            let mut new = Table::new();
+            fill_table(&mut new, entries).map_err(conflict)?;
+            if let Some(old) = parent.get(last).and_then(Item::as_table) {
+                new.decor_mut().clone_from(old.decor());
+                if let Some(p) = old.position() {
+                    new.set_position(p);
+                }
+            }
+            parent.insert(last, Item::Table(new));
+        }
+    }
+    if table.is_none() && !existed {
+        return Ok(false);
+    }
+    let out = doc.to_string();
+    // A table that moved up to the top keeps the blank line that separated
+    // it from the one removed; the file did not start with one.
+    let out = if text.starts_with('\n') {
+        &out
+    } else {
+        out.trim_start_matches('\n')
+    };
+    write_atomically(path, out).map_err(io)?;
+    Ok(existed)
+}
+
+fn fill_table(into: &mut Table, entries: &[(String, Entry)]) -> Result<(), String> {
+    for (k, e) in entries {
+        match e {
+            Entry::Value(v) => {
+                into.insert(k, Item::Value(to_value(v)?));
+            }
+            Entry::Table(sub) => {
+                let mut t = Table::new();
+                fill_table(&mut t, sub)?;
+                into.insert(k, Item::Table(t));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod set_table_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn server() -> Vec<(String, Entry)> {
+        vec![
+            ("command".into(), Entry::Value(json!("python3"))),
+            ("args".into(), Entry::Value(json!(["echo.py"]))),
+            (
+                "env".into(),
+                Entry::Table(vec![("A".into(), Entry::Value(json!("1")))]),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_table_is_written_in_order_replaced_in_place_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        assert!(!set_table(&path, &["mcp_servers", "a.b"], Some(&server())).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[mcp_servers.\"a.b\"]\ncommand = \"python3\"\nargs = [\"echo.py\"]\n\n[mcp_servers.\"a.b\".env]\nA = \"1\"\n"
+        );
+        std::fs::write(
+            &path,
+            "# top\nmodel = \"m\"\n\n[mcp_servers.x]\ncommand = \"old\"\nargs = [\"o\"]\n\n# about y\n[mcp_servers.y]\ncommand = \"y\"\n\n[other]\nk = 1\n",
+        )
+        .unwrap();
+        let one = vec![("command".to_string(), Entry::Value(json!("new")))];
+        assert!(set_table(&path, &["mcp_servers", "x"], Some(&one)).unwrap());
+        assert!(!set_table(&path, &["mcp_servers", "z"], Some(&one)).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# top\nmodel = \"m\"\n\n[mcp_servers.x]\ncommand = \"new\"\n\n# about y\n[mcp_servers.y]\ncommand = \"y\"\n\n[mcp_servers.z]\ncommand = \"new\"\n\n[other]\nk = 1\n"
+        );
+        assert!(set_table(&path, &["mcp_servers", "x"], None).unwrap());
+        assert!(set_table(&path, &["mcp_servers", "z"], None).unwrap());
+        assert!(!set_table(&path, &["mcp_servers", "gone"], None).unwrap());
+        assert!(!set_table(&path, &["nothing", "gone"], None).unwrap());
+        assert!(set_table(&path, &["mcp_servers", "y"], Some(&server())).unwrap());
+        assert!(!set_table(&path, &["mcp_servers", "w"], Some(&one)).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# top\nmodel = \"m\"\n\n# about y\n[mcp_servers.y]\ncommand = \"python3\"\nargs = [\"echo.py\"]\n\n[mcp_servers.y.env]\nA = \"1\"\n\n[mcp_servers.w]\ncommand = \"new\"\n\n[other]\nk = 1\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[mcp_servers.a]\ncommand = \"a\"\n\n[mcp_servers.b]\ncommand = \"b\"\n",
+        )
+        .unwrap();
+        assert!(set_table(&path, &["mcp_servers", "a"], None).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[mcp_servers.b]\ncommand = \"b\"\n"
+        );
+    }
+}
