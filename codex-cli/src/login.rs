@@ -36,7 +36,7 @@ enum LoginCommand {
     Status,
 }
 
-fn open_broker() -> Result<LocalBroker, String> {
+pub(crate) fn open_broker() -> Result<LocalBroker, String> {
     let config = Config::load(LoadOptions::default())
         .map_err(|e| format!("Error loading configuration: {e}"))?;
     let (broker, note) = LocalBroker::open(

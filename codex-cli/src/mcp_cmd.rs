@@ -215,16 +215,142 @@ impl CommonArgs {
 /// `codex mcp login NAME`: the OAuth helper replaces this body (the
 /// overrides are parsed already; `Err` is a bad `-c`).
 fn login(overrides: anyhow::Result<Vec<CliOverride>>, args: LoginArgs) -> i32 {
-    let _ = (overrides, args);
-    eprintln!("`codex mcp login` is not available yet");
-    1
+    use codex_core::auth::{BrokerEvent, BrokerRequest, BrokerResponse};
+    let name = args.name.clone();
+    // The server must exist and be an HTTP one (checked with the overrides).
+    let checked = overrides.and_then(|o| load(&args.common, o));
+    match checked {
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return 1;
+        }
+        Ok(config) => match config.mcp_servers.get(&name).map(|c| &c.transport) {
+            None => {
+                eprintln!("Error: No MCP server named '{name}' found.");
+                return 1;
+            }
+            Some(McpTransportConfig::Stdio { .. }) => {
+                eprintln!("Error: OAuth login is only supported for streamable HTTP servers.");
+                return 1;
+            }
+            Some(McpTransportConfig::StreamableHttp { .. }) => {}
+        },
+    }
+    if let Some(r) = args.oauth_client_registration {
+        if r != ClientRegistration::Auto {
+            eprintln!(
+                "codex mcp: warning: --oauth-client-registration {r:?} is not supported; dynamic registration is used unless [mcp_servers.{name}.oauth] client_id is set"
+            );
+        }
+    }
+    let broker = match crate::login::open_broker() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("Error: cannot start the async runtime");
+        return 1;
+    };
+    rt.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        broker.set_event_sink(tx);
+        let scopes = (!args.scopes.is_empty()).then(|| args.scopes.clone());
+        let started = match broker
+            .handle(BrokerRequest::McpLoginStart {
+                server: name.clone(),
+                scopes,
+            })
+            .await
+        {
+            Ok(BrokerResponse::LoginStarted(s)) => s,
+            Ok(other) => {
+                eprintln!("Error: unexpected answer {other:?}");
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return 1;
+            }
+        };
+        let url = started.auth_url.unwrap_or_default();
+        println!("Authorize `{name}` by opening this URL in your browser:\n{url}\n");
+        if !args.no_browser && !codex_core::mcp::oauth::open_browser(&url) {
+            eprintln!("(no browser could be opened; open the URL yourself)");
+        }
+        // The broker's login has its own deadline (upstream's 300 s).
+        let deadline = std::time::Duration::from_secs(330);
+        loop {
+            match tokio::time::timeout(deadline, rx.recv()).await {
+                Ok(Some(BrokerEvent::McpLoginCompleted {
+                    login_id,
+                    success,
+                    error,
+                    ..
+                })) if login_id == started.login_id => {
+                    if success {
+                        println!("Successfully logged in to MCP server '{name}'.");
+                        return 0;
+                    }
+                    eprintln!(
+                        "Error: login to '{name}' failed: {}",
+                        error.unwrap_or_default()
+                    );
+                    return 1;
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => {
+                    eprintln!("Error: the login to '{name}' did not complete");
+                    return 1;
+                }
+            }
+        }
+    })
 }
 
-/// `codex mcp logout NAME`: see [`login`].
+/// `codex mcp logout NAME`: the broker deletes the server's stored tokens.
 fn logout(overrides: anyhow::Result<Vec<CliOverride>>, args: LogoutArgs) -> i32 {
-    let _ = (overrides, args);
-    eprintln!("`codex mcp logout` is not available yet");
-    1
+    use codex_core::auth::{BrokerRequest, BrokerResponse};
+    if let Err(e) = overrides.and_then(|o| load(&args.common, o)) {
+        eprintln!("Error: {e:#}");
+        return 1;
+    }
+    let broker = match crate::login::open_broker() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("Error: cannot start the async runtime");
+        return 1;
+    };
+    let name = args.name.clone();
+    match rt.block_on(broker.handle(BrokerRequest::McpLogout {
+        server: name.clone(),
+    })) {
+        Ok(BrokerResponse::McpLoggedOut { found: true }) => {
+            println!("Removed OAuth credentials for '{name}'.");
+            0
+        }
+        Ok(_) => {
+            println!("No OAuth credentials stored for '{name}'.");
+            0
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    }
 }
 
 fn cli_overrides(common: &CommonArgs) -> anyhow::Result<Vec<CliOverride>> {

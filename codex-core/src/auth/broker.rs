@@ -62,6 +62,18 @@ pub enum BrokerRequest {
         login_id: String,
     },
     Logout,
+    /// Starts an OAuth login to the streamable HTTP MCP server `server`
+    /// (its `[mcp_servers]` entry); its end is a
+    /// [`BrokerEvent::McpLoginCompleted`]. Cancelled with `LoginCancel`.
+    McpLoginStart {
+        server: String,
+        #[serde(default)]
+        scopes: Option<Vec<String>>,
+    },
+    /// Deletes the stored OAuth tokens of an MCP server.
+    McpLogout {
+        server: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +112,12 @@ pub enum BrokerEvent {
         error: Option<String>,
     },
     AccountUpdated(AccountInfo),
+    McpLoginCompleted {
+        login_id: String,
+        server: String,
+        success: bool,
+        error: Option<String>,
+    },
 }
 
 /// What it answers.
@@ -110,7 +128,13 @@ pub enum BrokerResponse {
     Models(super::catalog::ModelList),
     Account(AccountInfo),
     LoginStarted(LoginStarted),
-    LoginCancelled { found: bool },
+    LoginCancelled {
+        found: bool,
+    },
+    /// `McpLogout`: whether there were tokens to delete.
+    McpLoggedOut {
+        found: bool,
+    },
     Done,
 }
 
@@ -389,6 +413,22 @@ impl LocalBroker {
                 }
                 Ok(BrokerResponse::LoginCancelled { found })
             }
+            BrokerRequest::McpLoginStart { server, scopes } => self
+                .mcp_login_start(&server, scopes)
+                .await
+                .map(BrokerResponse::LoginStarted),
+            BrokerRequest::McpLogout { server } => {
+                let (config, cfg, url) = self.mcp_server(&server)?;
+                let _ = cfg;
+                let found = crate::mcp::oauth::logout(
+                    &self.inner.codex_home,
+                    &server,
+                    &url,
+                    config.mcp_oauth_credentials_store,
+                )
+                .map_err(|e| AuthError::Transient(e.to_string()))?;
+                Ok(BrokerResponse::McpLoggedOut { found })
+            }
             BrokerRequest::Logout => {
                 self.delete().await?;
                 if let Ok(mut b) = self.inner.breaker.lock() {
@@ -488,6 +528,83 @@ impl LocalBroker {
             if let Ok(info) = me.account().await {
                 me.emit(BrokerEvent::AccountUpdated(info));
             }
+        });
+        Ok(started)
+    }
+
+    /// The configured streamable HTTP MCP server `name`.
+    fn mcp_server(
+        &self,
+        name: &str,
+    ) -> Result<(crate::config::Config, crate::mcp::McpServerConfig, String), AuthError> {
+        let config = crate::config::Config::load(crate::config::LoadOptions {
+            codex_home: Some(self.inner.codex_home.clone()),
+            ..Default::default()
+        })
+        .map_err(|e| AuthError::Transient(format!("Error loading configuration: {e}")))?;
+        let Some(cfg) = config.mcp_servers.get(name).cloned() else {
+            return Err(AuthError::Transient(format!(
+                "No MCP server named '{name}' found."
+            )));
+        };
+        let crate::mcp::McpTransportConfig::StreamableHttp { url, .. } = &cfg.transport else {
+            return Err(AuthError::Transient(format!(
+                "OAuth login is only supported for streamable HTTP servers; '{name}' is a stdio server."
+            )));
+        };
+        let url = url.clone();
+        Ok((config, cfg, url))
+    }
+
+    /// Starts an MCP OAuth login; it finishes in the background (the
+    /// browser's callback), saves the tokens and reports
+    /// [`BrokerEvent::McpLoginCompleted`].
+    pub async fn mcp_login_start(
+        &self,
+        server: &str,
+        scopes: Option<Vec<String>>,
+    ) -> Result<LoginStarted, AuthError> {
+        use crate::mcp::oauth;
+        let (config, cfg, _url) = self.mcp_server(server)?;
+        let opts = oauth::LoginOptions {
+            callback_port: config.mcp_oauth_callback_port,
+            callback_url: config.mcp_oauth_callback_url.clone(),
+            scopes,
+            ..Default::default()
+        };
+        let pending = oauth::start_login(server, &cfg, &opts)
+            .await
+            .map_err(|e| AuthError::Transient(e.to_string()))?;
+        let login_id = uuid::Uuid::new_v4().to_string();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        if let Ok(mut l) = self.inner.logins.lock() {
+            l.insert(login_id.clone(), cancel.clone());
+        }
+        let started = LoginStarted {
+            login_id: login_id.clone(),
+            auth_url: Some(pending.authorization_url.clone()),
+            user_code: None,
+            verification_url: None,
+        };
+        let me = self.clone();
+        let server = server.to_string();
+        let mode = config.mcp_oauth_credentials_store;
+        tokio::spawn(async move {
+            let result = match pending.finish(cancel).await {
+                Ok(token) => {
+                    oauth::save_token(&me.inner.codex_home, &token, mode).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if let Ok(mut l) = me.inner.logins.lock() {
+                l.remove(&login_id);
+            }
+            me.emit(BrokerEvent::McpLoginCompleted {
+                login_id,
+                server,
+                success: result.is_ok(),
+                error: result.err(),
+            });
         });
         Ok(started)
     }

@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use broker::{BrokerRequest, BrokerResponse, LocalBroker};
+pub use broker::{BrokerEvent, BrokerRequest, BrokerResponse, LocalBroker};
 pub use store::{CredentialStore, CredentialsStoreMode};
 
 /// `$CODEX_HOME/auth.json`, as upstream writes it. Unknown keys are kept.

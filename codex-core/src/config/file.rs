@@ -65,7 +65,9 @@ pub struct ConfigToml {
     pub mcp_servers: Option<toml::Table>,
 
     // Upstream keys accepted but not acted on (yet).
-    pub mcp_oauth_credentials_store: Unused,
+    pub mcp_oauth_credentials_store: Option<crate::mcp::oauth::McpOAuthStoreMode>,
+    pub mcp_oauth_callback_port: Option<u16>,
+    pub mcp_oauth_callback_url: Option<String>,
     pub notify: Unused,
     pub history: Unused,
     pub file_opener: Unused,

@@ -143,6 +143,11 @@ pub struct Config {
     /// `[mcp_servers]`: the servers that can be started (the others were
     /// named in `warnings`).
     pub mcp_servers: BTreeMap<String, crate::mcp::McpServerConfig>,
+    /// Where MCP OAuth tokens are kept (`mcp_oauth_credentials_store`).
+    pub mcp_oauth_credentials_store: crate::mcp::oauth::McpOAuthStoreMode,
+    /// `mcp_oauth_callback_port` / `mcp_oauth_callback_url`.
+    pub mcp_oauth_callback_port: Option<u16>,
+    pub mcp_oauth_callback_url: Option<String>,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
 }
@@ -438,6 +443,9 @@ impl Config {
             unix_sockets,
             codexd: cfg.codexd.clone().unwrap_or_default(),
             mcp_servers,
+            mcp_oauth_credentials_store: cfg.mcp_oauth_credentials_store.unwrap_or_default(),
+            mcp_oauth_callback_port: cfg.mcp_oauth_callback_port,
+            mcp_oauth_callback_url: cfg.mcp_oauth_callback_url.clone(),
             warnings,
         })
     }

@@ -187,6 +187,21 @@ pub(crate) async fn forward_broker_events(
                 .into(),
             ),
             BrokerEvent::AccountUpdated(info) => server.broadcast(&updated(&info)),
+            BrokerEvent::McpLoginCompleted {
+                login_id,
+                server: name,
+                success,
+                error,
+            } => server.broadcast(
+                &codex_ipc::app_server::notifications::McpServerOauthLoginCompletedNotification {
+                    name,
+                    success,
+                    error,
+                    login_id: Some(login_id),
+                    thread_id: None,
+                }
+                .into(),
+            ),
         }
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use codex_ipc::app_server::codexd_status::{
-    BrokerStatus, ContainmentMode, ContainmentStatus, LimitsStatus, LoadStatus, PressureLevel,
-    StatusReport, ThreadStatusEntry,
+    BrokerStatus, ContainmentMode, ContainmentStatus, LimitsStatus, LoadStatus, McpServerEntry,
+    PressureLevel, StatusReport, ThreadStatusEntry,
 };
 
 use super::Server;
@@ -32,6 +32,11 @@ impl Server {
                     queued: t.worker.queued(),
                     silent_ms: t.worker.silent_for().as_millis() as u64,
                     cgroup: t.containment.cgroup_dir().map(|p| p.to_path_buf()),
+                    mcp_servers: t
+                        .mcp_states()
+                        .into_iter()
+                        .map(|(name, state, error)| McpServerEntry { name, state, error })
+                        .collect(),
                 }
             })
             .collect();

@@ -97,6 +97,18 @@ pub struct ThreadStatusEntry {
     pub queued: usize,
     pub silent_ms: u64,
     pub cgroup: Option<PathBuf>,
+    /// The thread's MCP servers and their state.
+    #[serde(default)]
+    pub mcp_servers: Vec<McpServerEntry>,
+}
+
+/// One MCP server of a thread, as its worker last reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerEntry {
+    pub name: String,
+    pub state: codex_core::protocol::McpStartupState,
+    pub error: Option<String>,
 }
 
 /// The governor's level for a worker.

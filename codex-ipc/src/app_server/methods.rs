@@ -49,6 +49,10 @@ pub const METHODS: &[&str] = &[
     "thread/goal/get",
     "thread/backgroundTerminals/list",
     "thread/readState/update",
+    "mcpServerStatus/list",
+    "config/mcpServer/reload",
+    "mcpServer/tool/call",
+    "mcpServer/resource/read",
 ];
 
 /// `-32600 Invalid request: unknown variant ...` (upstream's answer to an

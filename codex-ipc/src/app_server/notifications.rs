@@ -69,6 +69,7 @@ notifications! {
     ServerRequestResolved(ServerRequestResolvedNotification) = "serverRequest/resolved",
     AccountLoginCompleted(AccountLoginCompletedNotification) = "account/login/completed",
     AccountUpdated(AccountUpdatedNotification) = "account/updated",
+    McpServerOauthLoginCompleted(McpServerOauthLoginCompletedNotification) = "mcpServer/oauthLogin/completed",
     RemoteControlStatusChanged(RemoteControlStatusChangedNotification) = "remoteControl/status/changed",
     ConfigWarning(ConfigWarningNotification) = "configWarning",
 }
@@ -109,6 +110,17 @@ pub struct McpToolCallProgressNotification {
     pub turn_id: String,
     pub item_id: String,
     pub message: String,
+}
+
+/// `mcpServer/oauthLogin/completed`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerOauthLoginCompletedNotification {
+    pub name: String,
+    pub success: bool,
+    pub error: Option<String>,
+    pub login_id: Option<String>,
+    pub thread_id: Option<String>,
 }
 
 /// `deprecationNotice`.

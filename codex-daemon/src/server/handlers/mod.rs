@@ -9,6 +9,7 @@
 mod client_methods;
 mod config_methods;
 mod load;
+mod mcp_methods;
 mod model_methods;
 mod read_state;
 mod skills;
@@ -108,6 +109,10 @@ impl Server {
                 Reply::now(self.thread_background_terminals_list(conn, &params))
             }
             "thread/readState/update" => Reply::now(self.thread_read_state_update(conn, &params)),
+            "mcpServerStatus/list" => Reply::now(self.mcp_server_status_list(&params).await),
+            "config/mcpServer/reload" => Reply::now(self.mcp_server_reload().await),
+            "mcpServer/tool/call" => self.mcp_server_tool_call(conn, id, &params),
+            "mcpServer/resource/read" => self.mcp_server_resource_read(conn, id, &params),
             other => Reply::Now(Err(methods::unknown_method(other))),
         }
     }
