@@ -68,6 +68,10 @@ pub struct Conn {
     /// Set once the client sent `initialized` (and got the side notices).
     announced: AtomicBool,
     counters: Arc<LoadCounters>,
+    /// Thread notifications held back while a request that subscribes this
+    /// connection (`thread/start`, ...) has not been answered, so that they
+    /// follow the answer and `thread/started` (see [`Conn::hold`]).
+    held: Mutex<Option<Vec<(String, Value)>>>,
 }
 
 impl Conn {
@@ -135,6 +139,31 @@ impl Conn {
             params,
             jsonrpc::now_ms(),
         ));
+    }
+
+    /// Holds thread notifications (see [`Conn::notify_thread`]) until
+    /// [`Conn::release`].
+    pub fn hold(&self) {
+        let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        h.get_or_insert_with(Vec::new);
+    }
+
+    /// Sends what was held, in order, and stops holding.
+    pub fn release(&self) {
+        let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        for (method, params) in h.take().unwrap_or_default() {
+            self.notify(&method, params);
+        }
+    }
+
+    /// A notification about a thread this connection is subscribed to: sent,
+    /// or held while the subscribing request is unanswered.
+    pub fn notify_thread(&self, method: &str, params: Value) {
+        let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match h.as_mut() {
+            Some(held) => held.push((method.to_string(), params)),
+            None => self.notify(method, params),
+        }
     }
 
     /// Sends a server→client request; returns its id.
@@ -221,6 +250,7 @@ where
         state: Mutex::new(ConnState::default()),
         announced: AtomicBool::new(false),
         counters: server.counters.clone(),
+        held: Mutex::new(None),
     });
     server.register_conn(conn.clone());
     let writer_task = tokio::spawn(write_lines(

@@ -292,6 +292,16 @@ impl Server {
                     conn.error(&id, &RpcError::invalid_request("Not initialized"));
                     return;
                 }
+                // A request that subscribes this connection to a thread it
+                // starts: the thread's own notifications (an MCP server's
+                // startup status, ...) follow the answer and `thread/started`.
+                let subscribes = matches!(
+                    method.as_str(),
+                    "thread/start" | "thread/resume" | "thread/fork"
+                );
+                if subscribes {
+                    conn.hold();
+                }
                 match self.dispatch(conn, &id, &method, params).await {
                     Reply::Now(Ok(result)) => conn.respond(&id, result),
                     Reply::Now(Err(e)) => conn.error(&id, &e),
@@ -302,6 +312,9 @@ impl Server {
                         }
                     }
                     Reply::Deferred => {}
+                }
+                if subscribes {
+                    conn.release();
                 }
             }
             Incoming::Notification { method, .. } => {

@@ -400,7 +400,7 @@ impl LoadedThread {
                     if *method == "thread/readState/changed" && !conn.experimental_api() {
                         continue;
                     }
-                    conn.notify(method, params.clone());
+                    conn.notify_thread(method, params.clone());
                 }
             }
         }
