@@ -192,7 +192,7 @@ impl TokenSource for LinkTokens {
 
 /// What the approval handler hands to the event forwarder.
 enum ApprovalMsg {
-    Request(u64, ApprovalRequest),
+    Request(u64, Box<ApprovalRequest>),
     Cancelled(u64),
 }
 
@@ -243,7 +243,11 @@ impl LinkApprovals {
         }
         let out = self.out.clone();
         Box::pin(async move {
-            if out.send(ApprovalMsg::Request(id, request)).await.is_err() {
+            if out
+                .send(ApprovalMsg::Request(id, Box::new(request)))
+                .await
+                .is_err()
+            {
                 return (ReviewDecision::Denied, None);
             }
             let mut guard = CancelOnDrop {
@@ -406,7 +410,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             let approval_msg = |msg| match msg {
                 ApprovalMsg::Request(approval_id, request) => FromWorker::ApprovalRequest {
                     approval_id,
-                    request,
+                    request: *request,
                 },
                 ApprovalMsg::Cancelled(approval_id) => {
                     FromWorker::ApprovalCancelled { approval_id }

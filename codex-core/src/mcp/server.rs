@@ -90,6 +90,9 @@ pub struct ServerStatus {
     pub required: bool,
 }
 
+/// `(server name, url) -> stored access token`.
+pub type OAuthTokenFn = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
+
 /// What a server needs from its thread.
 #[derive(Clone)]
 pub struct ServerHost {
@@ -99,7 +102,7 @@ pub struct ServerHost {
     /// Called on every state change.
     pub on_status: Arc<dyn Fn(&ServerStatus) + Send + Sync>,
     /// An OAuth access token for an HTTP server, if one is stored.
-    pub oauth_token: Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>,
+    pub oauth_token: OAuthTokenFn,
 }
 
 struct Shared {
@@ -221,16 +224,13 @@ impl McpServer {
         let probe = self.shared.config.tool_timeout.min(MAX_PROBE);
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            match client.request("ping", json!({}), probe).await {
-                Err(McpError::Timeout(_)) => {
-                    tracing::warn!(
-                        "mcp server {}: a call timed out and a ping got no answer within {}s; restarting it",
-                        shared.name,
-                        probe.as_secs_f64()
-                    );
-                    shared.wedged.notify_one();
-                }
-                _ => {}
+            if let Err(McpError::Timeout(_)) = client.request("ping", json!({}), probe).await {
+                tracing::warn!(
+                    "mcp server {}: a call timed out and a ping got no answer within {}s; restarting it",
+                    shared.name,
+                    probe.as_secs_f64()
+                );
+                shared.wedged.notify_one();
             }
         });
     }

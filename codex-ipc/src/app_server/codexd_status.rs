@@ -187,6 +187,7 @@ mod tests {
                 queued: 0,
                 silent_ms: 20,
                 cgroup: Some("/sys/fs/cgroup/x".into()),
+                mcp_servers: vec![],
             }],
         };
         let v = serde_json::to_value(&report).unwrap();
