@@ -197,7 +197,21 @@ async fn errors_name_what_is_wrong_with_upstreams_exit_codes() {
     assert_eq!(config(&home), "");
     let r = common::run(&home, &["mcp", "login", "x"]).await;
     assert_eq!(r.code, Some(1));
-    assert!(r.stderr.contains("not available yet"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("No MCP server named 'x' found."),
+        "{}",
+        r.stderr
+    );
+    // OAuth is for HTTP servers only.
+    let r = common::run(&home, &["mcp", "add", "s", "--", "true"]).await;
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = common::run(&home, &["mcp", "login", "s"]).await;
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("only supported for streamable HTTP"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test]

@@ -48,8 +48,15 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
                 name,
                 arguments,
                 call_id,
+                namespace,
                 ..
             } => {
+                // Chat Completions has no namespaces: the flat canonical
+                // name (`mcp__server__tool`), as the tools are offered.
+                let name = match namespace {
+                    Some(ns) => format!("{ns}__{name}"),
+                    None => name.clone(),
+                };
                 let call = json!({
                     "id": call_id,
                     "type": "function",
@@ -81,21 +88,36 @@ pub(super) fn build_body(req: &ModelRequest) -> Result<Value, ModelError> {
             | ResponseItem::Other(_) => {}
         }
     }
-    let tools: Vec<Value> = req
-        .tools
-        .iter()
-        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
-        .map(|t| {
-            json!({
-                "type": "function",
-                "function": {
-                    "name": t.get("name"),
-                    "description": t.get("description"),
-                    "parameters": t.get("parameters"),
-                }
-            })
+    let function = |name: Value, t: &Value| {
+        json!({
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": t.get("description"),
+                "parameters": t.get("parameters"),
+            }
         })
-        .collect();
+    };
+    let mut tools: Vec<Value> = Vec::new();
+    for t in &req.tools {
+        match t.get("type").and_then(Value::as_str) {
+            Some("function") => tools.push(function(t.get("name").cloned().unwrap_or_default(), t)),
+            // A namespace's functions under their flat names.
+            Some("namespace") => {
+                let ns = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                for f in t
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+                    tools.push(function(Value::String(format!("{ns}__{name}")), f));
+                }
+            }
+            _ => {}
+        }
+    }
     let mut body = json!({
         "model": req.model,
         "messages": messages,
@@ -419,5 +441,39 @@ mod tests {
                 {"name": "codex_output_schema", "schema": schema, "strict": true}})
         );
         assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn namespaces_are_offered_and_called_by_their_flat_names() {
+        let req = ModelRequest {
+            model: "m".into(),
+            input: vec![
+                ResponseItem::user_text("hi"),
+                ResponseItem::FunctionCall {
+                    id: None,
+                    name: "echo_text".into(),
+                    namespace: Some("mcp__echo".into()),
+                    arguments: "{}".into(),
+                    call_id: "c".into(),
+                },
+            ],
+            instructions: "base".into(),
+            tools: vec![json!({"type": "namespace", "name": "mcp__echo", "tools": [
+                {"type": "function", "name": "echo_text", "description": "d", "parameters": {}}
+            ]})],
+            reasoning: None,
+            verbosity: None,
+            output_schema: None,
+            thread_id: "t".into(),
+            turn_id: "u".into(),
+        };
+        let body = build_body(&req).unwrap();
+        assert_eq!(body["tools"][0]["function"]["name"], "mcp__echo__echo_text");
+        let msgs = body["messages"].as_array().unwrap();
+        let call = msgs.iter().find(|m| m["tool_calls"].is_array()).unwrap();
+        assert_eq!(
+            call["tool_calls"][0]["function"]["name"],
+            "mcp__echo__echo_text"
+        );
     }
 }
