@@ -309,6 +309,28 @@ impl Renderer {
                 self.err(&l);
                 self.wait();
             }
+            Item::McpToolCall {
+                server,
+                tool,
+                status,
+                error,
+                ..
+            } => {
+                self.stop_waiting();
+                let l = match status {
+                    ItemStatus::Completed => self.style.green(&format!("⚙ {server}.{tool} ✓")),
+                    _ => {
+                        let why = error
+                            .as_ref()
+                            .and_then(|e| e.get("message"))
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("failed");
+                        self.style.red(&format!("⚙ {server}.{tool} ✗ {why}"))
+                    }
+                };
+                self.err(&l);
+                self.wait();
+            }
             _ => {}
         }
     }
