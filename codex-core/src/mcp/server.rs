@@ -93,6 +93,9 @@ pub struct ServerStatus {
     pub required: bool,
 }
 
+/// Looks up a stored OAuth access token by server name and URL.
+pub type OAuthTokenFn = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
+
 /// What a server needs from its thread.
 #[derive(Clone)]
 pub struct ServerHost {
@@ -102,7 +105,7 @@ pub struct ServerHost {
     /// Called on every state change.
     pub on_status: Arc<dyn Fn(&ServerStatus) + Send + Sync>,
     /// An OAuth access token for an HTTP server, if one is stored.
-    pub oauth_token: Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>,
+    pub oauth_token: OAuthTokenFn,
 }
 
 struct Shared {
