@@ -142,6 +142,8 @@ async fn turn_ok(c: &mut Client, thread: &str, prompt: &str) -> Value {
 
 /// 1. A call that never answers fails at `tool_timeout_sec`, alone: the
 ///    model reads the timeout, the server (it answers pings) keeps serving.
+///    (2 s: the ping probe after the timeout gets as long, and a loaded
+///    machine must not make a healthy server look wedged.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_call_times_out_alone_and_the_turn_completes() {
     let home = TestHome::new();
@@ -155,7 +157,7 @@ async fn a_hung_call_times_out_alone_and_the_turn_completes() {
     let pf = pids.display().to_string();
     home.write_config(
         &mock.url(),
-        &stdio_server("slow", &["--pid-file", &pf], "tool_timeout_sec = 1"),
+        &stdio_server("slow", &["--pid-file", &pf], "tool_timeout_sec = 2"),
     );
     let mut s = start(&home).await;
     let c = &mut s.client;
@@ -165,7 +167,7 @@ async fn a_hung_call_times_out_alone_and_the_turn_completes() {
 
     let out = output_of(&mock, "call_h");
     assert!(
-        out.contains("did not answer within 1s") && out.contains("`slow`"),
+        out.contains("did not answer within 2s") && out.contains("`slow`"),
         "{out}"
     );
     let item = completed_call(c, "call_h");
@@ -498,4 +500,29 @@ async fn progress_becomes_item_mcp_tool_call_progress() {
     );
     assert!(output_of(&mock, "call_p").ends_with("done"));
     assert_eq!(completed_call(c, "call_p")["status"], "completed");
+}
+
+/// A server that keeps crashing on its own (`--crash-after-ms`) is
+/// restarted with backoff, at most `MAX_RESTARTS` times in a row, then left
+/// `failed`; the model is told it is not available.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_keeps_crashing_ends_failed_and_the_model_is_told() {
+    let home = TestHome::new();
+    let mock = MockModelServer::start(vec![sse::message("noted")]).await;
+    home.write_config(
+        &mock.url(),
+        &stdio_server("flaky", &["--crash-after-ms", "1000"], ""),
+    );
+    let mut s = start(&home).await;
+    let c = &mut s.client;
+    let t = c.start_thread(json!({})).await;
+    wait_status_count(c, &t, "flaky", "failed", 1).await;
+    let seen = statuses(c, &t, "flaky");
+    let restarts = seen.iter().filter(|s| *s == "starting").count() - 1;
+    assert!((1..=5).contains(&restarts), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), "failed");
+    turn_ok(c, &t, "status?").await;
+    let text = mock.model_requests()[0].body["input"].to_string();
+    assert!(text.contains("`flaky`: not available"), "{text}");
+    assert!(!namespaces(&mock.model_requests()[0].body).contains(&"mcp__flaky".to_string()));
 }
