@@ -199,12 +199,14 @@ impl McpManager {
                     None => continue,
                 },
             };
-            let status = server.status();
-            let raw: Vec<String> = status.tools.iter().map(|t| t.raw_name.clone()).collect();
+            // A server restarting (after a crash or a wedge) still resolves:
+            // the call then waits for it instead of failing as unknown.
+            let tools = server.resolvable_tools();
+            let raw: Vec<String> = tools.iter().map(|t| t.raw_name.clone()).collect();
             let model_names = names::tool_names(server.name(), &raw);
             if let Some(i) = model_names.iter().position(|m| m == function) {
                 return Some(ResolvedTool {
-                    tool: status.tools[i].clone(),
+                    tool: tools[i].clone(),
                     server,
                 });
             }

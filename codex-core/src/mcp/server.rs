@@ -11,6 +11,9 @@
 //! Wedge detection: a call that times out is a suspicion, not a verdict (a
 //! slow tool is allowed); the server is then pinged with a short deadline,
 //! and one that does not answer a ping either is killed and restarted.
+//! Calls made meanwhile wait for the verdict (the suspect's connection is
+//! withheld until the ping answers), so they go to a live server, the old
+//! one or its replacement, rather than into the wedge.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -90,7 +93,7 @@ pub struct ServerStatus {
     pub required: bool,
 }
 
-/// `(server name, url) -> stored access token`.
+/// Looks up a stored OAuth access token by server name and URL.
 pub type OAuthTokenFn = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
 
 /// What a server needs from its thread.
@@ -110,7 +113,12 @@ struct Shared {
     config: McpServerConfig,
     host: ServerHost,
     status: watch::Sender<ServerStatus>,
-    client: Mutex<Option<McpClient>>,
+    /// The connection calls may use: empty while starting, and while a
+    /// suspect is probed. A watch so that waiting callers see it return.
+    client: watch::Sender<Option<McpClient>>,
+    /// The tools of the last time the server was ready: calls the model
+    /// makes while it restarts resolve against them (and then wait for it).
+    known_tools: Mutex<Vec<McpTool>>,
     wedged: Notify,
     tools_changed: Notify,
     stop: CancellationToken,
@@ -155,7 +163,8 @@ impl McpServer {
             config,
             host,
             status,
-            client: Mutex::new(None),
+            client: watch::channel(None).0,
+            known_tools: Mutex::new(Vec::new()),
             wedged: Notify::new(),
             tools_changed: Notify::new(),
             stop: CancellationToken::new(),
@@ -181,6 +190,21 @@ impl McpServer {
         self.shared.status.subscribe()
     }
 
+    /// The tools a model call may name: the current ones when ready, else
+    /// those of the last time it was (a restart in progress, or a server
+    /// that failed after it ran: the call then fails with the reason).
+    pub fn resolvable_tools(&self) -> Vec<McpTool> {
+        let status = self.status();
+        if status.state == McpStartupState::Ready {
+            return status.tools;
+        }
+        self.shared
+            .known_tools
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
+
     pub fn set_turn(&self, turn_id: Option<String>) {
         if let Ok(mut t) = self.shared.turn_id.lock() {
             *t = turn_id;
@@ -191,11 +215,15 @@ impl McpServer {
     /// reason), at most until `deadline`.
     pub async fn ready_client(&self, deadline: tokio::time::Instant) -> Result<McpClient, String> {
         let mut rx = self.subscribe();
+        let mut slot = self.shared.client.subscribe();
         loop {
             let state = rx.borrow_and_update().clone();
             match state.state {
                 McpStartupState::Ready => {
-                    if let Some(c) = self.shared.client.lock().ok().and_then(|c| c.clone()) {
+                    // Not a suspect's (withheld) nor a closed connection the
+                    // supervisor has yet to replace.
+                    let c = slot.borrow_and_update().clone();
+                    if let Some(c) = c.filter(|c| c.closed_reason().is_none()) {
                         return Ok(c);
                     }
                 }
@@ -208,6 +236,9 @@ impl McpServer {
                 r = rx.changed() => if r.is_err() {
                     return Err("the server was stopped".into());
                 },
+                r = slot.changed() => if r.is_err() {
+                    return Err("the server was stopped".into());
+                },
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(format!("MCP server `{}` is still starting", self.shared.name));
                 }
@@ -218,19 +249,41 @@ impl McpServer {
     /// A call timed out: probe the server, and restart it if it does not
     /// answer a ping either.
     pub fn suspect(&self) {
-        let Some(client) = self.shared.client.lock().ok().and_then(|c| c.clone()) else {
+        // Withheld from new calls until the verdict (a second suspicion
+        // while probing finds the slot empty and adds nothing).
+        let mut taken = None;
+        self.shared.client.send_if_modified(|c| {
+            taken = c.take();
+            taken.is_some()
+        });
+        let Some(client) = taken else {
             return;
         };
         let probe = self.shared.config.tool_timeout.min(MAX_PROBE);
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            if let Err(McpError::Timeout(_)) = client.request("ping", json!({}), probe).await {
-                tracing::warn!(
-                    "mcp server {}: a call timed out and a ping got no answer within {}s; restarting it",
-                    shared.name,
-                    probe.as_secs_f64()
-                );
-                shared.wedged.notify_one();
+            match client.request("ping", json!({}), probe).await {
+                Err(McpError::Timeout(_)) => {
+                    tracing::warn!(
+                        "mcp server {}: a call timed out and a ping got no answer within {}s; restarting it",
+                        shared.name,
+                        probe.as_secs_f64()
+                    );
+                    shared.wedged.notify_one();
+                }
+                // Alive (or closed: the supervisor sees that itself): give
+                // it back unless something replaced it meanwhile.
+                _ => {
+                    shared.client.send_if_modified(|c| {
+                        let back = c.is_none()
+                            && client.closed_reason().is_none()
+                            && !shared.stop.is_cancelled();
+                        if back {
+                            *c = Some(client);
+                        }
+                        back
+                    });
+                }
             }
         });
     }
@@ -238,7 +291,7 @@ impl McpServer {
     /// Stops supervising and kills the server's tree (bounded wait).
     pub async fn stop(&self) {
         self.shared.stop.cancel();
-        let client = self.shared.client.lock().ok().and_then(|mut c| c.take());
+        let client = self.shared.client.send_replace(None);
         if let Some(c) = client {
             c.shutdown().await;
         }
@@ -307,7 +360,10 @@ async fn supervise(shared: Arc<Shared>) {
                 _ = shared.tools_changed.notified() => {
                     let deadline = tokio::time::Instant::now() + shared.config.startup_timeout;
                     match list_tools(&shared, &client, deadline).await {
-                        Ok(tools) => set_status(&shared, |s| s.tools = tools),
+                        Ok(tools) => {
+                            remember_tools(&shared, &tools);
+                            set_status(&shared, |s| s.tools = tools);
+                        }
                         Err(e) => tracing::warn!("mcp server {}: re-listing tools failed: {e}", shared.name),
                     }
                     // Tools changing does not change the state: tell anyway.
@@ -319,9 +375,7 @@ async fn supervise(shared: Arc<Shared>) {
                 }
             }
         };
-        if let Ok(mut c) = shared.client.lock() {
-            *c = None;
-        }
+        shared.client.send_replace(None);
         client.shutdown().await;
         if up_since.elapsed() >= STABLE_AFTER {
             restarts = 0;
@@ -380,9 +434,8 @@ async fn start_once(shared: &Arc<Shared>) -> Result<McpClient, String> {
     let outcome = tokio::time::timeout_at(deadline, attempt).await;
     match outcome {
         Ok(Ok((init, tools))) => {
-            if let Ok(mut c) = shared.client.lock() {
-                *c = Some(client.clone());
-            }
+            remember_tools(shared, &tools);
+            shared.client.send_replace(Some(client.clone()));
             set_status(shared, |s| {
                 s.state = McpStartupState::Ready;
                 s.error = None;
@@ -405,6 +458,12 @@ async fn start_once(shared: &Arc<Shared>) -> Result<McpClient, String> {
                 timeout,
             ))
         }
+    }
+}
+
+fn remember_tools(shared: &Shared, tools: &[McpTool]) {
+    if let Ok(mut t) = shared.known_tools.lock() {
+        *t = tools.to_vec();
     }
 }
 

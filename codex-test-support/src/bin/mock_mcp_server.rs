@@ -1,16 +1,22 @@
 //! A stdio MCP server for tests: newline-delimited JSON-RPC 2.0 on
 //! stdin/stdout, each request served concurrently, misbehaviour chosen by
 //! flags (so a `config.toml` `args = [...]` can pick it).
+//!
+//! Tools beyond the shared catalog, served only when `--tools` names them:
+//! `wedge` (the process stays alive but stops reading stdin and answers
+//! nothing more, not even `ping`). `--crash-after-ms N` exits (code 4) N ms
+//! after start, whatever it is doing.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_test_support::mcp::catalog;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// How long `elicit` waits for the client's answer before giving up.
 const ELICIT_DEADLINE: Duration = Duration::from_secs(600);
@@ -29,6 +35,7 @@ struct Opts {
     hang_tools_list: bool,
     tools: Option<Vec<String>>,
     ignore_eof: bool,
+    crash_after_ms: Option<u64>,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -45,6 +52,9 @@ fn parse_args() -> Result<Opts, String> {
             "--pid-file" => o.pid_file = Some(value()?),
             "--initialize-delay-ms" => {
                 o.initialize_delay_ms = value()?.parse().map_err(|e| format!("{a}: {e}"))?
+            }
+            "--crash-after-ms" => {
+                o.crash_after_ms = Some(value()?.parse().map_err(|e| format!("{a}: {e}"))?)
             }
             "--page-size" => o.page_size = value()?.parse().map_err(|e| format!("{a}: {e}"))?,
             "--tools" => o.tools = Some(value()?.split(',').map(str::to_string).collect()),
@@ -72,14 +82,20 @@ struct Server {
     /// Our `elicitation/create` requests awaiting the client's response.
     pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     next_elicit: Mutex<u64>,
+    /// Set by `wedge`: nothing is read or written any more.
+    wedged: AtomicBool,
+    wedge: Notify,
 }
 
 impl Server {
     async fn send(&self, msg: Value) {
-        let _ = self.out.send(Some(msg.to_string())).await;
+        self.send_raw(&msg.to_string()).await;
     }
 
     async fn send_raw(&self, line: &str) {
+        if self.wedged.load(Ordering::SeqCst) {
+            return;
+        }
         let _ = self.out.send(Some(line.to_string())).await;
     }
 
@@ -118,6 +134,13 @@ async fn main() {
         eprintln!("mock: crashing on start");
         std::process::exit(1);
     }
+    if let Some(ms) = opts.crash_after_ms {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            eprintln!("mock: crashing after {ms} ms");
+            std::process::exit(4);
+        });
+    }
     let (tx, mut rx) = mpsc::channel::<Option<String>>(256);
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
@@ -142,6 +165,8 @@ async fn main() {
         cancelled: Mutex::new(HashSet::new()),
         pending: Mutex::new(HashMap::new()),
         next_elicit: Mutex::new(0),
+        wedged: AtomicBool::new(false),
+        wedge: Notify::new(),
     });
     if srv.opts.garbage_on_start {
         for line in [
@@ -166,7 +191,16 @@ async fn main() {
     let mut line = String::new();
     loop {
         line.clear();
-        match stdin.read_line(&mut line).await {
+        let read = tokio::select! {
+            r = stdin.read_line(&mut line) => r,
+            _ = srv.wedge.notified() => {
+                eprintln!("mock: wedged; reading and answering nothing");
+                loop {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            }
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -193,13 +227,15 @@ async fn main() {
     std::process::exit(0);
 }
 
+/// One `write` per line, so that servers sharing a pid file (O_APPEND)
+/// never interleave within a line.
 fn append_line(path: &str, line: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
     {
-        let _ = writeln!(f, "{line}");
+        let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }
 
@@ -283,7 +319,7 @@ async fn handle_request(
             let tools = srv
                 .tools
                 .lock()
-                .map(|t| t.iter().map(|n| catalog::tool(n)).collect())
+                .map(|t| t.iter().map(|n| tool_def(n)).collect())
                 .unwrap_or_default();
             Ok(catalog::page("tools", tools, params, page_size))
         }
@@ -334,6 +370,13 @@ async fn call_tool(srv: &Arc<Server>, params: &Value) -> Option<Result<Value, Va
             catalog::text_result(&format!("slept {ms}"))
         }
         "hang" => return None,
+        "wedge" => {
+            srv.wedged.store(true, Ordering::SeqCst);
+            // A stored permit: the read loop sees it even if it is not
+            // waiting right now.
+            srv.wedge.notify_one();
+            return None;
+        }
         "crash" => {
             eprintln!("mock: crashing on request");
             std::process::exit(3);
@@ -382,6 +425,18 @@ async fn call_tool(srv: &Arc<Server>, params: &Value) -> Option<Result<Value, Va
         }
     };
     Some(Ok(result))
+}
+
+/// A tool's definition: the shared catalog's, and this binary's own extras.
+fn tool_def(name: &str) -> Value {
+    match name {
+        "wedge" => json!({
+            "name": "wedge",
+            "description": "Stop reading and answering anything (the process stays alive).",
+            "inputSchema": {"type": "object", "properties": {}},
+        }),
+        _ => catalog::tool(name),
+    }
 }
 
 /// Sends `elicitation/create` and answers with the client's response.
