@@ -210,6 +210,7 @@ mod tests {
                     "status": {"type": "active", "activeFlags": ["waitingOnApproval"]},
                     "pressure": "soft", "cpuPercent": 12.5, "rssBytes": 4096, "processes": 3,
                     "subscribers": 1, "queued": 0, "silentMs": 20, "cgroup": "/sys/fs/cgroup/x",
+                    "mcpServers": [],
                 }],
             })
         );

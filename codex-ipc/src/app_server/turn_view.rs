@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(
             parse(
                 "item/started",
-                &json!({"item": {"type": "mcpToolCall", "id": "x"}})
+                &json!({"item": {"type": "webSearch", "id": "x"}})
             ),
             Some(TurnEvent::ItemStarted(Item::Other))
         );
