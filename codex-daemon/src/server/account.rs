@@ -39,7 +39,7 @@ fn broker_err(e: codex_core::auth::AuthError) -> RpcError {
 }
 
 impl Server {
-    async fn ask_broker(&self, req: BrokerRequest) -> Result<BrokerResponse, RpcError> {
+    pub(crate) async fn ask_broker(&self, req: BrokerRequest) -> Result<BrokerResponse, RpcError> {
         self.broker.call(req, DEADLINE).await.map_err(broker_err)
     }
 

@@ -146,3 +146,26 @@ pub struct McpResourceReadParams {
     #[serde(default)]
     pub thread_id: Option<String>,
 }
+
+/// `McpServerOauthLoginParams`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerOauthLoginParams {
+    pub name: String,
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub client_registration: Option<String>,
+}
+
+/// `McpServerOauthLoginResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerOauthLoginResponse {
+    pub authorization_url: String,
+    pub login_id: Option<String>,
+}

@@ -53,6 +53,7 @@ pub const METHODS: &[&str] = &[
     "config/mcpServer/reload",
     "mcpServer/tool/call",
     "mcpServer/resource/read",
+    "mcpServer/oauth/login",
 ];
 
 /// `-32600 Invalid request: unknown variant ...` (upstream's answer to an

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use codex_core::config::{Config, ConfigOverrides, LoadOptions};
 use codex_ipc::app_server::mcp::{
     ListMcpServerStatusParams, ListMcpServerStatusResponse, McpResourceReadParams,
-    McpServerStatusWire, McpServerToolCallParams,
+    McpServerOauthLoginParams, McpServerOauthLoginResponse, McpServerStatusWire,
+    McpServerToolCallParams,
 };
 use codex_ipc::app_server::methods;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
@@ -164,6 +165,40 @@ impl Server {
                 uri: p.uri,
             },
         )
+    }
+}
+
+impl Server {
+    /// `mcpServer/oauth/login`: the broker runs the login (it alone writes
+    /// credentials) and announces `mcpServer/oauthLogin/completed`.
+    pub(super) async fn mcp_server_oauth_login(
+        &self,
+        params: &Value,
+    ) -> Result<McpServerOauthLoginResponse, RpcError> {
+        use codex_core::auth::{BrokerRequest, BrokerResponse};
+        let p: McpServerOauthLoginParams = methods::parse(params)?;
+        if p.timeout_secs.is_some()
+            || p.client_registration
+                .as_deref()
+                .is_some_and(|r| r != "auto")
+        {
+            tracing::warn!(
+                "mcpServer/oauth/login: timeoutSecs and clientRegistration are not served (upstream's 300 s; dynamic registration unless a client_id is configured)"
+            );
+        }
+        match self
+            .ask_broker(BrokerRequest::McpLoginStart {
+                server: p.name,
+                scopes: p.scopes,
+            })
+            .await?
+        {
+            BrokerResponse::LoginStarted(s) => Ok(McpServerOauthLoginResponse {
+                authorization_url: s.auth_url.unwrap_or_default(),
+                login_id: Some(s.login_id),
+            }),
+            _ => Err(RpcError::internal("unexpected broker answer")),
+        }
     }
 }
 

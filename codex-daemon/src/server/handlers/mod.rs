@@ -113,6 +113,7 @@ impl Server {
             "config/mcpServer/reload" => Reply::now(self.mcp_server_reload().await),
             "mcpServer/tool/call" => self.mcp_server_tool_call(conn, id, &params),
             "mcpServer/resource/read" => self.mcp_server_resource_read(conn, id, &params),
+            "mcpServer/oauth/login" => Reply::now(self.mcp_server_oauth_login(&params).await),
             other => Reply::Now(Err(methods::unknown_method(other))),
         }
     }
