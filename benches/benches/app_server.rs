@@ -14,101 +14,12 @@
 //! `cargo test` it runs a small smoke version.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use codex_benches::{our_binary, percentile, Rpc};
 use codex_test_support::{sse, MockModelServer, TestHome};
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Rpc {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    next_id: i64,
-}
-
-impl Rpc {
-    fn spawn(cmd: &[String], home: &TestHome) -> Rpc {
-        let mut c = tokio::process::Command::new(&cmd[0]);
-        c.args(&cmd[1..])
-            .current_dir(home.workspace())
-            .env("CODEX_HOME", home.codex_home())
-            .env("HOME", home.home())
-            .env("MOCK_API_KEY", "sk-bench")
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        let mut child = c.spawn().expect("spawn app-server");
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Rpc {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
-        }
-    }
-
-    async fn send(&mut self, v: Value) {
-        let mut s = v.to_string();
-        s.push('\n');
-        self.stdin.write_all(s.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    async fn request(&mut self, method: &str, params: Value) -> i64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"id": id, "method": method, "params": params}))
-            .await;
-        id
-    }
-
-    /// Reads until `pred`; answers any server request with an error.
-    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let line = tokio::time::timeout(DEADLINE, self.lines.next_line())
-                .await
-                .expect("app-server stalled")
-                .unwrap()
-                .expect("app-server closed stdout");
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.request(method, params).await;
-        let r = self
-            .until(|v| v.get("method").is_none() && v["id"] == id)
-            .await;
-        assert!(r.get("error").is_none(), "{method}: {r}");
-        r["result"].clone()
-    }
-
-    async fn initialize(&mut self) {
-        self.call(
-            "initialize",
-            json!({"clientInfo": {"name": "bench", "version": "0.1.0"}}),
-        )
-        .await;
-        self.send(json!({"method": "initialized"})).await;
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-}
+use serde_json::json;
 
 /// (PSS of the whole tree, RSS of the root), in KiB.
 fn memory(pid: u32) -> (u64, u64) {
@@ -127,14 +38,6 @@ fn memory(pid: u32) -> (u64, u64) {
         pss += field(d.pid, "smaps_rollup", "Pss:");
     }
     (pss, field(pid, "status", "VmRSS:"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
 
 struct Figures {
@@ -207,7 +110,7 @@ async fn measure(
     let mut rpc = Rpc::spawn(cmd, &home);
     rpc.initialize().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (pss_init_kib, _) = memory(rpc.pid());
+    let (pss_init_kib, _) = memory(rpc.pid().unwrap());
 
     let mut start_times = Vec::new();
     let mut first_thread = None;
@@ -219,7 +122,7 @@ async fn measure(
     }
     start_times.sort();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (pss_loaded_kib, root_rss_kib) = memory(rpc.pid());
+    let (pss_loaded_kib, root_rss_kib) = memory(rpc.pid().unwrap());
 
     let tid = first_thread.unwrap();
     let mut turn_times = Vec::new();
@@ -250,17 +153,6 @@ async fn measure(
         root_rss_kib,
         exec_wall,
     }
-}
-
-fn our_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("CODEX_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    // target/<profile>/deps/app_server-xxxx → target/<profile>/codex
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let candidate = profile_dir.join("codex");
-    candidate.exists().then_some(candidate)
 }
 
 fn main() {
