@@ -754,7 +754,7 @@ fn add(common: &CommonArgs, args: AddArgs) -> anyhow::Result<()> {
     if args.url.is_some() && !args.env.is_empty() {
         bail!("--env is only valid with stdio servers (this one has --url)");
     }
-    let entries = server_table(&args)?;
+    let entries = server_table(&args, None)?;
     // The new table, checked as the runtime will read it, before the file
     // is touched: a server this runtime would not start is not written.
     let mut check = CliOverride::parse(&format!("x={}", inline_literal(&entries)))?;
@@ -763,6 +763,16 @@ fn add(common: &CommonArgs, args: AddArgs) -> anyhow::Result<()> {
     if !config.mcp_servers.contains_key(&name) {
         bail!("the server cannot be used, so it was not added (see the warning above)");
     }
+    // With an OAuth client, upstream records the redirect URI to register.
+    let callback = match (&args.url, &args.oauth_client_id) {
+        (Some(url), Some(_)) => Some(
+            codex_core::mcp::oauth::callback_url(url, config.mcp_oauth_callback_url.as_deref())
+                .map_err(|e| anyhow!("{e}"))?,
+        ),
+        _ => None,
+    };
+    let callback = callback.as_deref();
+    let entries = server_table(&args, callback)?;
     if let Some(reg) = args.oauth_client_registration {
         let reg = reg
             .to_possible_value()
@@ -776,10 +786,8 @@ fn add(common: &CommonArgs, args: AddArgs) -> anyhow::Result<()> {
     write::set_table(&path, &["mcp_servers", &name], Some(&entries))
         .with_context(|| format!("failed to write MCP servers to {}", path.display()))?;
     println!("Added global MCP server '{name}'.");
-    if args.oauth_client_id.is_some() {
-        eprintln!(
-            "codex mcp: warning: `oauth.callback_url` was not written (upstream derives it from the server URL); `codex mcp login {name}` will use its default"
-        );
+    if let Some(url) = callback {
+        println!("OAuth callback URL: {url}");
     }
     if args.url.is_some() && args.bearer_token_env_var.is_none() {
         println!("MCP server may or may not require login. Run `codex mcp login {name}` to login.");
@@ -788,7 +796,7 @@ fn add(common: &CommonArgs, args: AddArgs) -> anyhow::Result<()> {
 }
 
 /// `[mcp_servers.NAME]` with upstream's keys in upstream's order.
-fn server_table(args: &AddArgs) -> anyhow::Result<Vec<(String, Entry)>> {
+fn server_table(args: &AddArgs, callback: Option<&str>) -> anyhow::Result<Vec<(String, Entry)>> {
     let s = |v: &str| Entry::Value(Value::from(v));
     let mut t = Vec::new();
     match &args.url {
@@ -804,6 +812,9 @@ fn server_table(args: &AddArgs) -> anyhow::Result<Vec<(String, Entry)>> {
                 let mut oauth = vec![("client_id".to_string(), s(id))];
                 if let Some(secret) = &args.oauth_client_secret {
                     oauth.push(("client_secret".into(), s(secret)));
+                }
+                if let Some(cb) = callback {
+                    oauth.push(("callback_url".into(), s(cb)));
                 }
                 t.push(("oauth".into(), Entry::Table(oauth)));
             }

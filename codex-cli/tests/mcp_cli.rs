@@ -339,10 +339,21 @@ async fn oauth_flags_are_written_where_upstream_writes_them() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("callback_url"), "{}", r.stderr);
+    // Upstream's redirect URI, derived from the server URL (checked
+    // against upstream 0.169.0's output for this URL).
+    assert!(
+        r.stdout
+            .contains("OAuth callback URL: http://127.0.0.1/callback/9biCUt7SMRWF"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         config(&home),
         "[mcp_servers.o]\nurl = \"http://127.0.0.1:9/mcp\"\noauth_resource = \"https://res\"\n\n\
-         [mcp_servers.o.oauth]\nclient_id = \"cid\"\nclient_secret = \"sec\"\n"
+         [mcp_servers.o.oauth]\nclient_id = \"cid\"\nclient_secret = \"sec\"\n\
+         callback_url = \"http://127.0.0.1/callback/9biCUt7SMRWF\"\n"
     );
+    // Read back without a warning: every key is known.
+    let r = ok(&home, &["mcp", "get", "o"]).await;
+    assert!(!r.stderr.contains("not supported"), "{}", r.stderr);
 }

@@ -38,6 +38,8 @@ pub struct McpServerConfig {
     pub scopes: Vec<String>,
     pub oauth_resource: Option<String>,
     pub oauth_client_id: Option<String>,
+    /// `oauth.client_secret`, sent with a configured `client_id`.
+    pub oauth_client_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +137,7 @@ impl McpServerConfig {
             scopes: Vec::new(),
             oauth_resource: None,
             oauth_client_id: None,
+            oauth_client_secret: None,
         }
     }
 }
@@ -203,6 +206,11 @@ struct RawTool {
 #[derive(Debug, Clone, Default, Deserialize)]
 struct RawOAuth {
     client_id: Option<String>,
+    client_secret: Option<String>,
+    /// Written by `codex mcp add` (upstream's): the redirect URI to register
+    /// with the provider; informational here.
+    #[serde(rename = "callback_url")]
+    _callback_url: Option<String>,
     #[serde(flatten)]
     rest: BTreeMap<String, toml::Value>,
 }
@@ -372,6 +380,7 @@ fn parse_server(
         scopes: raw.scopes.clone().unwrap_or_default(),
         oauth_resource: raw.oauth_resource.clone(),
         oauth_client_id: raw.oauth.as_ref().and_then(|o| o.client_id.clone()),
+        oauth_client_secret: raw.oauth.as_ref().and_then(|o| o.client_secret.clone()),
     })
 }
 

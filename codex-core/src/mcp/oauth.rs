@@ -904,6 +904,21 @@ pub fn callback_id(server_url: &str) -> Result<String, OAuthError> {
     Ok(URL_SAFE_NO_PAD.encode(&digest[..9]))
 }
 
+/// The redirect URI upstream's `codex mcp add` records as
+/// `oauth.callback_url`: `mcp_oauth_callback_url` (or
+/// `http://127.0.0.1/callback`) + `/` + the server URL's callback id.
+pub fn callback_url(server_url: &str, base: Option<&str>) -> Result<String, OAuthError> {
+    let base = base
+        .map(|b| b.trim_end_matches('/'))
+        .filter(|b| !b.is_empty())
+        .unwrap_or("http://127.0.0.1/callback");
+    // Upstream hashes the URL as `Url` prints it.
+    let normalized = Url::parse(server_url)
+        .map(|u| u.to_string())
+        .map_err(|e| OAuthError(format!("invalid MCP server URL `{server_url}`: {e}")))?;
+    Ok(format!("{base}/{}", callback_id(&normalized)?))
+}
+
 fn with_callback_id(redirect: &str, id: &str) -> Result<Url, OAuthError> {
     let mut url = Url::parse(redirect)
         .map_err(|e| OAuthError(format!("invalid MCP OAuth callback URL `{redirect}`: {e}")))?;
@@ -975,7 +990,7 @@ pub async fn start_login(
     let client = match cfg.oauth_client_id.as_deref().map(str::trim) {
         Some(id) if !id.is_empty() => Client {
             id: id.to_string(),
-            secret: None,
+            secret: cfg.oauth_client_secret.clone(),
         },
         _ => {
             let endpoint = meta.registration_endpoint.as_deref().ok_or_else(|| {
