@@ -294,7 +294,8 @@ impl ExecEventMapper {
             TurnEvent::AgentMessageDelta { .. }
             | TurnEvent::ReasoningDelta
             | TurnEvent::CommandOutputDelta
-            | TurnEvent::ThreadClosed => vec![],
+            | TurnEvent::ThreadClosed
+            | TurnEvent::McpServerFailed { .. } => vec![],
         }
     }
 

@@ -185,6 +185,12 @@ impl Renderer {
                 let l = self.style.yellow(&format!("warning: {message}"));
                 self.err(&l);
             }
+            TurnEvent::McpServerFailed { name, error } => {
+                self.stop_waiting();
+                let why = error.unwrap_or_else(|| format!("MCP server `{name}` failed"));
+                let l = self.style.yellow(&format!("warning: {why}"));
+                self.err(&l);
+            }
             TurnEvent::AgentMessageDelta { item_id, delta } => {
                 self.stop_waiting();
                 self.streamed.insert(item_id, true);

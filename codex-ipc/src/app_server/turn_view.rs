@@ -194,6 +194,12 @@ pub enum TurnEvent {
     },
     /// `thread/closed`: the thread's worker is gone.
     ThreadClosed,
+    /// `mcpServer/startupStatus/updated` `failed`: an MCP server of the
+    /// thread could not start (or stopped for good).
+    McpServerFailed {
+        name: String,
+        error: Option<String>,
+    },
 }
 
 fn field<T: for<'de> Deserialize<'de>>(params: &Value, key: &str) -> Option<T> {
@@ -208,6 +214,12 @@ fn string(params: &Value, pointer: &str) -> Option<String> {
 pub fn parse(method: &str, params: &Value) -> Option<TurnEvent> {
     Some(match method {
         "warning" => TurnEvent::Warning(string(params, "/message")?),
+        "mcpServer/startupStatus/updated" if string(params, "/status")? == "failed" => {
+            TurnEvent::McpServerFailed {
+                name: string(params, "/name")?,
+                error: string(params, "/error"),
+            }
+        }
         "turn/started" => TurnEvent::TurnStarted {
             turn_id: string(params, "/turn/id")?,
         },
