@@ -82,6 +82,9 @@ pub struct ThreadOptions {
     pub dynamic_tools: Vec<crate::tools::dynamic::DynamicTool>,
     /// Who answers dynamic tool calls; without it none is offered.
     pub dynamic_client: Option<Arc<dyn crate::tools::dynamic::DynamicToolClient>>,
+    /// OAuth tokens of HTTP MCP servers (a worker: the broker, which
+    /// refreshes them); default: read from the store.
+    pub mcp_tokens: Option<Arc<dyn crate::mcp::oauth::McpTokenSource>>,
 }
 
 impl ThreadOptions {
@@ -101,6 +104,7 @@ impl ThreadOptions {
             thread_source: None,
             dynamic_tools: Vec::new(),
             dynamic_client: None,
+            mcp_tokens: None,
         }
     }
 }
@@ -497,7 +501,13 @@ impl ThreadBuilder {
         // some; without a runtime there is nothing to run them on.)
         let mcp = tokio::runtime::Handle::try_current().is_ok().then(|| {
             crate::mcp::McpTools::new(
-                start_mcp(&config, &id, approvals.clone(), sink.clone()),
+                start_mcp(
+                    &config,
+                    &id,
+                    approvals.clone(),
+                    sink.clone(),
+                    opts.mcp_tokens.clone(),
+                ),
                 &id,
             )
         });
@@ -555,6 +565,7 @@ fn start_mcp(
     thread_id: &str,
     approvals: Arc<dyn crate::approval::ApprovalHandler>,
     sink: EventSink,
+    tokens: Option<Arc<dyn crate::mcp::oauth::McpTokenSource>>,
 ) -> Arc<crate::mcp::McpManager> {
     let (status_tx, mut status_rx) = mpsc::channel::<Event>(256);
     tokio::spawn(async move {
@@ -576,16 +587,12 @@ fn start_mcp(
                 tracing::warn!("mcp server {}: status event dropped (queue full)", st.name);
             }
         }),
-        oauth_token: {
-            let home = config.codex_home.clone();
-            // A stored token that has expired is not sent (its server then
-            // reports authentication required; `codex mcp login` renews it).
-            Arc::new(move |name: &str, url: &str| {
-                crate::mcp::oauth::load_token(&home, name, url)
-                    .filter(|t| t.usable())
-                    .map(|t| t.access_token().to_string())
+        oauth_tokens: tokens.unwrap_or_else(|| {
+            Arc::new(crate::mcp::oauth::StoredTokens {
+                codex_home: config.codex_home.clone(),
+                mode: config.mcp_oauth_credentials_store,
             })
-        },
+        }),
     };
     crate::mcp::McpManager::start(&config.mcp_servers, host)
 }

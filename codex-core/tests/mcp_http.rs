@@ -815,6 +815,23 @@ mod oauth_login {
         assert_eq!(fresh.token_response.refresh_token.as_deref(), Some("rt-1"));
         assert!(!fresh.needs_refresh());
 
+        // What a running thread gets: the store alone never hands out an
+        // expired token; the broker's `fresh_token` refreshes and saves it.
+        save_token(home.path(), &expired, McpOAuthStoreMode::File).unwrap();
+        let store = codex_core::mcp::oauth::StoredTokens {
+            codex_home: home.path().to_path_buf(),
+            mode: McpOAuthStoreMode::File,
+        };
+        use codex_core::mcp::oauth::McpTokenSource as _;
+        assert_eq!(store.token("web", &server.mcp_url()).await, None);
+        let renewed =
+            codex_core::mcp::oauth::fresh_token(home.path(), "web", &cfg, McpOAuthStoreMode::File)
+                .await
+                .unwrap();
+        assert!(renewed.is_some_and(|t| t.starts_with("at-")));
+        let saved = store.token("web", &server.mcp_url()).await;
+        assert!(saved.is_some(), "the refreshed token was saved");
+
         assert!(logout(
             home.path(),
             "web",

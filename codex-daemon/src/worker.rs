@@ -123,6 +123,37 @@ impl LinkBroker {
         }
     }
 
+    /// One request, any answer (bounded by the attempt deadline).
+    async fn ask_raw(&self, request: BrokerRequest) -> Result<BrokerResponse, AuthError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        if self
+            .out
+            .send(FromWorker::Broker { id, request })
+            .await
+            .is_err()
+        {
+            return Err(AuthError::Unavailable("the supervisor is gone".into()));
+        }
+        let answer = tokio::time::timeout(BROKER_ATTEMPT_DEADLINE, rx).await;
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&id);
+        }
+        match answer {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(AuthError::Unavailable(
+                "no answer from the supervisor".into(),
+            )),
+            Err(_) => Err(AuthError::Unavailable(format!(
+                "the broker did not answer within {}s",
+                BROKER_ATTEMPT_DEADLINE.as_secs()
+            ))),
+        }
+    }
+
     async fn ask_once(&self, request: BrokerRequest) -> Result<AuthToken, AuthError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -173,6 +204,36 @@ impl LinkBroker {
                 other => return other,
             }
         }
+    }
+}
+
+/// MCP OAuth tokens from the broker, which refreshes them (it alone writes
+/// credentials). A broker that cannot answer means no token: the server
+/// then reports that it needs a login.
+struct LinkMcpTokens(Arc<LinkBroker>);
+
+impl codex_core::mcp::oauth::McpTokenSource for LinkMcpTokens {
+    fn token(&self, server: &str, _url: &str) -> BoxFuture<'static, Option<String>> {
+        let broker = self.0.clone();
+        let server = server.to_string();
+        Box::pin(async move {
+            match broker
+                .ask_raw(BrokerRequest::McpToken {
+                    server: server.clone(),
+                })
+                .await
+            {
+                Ok(BrokerResponse::McpToken { access_token }) => access_token,
+                Ok(other) => {
+                    tracing::warn!("mcp server {server}: unexpected broker answer {other:?}");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!("mcp server {server}: no OAuth token from the broker: {e}");
+                    None
+                }
+            }
+        })
     }
 }
 
@@ -315,6 +376,7 @@ fn open_thread(
     }
     opts.sandbox = codex_core::exec::platform_sandbox(protection);
     if let Some(b) = broker {
+        opts.mcp_tokens = Some(Arc::new(LinkMcpTokens(b.clone())));
         opts.token_source = Some(Arc::new(LinkTokens(b)));
     }
     let (thread, events, last_usage) = match &init.resume_path {

@@ -70,6 +70,11 @@ pub enum BrokerRequest {
         #[serde(default)]
         scopes: Option<Vec<String>>,
     },
+    /// A usable OAuth access token of an MCP server, refreshed (and saved)
+    /// first when it is about to expire; one refresh at a time.
+    McpToken {
+        server: String,
+    },
     /// Deletes the stored OAuth tokens of an MCP server.
     McpLogout {
         server: String,
@@ -135,6 +140,10 @@ pub enum BrokerResponse {
     McpLoggedOut {
         found: bool,
     },
+    /// `McpToken` (none stored, or not renewable).
+    McpToken {
+        access_token: Option<String>,
+    },
     Done,
 }
 
@@ -152,6 +161,8 @@ struct Inner {
     endpoints: AuthEndpoints,
     http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// One MCP OAuth refresh at a time (the store is one file or keyring).
+    mcp_refresh_lock: tokio::sync::Mutex<()>,
     breaker: Mutex<Option<Breaker>>,
     breaker_window: Duration,
     refreshes: AtomicU64,
@@ -228,6 +239,7 @@ impl LocalBroker {
                 endpoints,
                 http: std::sync::OnceLock::new(),
                 refresh_lock: tokio::sync::Mutex::new(()),
+                mcp_refresh_lock: tokio::sync::Mutex::new(()),
                 breaker: Mutex::new(None),
                 breaker_window: DEFAULT_BREAKER_WINDOW,
                 refreshes: AtomicU64::new(0),
@@ -417,6 +429,19 @@ impl LocalBroker {
                 .mcp_login_start(&server, scopes)
                 .await
                 .map(BrokerResponse::LoginStarted),
+            BrokerRequest::McpToken { server } => {
+                let (config, cfg, _url) = self.mcp_server(&server)?;
+                let _one_at_a_time = self.inner.mcp_refresh_lock.lock().await;
+                let access_token = crate::mcp::oauth::fresh_token(
+                    &self.inner.codex_home,
+                    &server,
+                    &cfg,
+                    config.mcp_oauth_credentials_store,
+                )
+                .await
+                .map_err(|e| AuthError::Transient(e.to_string()))?;
+                Ok(BrokerResponse::McpToken { access_token })
+            }
             BrokerRequest::McpLogout { server } => {
                 let (config, cfg, url) = self.mcp_server(&server)?;
                 let _ = cfg;

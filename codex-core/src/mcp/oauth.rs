@@ -434,6 +434,64 @@ pub fn load_token_with(
     }
 }
 
+/// Where a running thread gets an HTTP server's OAuth access token.
+pub trait McpTokenSource: Send + Sync + 'static {
+    /// A usable access token for `server` at `url`, if one is stored (or,
+    /// for a broker, can be refreshed).
+    fn token(
+        &self,
+        server: &str,
+        url: &str,
+    ) -> futures_util::future::BoxFuture<'static, Option<String>>;
+}
+
+/// Reads the store (never writes: an expired token is not refreshed here,
+/// since only the broker writes credentials).
+#[derive(Debug, Clone)]
+pub struct StoredTokens {
+    pub codex_home: PathBuf,
+    pub mode: McpOAuthStoreMode,
+}
+
+impl McpTokenSource for StoredTokens {
+    fn token(
+        &self,
+        server: &str,
+        url: &str,
+    ) -> futures_util::future::BoxFuture<'static, Option<String>> {
+        let t = load_token_with(&self.codex_home, server, url, self.mode)
+            .ok()
+            .flatten()
+            .filter(|t| !t.needs_refresh() && t.usable())
+            .map(|t| t.access_token().to_string());
+        Box::pin(async move { t })
+    }
+}
+
+/// The broker's side of [`McpTokenSource`]: the stored token, refreshed
+/// (and saved) first when it is about to expire. Callers serialize it per
+/// store (the broker's lock), so one refresh serves everyone.
+pub async fn fresh_token(
+    codex_home: &Path,
+    server: &str,
+    cfg: &McpServerConfig,
+    mode: McpOAuthStoreMode,
+) -> Result<Option<String>, OAuthError> {
+    let (url, headers) = http_server(server, cfg)?;
+    let Some(token) = load_token_with(codex_home, server, &url, mode)? else {
+        return Ok(None);
+    };
+    if !token.needs_refresh() {
+        return Ok(Some(token.access_token().to_string()).filter(|t| !t.trim().is_empty()));
+    }
+    if !token.usable() {
+        return Ok(None);
+    }
+    let renewed = refresh(&token, &headers).await?;
+    save_token(codex_home, &renewed, mode)?;
+    Ok(Some(renewed.access_token().to_string()))
+}
+
 /// Saves a server's token (the broker's job: it is the one writer).
 pub fn save_token(
     codex_home: &Path,

@@ -93,9 +93,6 @@ pub struct ServerStatus {
     pub required: bool,
 }
 
-/// Looks up a stored OAuth access token by server name and URL.
-pub type OAuthTokenFn = Arc<dyn Fn(&str, &str) -> Option<String> + Send + Sync>;
-
 /// What a server needs from its thread.
 #[derive(Clone)]
 pub struct ServerHost {
@@ -105,7 +102,8 @@ pub struct ServerHost {
     /// Called on every state change.
     pub on_status: Arc<dyn Fn(&ServerStatus) + Send + Sync>,
     /// An OAuth access token for an HTTP server, if one is stored.
-    pub oauth_token: OAuthTokenFn,
+    /// OAuth access tokens of HTTP servers.
+    pub oauth_tokens: Arc<dyn super::oauth::McpTokenSource>,
 }
 
 struct Shared {
@@ -421,7 +419,20 @@ async fn wait_or_stop(shared: &Shared, d: Duration) -> bool {
 async fn start_once(shared: &Arc<Shared>) -> Result<McpClient, String> {
     let timeout = shared.config.startup_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let transport = open_transport(shared).map_err(|e| e.0)?;
+    let token = match &shared.config.transport {
+        // A bearer token from the environment wins over OAuth (upstream's
+        // rule): no need to ask for one.
+        McpTransportConfig::StreamableHttp {
+            url,
+            bearer_token_env_var: None,
+            ..
+        } => tokio::time::timeout_at(deadline, shared.host.oauth_tokens.token(&shared.name, url))
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    let transport = open_transport(shared, token).map_err(|e| e.0)?;
     let host: Arc<dyn ServerRequests> = Arc::new(Requests {
         shared: Arc::downgrade(shared),
     });
@@ -490,7 +501,7 @@ async fn list_tools(
         .collect())
 }
 
-fn open_transport(shared: &Shared) -> Result<Transport, TransportError> {
+fn open_transport(shared: &Shared, token: Option<String>) -> Result<Transport, TransportError> {
     match &shared.config.transport {
         McpTransportConfig::Stdio {
             command,
@@ -509,8 +520,7 @@ fn open_transport(shared: &Shared) -> Result<Transport, TransportError> {
                 .map(|c| shared.host.cwd.join(c))
                 .unwrap_or_else(|| shared.host.cwd.clone()),
         }),
-        McpTransportConfig::StreamableHttp { url, .. } => {
-            let token = (shared.host.oauth_token)(&shared.name, url);
+        McpTransportConfig::StreamableHttp { .. } => {
             let spec =
                 super::http::HttpSpec::from_config(&shared.name, &shared.config.transport, token)
                     .map_err(TransportError)?;
