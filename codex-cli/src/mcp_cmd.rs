@@ -243,18 +243,7 @@ fn login(overrides: anyhow::Result<Vec<CliOverride>>, args: LoginArgs) -> i32 {
             );
         }
     }
-    let broker = match crate::login::open_broker() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("Error: cannot start the async runtime");
+    let Some((broker, rt)) = broker_and_runtime() else {
         return 1;
     };
     rt.block_on(async move {
@@ -320,18 +309,7 @@ fn logout(overrides: anyhow::Result<Vec<CliOverride>>, args: LogoutArgs) -> i32 
         eprintln!("Error: {e:#}");
         return 1;
     }
-    let broker = match crate::login::open_broker() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("Error: cannot start the async runtime");
+    let Some((broker, rt)) = broker_and_runtime() else {
         return 1;
     };
     let name = args.name.clone();
@@ -351,6 +329,15 @@ fn logout(overrides: anyhow::Result<Vec<CliOverride>>, args: LogoutArgs) -> i32 
             1
         }
     }
+}
+
+/// The credential broker (the one writer of credentials) and a runtime to
+/// ask it on; `None` after saying why not.
+fn broker_and_runtime() -> Option<(codex_core::auth::LocalBroker, tokio::runtime::Runtime)> {
+    let broker = crate::login::open_broker()
+        .map_err(|e| eprintln!("{e}"))
+        .ok()?;
+    Some((broker, crate::rt::current_thread()?))
 }
 
 fn cli_overrides(common: &CommonArgs) -> anyhow::Result<Vec<CliOverride>> {

@@ -155,35 +155,10 @@ impl LinkBroker {
     }
 
     async fn ask_once(&self, request: BrokerRequest) -> Result<AuthToken, AuthError> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(id, tx);
-        }
-        if self
-            .out
-            .send(FromWorker::Broker { id, request })
-            .await
-            .is_err()
-        {
-            return Err(AuthError::Unavailable("the supervisor is gone".into()));
-        }
-        let answer = tokio::time::timeout(BROKER_ATTEMPT_DEADLINE, rx).await;
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(&id);
-        }
-        match answer {
-            Ok(Ok(Ok(BrokerResponse::Token(t)))) => Ok(t),
-            Ok(Ok(Ok(other))) => Err(AuthError::Transient(format!(
+        match self.ask_raw(request).await? {
+            BrokerResponse::Token(t) => Ok(t),
+            other => Err(AuthError::Transient(format!(
                 "unexpected broker answer {other:?}"
-            ))),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(AuthError::Unavailable(
-                "no answer from the supervisor".into(),
-            )),
-            Err(_) => Err(AuthError::Unavailable(format!(
-                "the broker did not answer within {}s",
-                BROKER_ATTEMPT_DEADLINE.as_secs()
             ))),
         }
     }
