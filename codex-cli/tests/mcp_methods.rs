@@ -134,3 +134,45 @@ async fn mcp_methods_answer_as_upstream() {
     all.extend(schema::unsolicited(&c.seen));
     schema::validate(&all);
 }
+
+/// Regression: a thread's own notifications (here its MCP servers'
+/// startup status, which a fast server sends at once) reach the connection
+/// that starts the thread only after the `thread/start` answer and
+/// `thread/started`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_threads_notifications_follow_its_start_answer() {
+    let home = TestHome::new();
+    let mock = MockModelServer::start(vec![]).await;
+    home.write_config(&mock.url(), &server("fast", &[]));
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    c.initialize("mcp-order").await;
+    // The race is narrow: several threads make it likely to show.
+    for _ in 0..20 {
+        let id = c.request("thread/start", json!({})).await;
+        let answer = c.response(id).await;
+        let t = answer["result"]["thread"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tid = t.clone();
+        c.wait_for("ready", move |v| {
+            v["method"] == "mcpServer/startupStatus/updated"
+                && v["params"]["threadId"] == tid.as_str()
+                && v["params"]["status"] == "ready"
+        })
+        .await;
+        let pos = |pred: &dyn Fn(&Value) -> bool| c.seen.iter().position(pred).unwrap();
+        let answered = pos(&|v| v.get("method").is_none() && v["id"] == id);
+        let started =
+            pos(&|v| v["method"] == "thread/started" && v["params"]["thread"]["id"] == t.as_str());
+        let first_status = pos(&|v| {
+            v["method"] == "mcpServer/startupStatus/updated"
+                && v["params"]["threadId"] == t.as_str()
+        });
+        assert!(
+            answered < started && started < first_status,
+            "answer {answered}, thread/started {started}, first status {first_status}"
+        );
+    }
+}

@@ -68,10 +68,17 @@ pub struct Conn {
     /// Set once the client sent `initialized` (and got the side notices).
     announced: AtomicBool,
     counters: Arc<LoadCounters>,
-    /// Thread notifications held back while a request that subscribes this
-    /// connection (`thread/start`, ...) has not been answered, so that they
-    /// follow the answer and `thread/started` (see [`Conn::hold`]).
-    held: Mutex<Option<Vec<(String, Value)>>>,
+    /// Notifications of the threads a request in progress subscribes this
+    /// connection to (`thread/start`, ...), held so that they follow the
+    /// answer and `thread/started` (see [`Conn::hold`]). Other threads'
+    /// notifications are not held.
+    held: Mutex<Option<Held>>,
+}
+
+#[derive(Default)]
+struct Held {
+    threads: std::collections::HashSet<String>,
+    notes: Vec<(String, Value)>,
 }
 
 impl Conn {
@@ -141,28 +148,40 @@ impl Conn {
         ));
     }
 
-    /// Holds thread notifications (see [`Conn::notify_thread`]) until
+    /// Starts holding the notifications of threads this connection is
+    /// subscribed to from now on ([`Conn::holding_for`]) until
     /// [`Conn::release`].
     pub fn hold(&self) {
         let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        h.get_or_insert_with(Vec::new);
+        h.get_or_insert_with(Held::default);
+    }
+
+    /// `thread_id` is being subscribed while holding: its notifications wait
+    /// for [`Conn::release`]. Called before the subscription takes effect.
+    pub fn holding_for(&self, thread_id: &str) {
+        let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = h.as_mut() {
+            held.threads.insert(thread_id.to_string());
+        }
     }
 
     /// Sends what was held, in order, and stops holding.
     pub fn release(&self) {
         let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        for (method, params) in h.take().unwrap_or_default() {
+        for (method, params) in h.take().map(|h| h.notes).unwrap_or_default() {
             self.notify(&method, params);
         }
     }
 
-    /// A notification about a thread this connection is subscribed to: sent,
-    /// or held while the subscribing request is unanswered.
-    pub fn notify_thread(&self, method: &str, params: Value) {
+    /// A notification of thread `thread_id`: sent, or held while the request
+    /// that subscribes this connection to it is unanswered.
+    pub fn notify_thread(&self, thread_id: &str, method: &str, params: Value) {
         let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
         match h.as_mut() {
-            Some(held) => held.push((method.to_string(), params)),
-            None => self.notify(method, params),
+            Some(held) if held.threads.contains(thread_id) => {
+                held.notes.push((method.to_string(), params))
+            }
+            _ => self.notify(method, params),
         }
     }
 

@@ -301,6 +301,11 @@ impl LoadedThread {
     }
 
     pub fn subscribe(&self, server: &Server, conn: u64) {
+        // A connection whose request subscribes it holds this thread's
+        // notifications until its answer is out.
+        if let Some(c) = server.conn(conn) {
+            c.holding_for(&self.id);
+        }
         {
             let mut rt = self.rt();
             if !rt.subscribers.contains(&conn) {
@@ -400,7 +405,7 @@ impl LoadedThread {
                     if *method == "thread/readState/changed" && !conn.experimental_api() {
                         continue;
                     }
-                    conn.notify_thread(method, params.clone());
+                    conn.notify_thread(&self.id, method, params.clone());
                 }
             }
         }
