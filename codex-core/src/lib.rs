@@ -23,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod exec;
 pub mod mcp;
+pub mod memory;
 pub mod models;
 pub mod process;
 pub mod protocol;
