@@ -57,6 +57,22 @@ async fn mcp_methods_answer_as_upstream() {
     assert_eq!(alpha["runtimeStatus"], "connected", "{r}");
     assert_eq!(alpha["serverInfo"]["name"], "alpha-server");
     assert!(alpha["tools"]["echo"]["inputSchema"].is_object(), "{r}");
+    // `detail` (default `full`): resources and templates too.
+    assert_eq!(alpha["resources"][0]["uri"], "mock://a", "{r}");
+    assert_eq!(
+        alpha["resourceTemplates"][0]["uriTemplate"], "mock://item/{id}",
+        "{r}"
+    );
+    let r = rpc(
+        c,
+        "mcpServerStatus/list",
+        json!({"threadId": t, "detail": "toolsAndAuthOnly"}),
+    )
+    .await;
+    answers.push((Some("mcpServerStatus/list".into()), r.clone()));
+    let alpha = &r["result"]["data"][0];
+    assert!(alpha["tools"]["echo"].is_object(), "{r}");
+    assert_eq!(alpha["resources"], json!([]), "{r}");
 
     let r = rpc(
         c,
@@ -71,7 +87,7 @@ async fn mcp_methods_answer_as_upstream() {
     let r = rpc(
         c,
         "mcpServer/resource/read",
-        json!({"threadId": t, "server": "alpha", "uri": "mock://a"}),
+        json!({"threadId": t, "server": "alpha", "uri": "mock://a", "originCallId": "call_9"}),
     )
     .await;
     answers.push((Some("mcpServer/resource/read".into()), r.clone()));
@@ -79,6 +95,7 @@ async fn mcp_methods_answer_as_upstream() {
         r["result"]["contents"][0]["text"], "contents of mock://a",
         "{r}"
     );
+    assert_eq!(r["result"]["originCallId"], "call_9", "{r}");
 
     // Errors name what is wrong; the connection lives on.
     let r = rpc(

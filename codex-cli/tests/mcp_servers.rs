@@ -526,3 +526,62 @@ async fn a_server_that_keeps_crashing_ends_failed_and_the_model_is_told() {
     assert!(text.contains("`flaky`: not available"), "{text}");
     assert!(!namespaces(&mock.model_requests()[0].body).contains(&"mcp__flaky".to_string()));
 }
+
+/// Regression: interrupting a turn during an MCP call tells the server
+/// which request is cancelled (`notifications/cancelled` with that
+/// request's id, not `null`), and the thread carries on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_call_is_cancelled_at_the_server_by_its_id() {
+    let home = TestHome::new();
+    let log = home.root().join("mcp.log");
+    let mock = MockModelServer::start(vec![
+        mcp_call("call_i", "slow", "hang", json!({})),
+        sse::message("after"),
+    ])
+    .await;
+    let lf = log.display().to_string();
+    home.write_config(&mock.url(), &stdio_server("slow", &["--log", &lf], ""));
+    let mut s = start(&home).await;
+    let c = &mut s.client;
+    let t = c.start_thread(json!({})).await;
+    wait_status_count(c, &t, "slow", "ready", 1).await;
+    let turn = c.start_turn(&t, "hang").await;
+    c.wait_for("the call started", |v| {
+        v["method"] == "item/started" && v["params"]["item"]["type"] == "mcpToolCall"
+    })
+    .await;
+    c.call("turn/interrupt", json!({"threadId": t, "turnId": turn}))
+        .await;
+    let done = c.turn_completed(&t).await;
+    assert_eq!(done["params"]["turn"]["status"], "interrupted", "{done}");
+    // The server saw the call and then its cancellation, by the same id.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (call_id, cancelled) = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let msgs: Vec<Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("IN "))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let call = msgs
+            .iter()
+            .find(|m| m["method"] == "tools/call")
+            .map(|m| m["id"].clone());
+        let cancel = msgs
+            .iter()
+            .find(|m| m["method"] == "notifications/cancelled")
+            .map(|m| m["params"]["requestId"].clone());
+        if let (Some(a), Some(b)) = (call.clone(), cancel) {
+            break (a, b);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cancellation reached the server: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(call_id.is_number(), "{call_id}");
+    assert_eq!(cancelled, call_id);
+    // The thread carries on.
+    turn_ok(c, &t, "again").await;
+}

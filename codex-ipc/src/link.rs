@@ -235,8 +235,13 @@ pub enum FromWorker {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum McpRequest {
-    /// Every server's state and tools (`mcpServerStatus/list` entries).
-    Status,
+    /// Every server's state and tools (`mcpServerStatus/list` entries);
+    /// with `resources`, also each ready server's resources and templates
+    /// (`detail: "full"`).
+    Status {
+        #[serde(default)]
+        resources: bool,
+    },
     /// Re-read `[mcp_servers]` and apply it (`config/mcpServer/reload`).
     Reload,
     /// `mcpServer/tool/call`.
@@ -248,7 +253,12 @@ pub enum McpRequest {
         meta: Option<serde_json::Value>,
     },
     /// `mcpServer/resource/read`.
-    ResourceRead { server: String, uri: String },
+    ResourceRead {
+        server: String,
+        uri: String,
+        #[serde(default)]
+        meta: Option<serde_json::Value>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

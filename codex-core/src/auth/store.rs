@@ -1,9 +1,8 @@
 //! Where credentials live: `$CODEX_HOME/auth.json` (written atomically,
 //! mode 0600), and the lock that serializes refreshes across processes.
 
-use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -80,23 +79,7 @@ impl CredentialStore for FileStore {
         std::fs::create_dir_all(dir).map_err(|e| store_err("cannot create", dir, e))?;
         let text = serde_json::to_string_pretty(auth)
             .map_err(|e| store_err("cannot encode", &self.path, e))?;
-        let tmp = dir.join(format!(".{AUTH_FILE}.{}.tmp", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            store_err("cannot write", &self.path, e)
-        })
+        write_private(&self.path, &text).map_err(|e| store_err("cannot write", &self.path, e))
     }
 
     fn delete(&self) -> Result<(), AuthError> {
@@ -223,9 +206,39 @@ pub fn open(
     }
 }
 
+/// Writes a credentials file: a temp file created 0600 in the same
+/// directory, fsynced, renamed over `path` (readers see the old or the new
+/// document, never half of one); the temp file is removed on failure.
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn file_store_round_trip_keeps_unknown_keys_and_is_0600() {

@@ -41,6 +41,8 @@ pub struct ServerCall {
     pub method: &'static str,
     pub params: Value,
     pub timeout: Duration,
+    /// Ends the request early (the turn was interrupted).
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The leaf: sends the request (with its deadline) on the server's client.
@@ -59,7 +61,7 @@ impl Service<ServerCall> for ServerCallService {
     fn call(&mut self, req: ServerCall) -> Self::Future {
         Box::pin(async move {
             req.client
-                .request(req.method, req.params, req.timeout)
+                .request_until(req.method, req.params, req.timeout, req.cancel.as_ref())
                 .await
         })
     }
@@ -124,6 +126,7 @@ impl McpTools {
                 method,
                 params,
                 timeout,
+                cancel: None,
             })
             .await;
         r.map_err(|e| {
@@ -157,6 +160,7 @@ fn describe_error(server: &str, e: &McpError, timeout: Duration) -> String {
             timeout.as_secs_f64()
         ),
         McpError::Closed(r) => format!("MCP server `{server}` is not running: {r}"),
+        McpError::Cancelled => "the turn was interrupted".to_string(),
         other => other.to_string(),
     }
 }
@@ -348,6 +352,7 @@ impl McpTools {
             method: "tools/call",
             params,
             timeout,
+            cancel: Some(ctx.cancel.clone()),
         });
         tokio::pin!(request);
         let result = loop {
@@ -359,11 +364,6 @@ impl McpTools {
                         item_id: call_id.to_string(),
                         message,
                     }).await;
-                }
-                _ = ctx.cancel.cancelled() => {
-                    client.drop_progress(token);
-                    let _ = client.notify("notifications/cancelled", Some(json!({"requestId": Value::Null, "reason": "the turn was interrupted"}))).await;
-                    return Err("the turn was interrupted".into());
                 }
             }
         };

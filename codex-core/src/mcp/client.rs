@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::transport::{Transport, TransportEvent, TransportGuard};
 
@@ -32,6 +33,9 @@ pub enum McpError {
     Closed(String),
     #[error("no answer within {}s", .0.as_secs_f64())]
     Timeout(Duration),
+    /// The caller gave up (an interrupted turn).
+    #[error("cancelled")]
+    Cancelled,
     /// The server answered with a JSON-RPC error.
     #[error("{message} (code {code})")]
     Rpc { code: i64, message: String },
@@ -149,6 +153,19 @@ impl McpClient {
         params: Value,
         timeout: Duration,
     ) -> Result<Value, McpError> {
+        self.request_until(method, params, timeout, None).await
+    }
+
+    /// [`McpClient::request`], also ended by `cancel` (an interrupted
+    /// turn). Either way the server is told (`notifications/cancelled` with
+    /// the request's id) and the request forgotten.
+    pub async fn request_until(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Value, McpError> {
         if let Some(r) = self.closed_reason() {
             return Err(McpError::Closed(r));
         }
@@ -158,32 +175,39 @@ impl McpClient {
             p.insert(id, tx);
         }
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let sent = tokio::time::timeout(timeout, self.inner.outgoing.send(msg)).await;
-        let outcome = match sent {
-            Ok(Ok(())) => match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(McpError::Closed(
-                    self.closed_reason()
-                        .unwrap_or_else(|| "the connection ended".into()),
-                )),
-                Err(_) => Err(McpError::Timeout(timeout)),
-            },
-            Ok(Err(_)) => Err(McpError::Closed(
+        let closed = || {
+            McpError::Closed(
                 self.closed_reason()
                     .unwrap_or_else(|| "the connection ended".into()),
-            )),
-            Err(_) => Err(McpError::Timeout(timeout)),
+            )
         };
-        if let Err(McpError::Timeout(_)) = &outcome {
-            if let Ok(mut p) = self.inner.pending.lock() {
-                p.remove(&id);
+        let exchange = async {
+            self.inner.outgoing.send(msg).await.map_err(|_| closed())?;
+            rx.await.unwrap_or_else(|_| Err(closed()))
+        };
+        let cancelled = async {
+            match cancel {
+                Some(c) => c.cancelled().await,
+                None => std::future::pending().await,
             }
-            let _ = self.inner.outgoing.try_send(json!({
-                "jsonrpc": "2.0",
-                "method": "notifications/cancelled",
-                "params": {"requestId": id, "reason": "timed out"},
-            }));
-        }
+        };
+        // Also when this future is dropped unfinished (the turn's body is
+        // dropped on interrupt): the server is told, the entry forgotten.
+        let mut guard = CancelOnDrop {
+            inner: &self.inner,
+            id,
+            reason: Some("cancelled"),
+        };
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(timeout, exchange) => r.unwrap_or(Err(McpError::Timeout(timeout))),
+            () = cancelled => Err(McpError::Cancelled),
+        };
+        guard.reason = match &outcome {
+            Err(McpError::Timeout(_)) => Some("timed out"),
+            Err(McpError::Cancelled) => Some("cancelled"),
+            _ => None,
+        };
+        drop(guard);
         outcome
     }
 
@@ -280,6 +304,30 @@ impl McpClient {
             }
         });
         fail_pending(&self.inner, "the connection was shut down");
+    }
+}
+
+/// Forgets request `id` and tells the server it is cancelled, unless the
+/// request ended with an answer (`reason` cleared).
+struct CancelOnDrop<'a> {
+    inner: &'a Inner,
+    id: i64,
+    reason: Option<&'static str>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(reason) = self.reason else {
+            return;
+        };
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.remove(&self.id);
+        }
+        let _ = self.inner.outgoing.try_send(json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": self.id, "reason": reason},
+        }));
     }
 }
 

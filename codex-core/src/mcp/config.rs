@@ -358,6 +358,12 @@ fn parse_server(
             warnings.push(format!("{} is not supported (ignored)", at(key)));
         }
     }
+    if raw.supports_parallel_tool_calls == Some(true) {
+        warnings.push(format!(
+            "{} = true is not acted on: a turn runs its calls one at a time",
+            at("supports_parallel_tool_calls")
+        ));
+    }
     if let Some(o) = &raw.oauth {
         for k in o.rest.keys() {
             warnings.push(format!(
@@ -452,6 +458,7 @@ comand = "y"
 [mcp_servers.helper]
 command = "x"
 startup_readiness = "eager"
+supports_parallel_tool_calls = true
 "#,
         );
         assert_eq!(s.keys().collect::<Vec<_>>(), ["helper"]);

@@ -93,7 +93,7 @@ impl McpManager {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.server_names().is_empty()
+        self.servers.lock().map(|s| s.is_empty()).unwrap_or(true)
     }
 
     pub fn server(&self, name: &str) -> Option<McpServer> {

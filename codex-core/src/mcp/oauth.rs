@@ -240,8 +240,6 @@ fn read_file(codex_home: &Path) -> Result<BTreeMap<String, FileEntry>, OAuthErro
 
 /// Temp file (0600) + rename; an empty store removes the file (upstream).
 fn write_file(codex_home: &Path, store: &BTreeMap<String, FileEntry>) -> Result<(), OAuthError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let path = file_path(codex_home);
     if store.is_empty() {
         return match std::fs::remove_file(&path) {
@@ -253,23 +251,8 @@ fn write_file(codex_home: &Path, store: &BTreeMap<String, FileEntry>) -> Result<
     std::fs::create_dir_all(codex_home)
         .map_err(|e| OAuthError(format!("cannot create {}: {e}", codex_home.display())))?;
     let text = serde_json::to_string(store).map_err(oerr)?;
-    let tmp = codex_home.join(format!(".credentials.json.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        OAuthError(format!("cannot write {}: {e}", path.display()))
-    })
+    crate::auth::store::write_private(&path, &text)
+        .map_err(|e| OAuthError(format!("cannot write {}: {e}", path.display())))
 }
 
 fn load_from_file(

@@ -145,6 +145,17 @@ pub struct McpResourceReadParams {
     pub uri: String,
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// Echoed in the result.
+    #[serde(default)]
+    pub origin_call_id: Option<String>,
+    /// Sent to the server as the request's `_meta`.
+    #[serde(default, rename = "_meta")]
+    pub meta: Option<Value>,
+    /// Apps connectors (not served: named in a warning when given).
+    #[serde(default)]
+    pub connector_id: Option<Value>,
+    #[serde(default)]
+    pub target: Option<Value>,
 }
 
 /// `McpServerOauthLoginParams`.

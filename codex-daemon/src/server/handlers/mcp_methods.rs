@@ -55,7 +55,13 @@ impl Server {
             Some(id) => {
                 let t = self.mcp_thread(id)?;
                 let v = t
-                    .mcp(McpRequest::Status, MCP_QUERY_DEADLINE)
+                    .mcp(
+                        McpRequest::Status {
+                            // Upstream's default is `full`.
+                            resources: p.detail.as_deref() != Some("toolsAndAuthOnly"),
+                        },
+                        MCP_QUERY_DEADLINE,
+                    )
                     .await
                     .map_err(RpcError::invalid_request)?;
                 serde_json::from_value(v).map_err(|e| RpcError::internal(e.to_string()))?
@@ -125,7 +131,7 @@ impl Server {
             arguments: p.arguments.unwrap_or_else(|| json!({})),
             meta: p.meta,
         };
-        deferred(conn, id, t, request)
+        deferred(conn, id, t, request, |v| v)
     }
 
     pub(super) fn mcp_server_resource_read(
@@ -156,6 +162,18 @@ impl Server {
             Ok(t) => t,
             Err(e) => return Reply::Now(Err(e)),
         };
+        for (field, given) in [
+            ("connectorId", p.connector_id.is_some()),
+            ("target", p.target.is_some()),
+        ] {
+            if given {
+                tracing::warn!(
+                    "mcpServer/resource/read: `{field}` is not served (apps connectors); read from server `{}`",
+                    p.server
+                );
+            }
+        }
+        let origin = p.origin_call_id;
         deferred(
             conn,
             id,
@@ -163,6 +181,13 @@ impl Server {
             McpRequest::ResourceRead {
                 server: p.server,
                 uri: p.uri,
+                meta: p.meta,
+            },
+            move |mut v| {
+                if let (Some(o), Some(obj)) = (origin, v.as_object_mut()) {
+                    obj.insert("originCallId".into(), Value::String(o));
+                }
+                v
             },
         )
     }
@@ -203,12 +228,18 @@ impl Server {
 }
 
 /// Asks the worker and answers the client when it has answered.
-fn deferred(conn: &Arc<Conn>, id: &RequestId, t: Arc<LoadedThread>, request: McpRequest) -> Reply {
+fn deferred(
+    conn: &Arc<Conn>,
+    id: &RequestId,
+    t: Arc<LoadedThread>,
+    request: McpRequest,
+    finish: impl FnOnce(Value) -> Value + Send + 'static,
+) -> Reply {
     let conn = conn.clone();
     let id = id.clone();
     tokio::spawn(async move {
         match t.mcp(request, MCP_CALL_DEADLINE).await {
-            Ok(v) => conn.respond(&id, v),
+            Ok(v) => conn.respond(&id, finish(v)),
             Err(e) => conn.error(&id, &RpcError::invalid_request(e)),
         }
     });
