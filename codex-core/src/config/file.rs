@@ -63,6 +63,10 @@ pub struct ConfigToml {
     pub cli_auth_credentials_store: Option<crate::auth::CredentialsStoreMode>,
     /// `[mcp_servers.NAME]`, read by [`crate::mcp::config::parse_servers`].
     pub mcp_servers: Option<toml::Table>,
+    /// `[features]`: only `memories` is acted on (the rest is accepted).
+    pub features: Option<toml::Table>,
+    /// `[memories]`, read by [`crate::memory::config::parse`].
+    pub memories: Option<toml::Table>,
 
     // Upstream keys accepted but not acted on (yet).
     pub mcp_oauth_credentials_store: Option<crate::mcp::oauth::McpOAuthStoreMode>,
@@ -82,7 +86,6 @@ pub struct ConfigToml {
     pub chatgpt_base_url: Option<String>,
     pub projects: Unused,
     pub tools: Unused,
-    pub features: Unused,
     pub web_search: Unused,
     pub disable_paste_burst: Unused,
     pub otel: Unused,

@@ -143,6 +143,8 @@ pub struct Config {
     /// `[mcp_servers]`: the servers that can be started (the others were
     /// named in `warnings`).
     pub mcp_servers: BTreeMap<String, crate::mcp::McpServerConfig>,
+    /// `[features] memories` and `[memories]`.
+    pub memories: crate::memory::MemoriesConfig,
     /// Where MCP OAuth tokens are kept (`mcp_oauth_credentials_store`).
     pub mcp_oauth_credentials_store: crate::mcp::oauth::McpOAuthStoreMode,
     /// `mcp_oauth_callback_port` / `mcp_oauth_callback_url`.
@@ -229,6 +231,9 @@ impl Config {
             None => Default::default(),
         };
         warnings.extend(mcp_warnings);
+        let (memories, memory_warnings) =
+            crate::memory::config::parse(cfg.features.as_ref(), cfg.memories.as_ref());
+        warnings.extend(memory_warnings);
 
         // `[profiles.<name>]`, else upstream's v2 profile file
         // `$CODEX_HOME/<name>.config.toml`.
@@ -443,6 +448,7 @@ impl Config {
             unix_sockets,
             codexd: cfg.codexd.clone().unwrap_or_default(),
             mcp_servers,
+            memories,
             mcp_oauth_credentials_store: cfg.mcp_oauth_credentials_store.unwrap_or_default(),
             mcp_oauth_callback_port: cfg.mcp_oauth_callback_port,
             mcp_oauth_callback_url: cfg.mcp_oauth_callback_url.clone(),

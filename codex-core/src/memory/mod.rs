@@ -10,7 +10,9 @@
 //! with a [`MemoryWarning`] and replaced by an empty one that the caller
 //! refills with [`MemoryStore::rebuild_from`] from the memory files.
 
+pub mod config;
 mod error;
+mod layout;
 mod query;
 mod schema;
 mod store;
@@ -18,7 +20,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use config::MemoriesConfig;
 pub use error::{MemoryError, MemoryWarning};
+pub use layout::MemoryLayout;
 pub use query::fts_query;
 pub use schema::SCHEMA_VERSION;
 pub use store::{Memory, MemoryId, MemoryStore, NewMemory, RecallHit, DEFAULT_BUSY_TIMEOUT};
