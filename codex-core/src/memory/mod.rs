@@ -11,6 +11,7 @@
 //! refills with [`MemoryStore::rebuild_from`] from the memory files.
 
 mod error;
+pub mod pipeline;
 mod query;
 mod schema;
 mod store;
