@@ -921,3 +921,26 @@ async fn cancelling_a_pass_gives_the_lease_back() {
     );
     assert_eq!(p.trigger(vec![]), Trigger::Cancelled);
 }
+
+#[tokio::test]
+async fn a_thread_filter_keeps_disabled_threads_out_and_usage_is_counted() {
+    let home = Home::new();
+    home.rollout(&id(1), json!("cli"), hours(7), &[]);
+    home.rollout(&id(2), json!("cli"), hours(8), &[]);
+    let p = pipeline(&home, Arc::new(FakeExtractor::default()), None);
+    let disabled = id(2);
+    p.set_thread_filter(Arc::new(move |t: &str| t != disabled));
+    let report = p.run_once(vec![]).await.unwrap();
+    assert_eq!(report.claimed, vec![id(1)]);
+    assert_eq!(
+        report.phase2,
+        Phase2Outcome::Succeeded {
+            status: "succeeded_deterministic",
+            selected: 1
+        }
+    );
+    assert_eq!(p.record_usage(vec![id(1), id(2)]).await.unwrap(), 1);
+    let row = home.db().stage1_output(&id(1)).unwrap().unwrap();
+    assert_eq!(row.usage_count, Some(1));
+    assert!(row.last_usage.is_some());
+}

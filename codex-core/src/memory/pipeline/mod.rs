@@ -138,6 +138,11 @@ pub enum Trigger {
     Cancelled,
 }
 
+/// Decides whether a thread's memories may be generated and used (upstream:
+/// `threads.memory_mode = 'enabled'`; `disabled` and `polluted` threads are
+/// neither extracted nor selected for consolidation).
+pub type ThreadFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// At most this many extractions run at once (upstream: 8).
 pub const PHASE1_CONCURRENCY: usize = 8;
 
@@ -152,6 +157,7 @@ struct Inner {
     settings: PipelineSettings,
     extractor: Arc<dyn Extractor>,
     consolidator: Option<Arc<dyn Consolidator>>,
+    thread_filter: Mutex<Option<ThreadFilter>>,
     worker_id: String,
     db: tokio::sync::OnceCell<Arc<Mutex<Stage1Db>>>,
     state: Mutex<RunState>,
@@ -193,6 +199,7 @@ impl Pipeline {
                 settings,
                 extractor,
                 consolidator,
+                thread_filter: Mutex::new(None),
                 worker_id: uuid::Uuid::new_v4().to_string(),
                 db: tokio::sync::OnceCell::new(),
                 state: Mutex::new(RunState::default()),
@@ -213,6 +220,30 @@ impl Pipeline {
     /// `$CODEX_HOME/memories`.
     pub fn memory_root(&self) -> PathBuf {
         memory_root(&self.inner.codex_home)
+    }
+
+    /// Installs the [`ThreadFilter`] later passes consult.
+    pub fn set_thread_filter(&self, filter: ThreadFilter) {
+        *self
+            .inner
+            .thread_filter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(filter);
+    }
+
+    fn thread_filter(&self) -> Option<ThreadFilter> {
+        self.inner
+            .thread_filter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Counts a citation of each thread's memory (phase 2 ranks by use).
+    pub async fn record_usage(&self, thread_ids: Vec<String>) -> Result<usize, PipelineError> {
+        let now = unix_now();
+        self.with_db(move |db| db.record_usage(&thread_ids, now))
+            .await
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, RunState> {
@@ -393,9 +424,11 @@ impl Pipeline {
         let home = self.inner.codex_home.clone();
         let threads = blocking(move || Ok(phase1::scan_threads(&home))).await?;
         report.scanned = threads.len();
+        let filter = self.thread_filter();
         let eligible: Vec<ThreadInfo> =
             phase1::eligible_threads(&threads, &settings, now, &exclude)
                 .into_iter()
+                .filter(|t| filter.as_ref().is_none_or(|f| f(&t.thread_id)))
                 .cloned()
                 .collect();
         report.eligible = eligible.len();
@@ -596,17 +629,34 @@ impl Phase2Run<'_> {
             settings.max_unused_days,
         );
         let now = unix_now();
-        let ids: std::collections::HashSet<String> = by_id.keys().cloned().collect();
+        let home = self.pipeline.inner.codex_home.clone();
+        let filter = self.pipeline.thread_filter();
         let loaded = self
             .pipeline
             .with_db(move |db| {
+                // Threads beyond the bounded scan are looked up one by one;
+                // a thread whose rollout is gone is not selected.
+                let mut known = by_id;
                 let selection = db.phase2_input_selection(n, max_unused_days, now, |id| {
-                    ids.contains(&id.to_ascii_lowercase())
+                    if filter.as_ref().is_some_and(|f| !f(id)) {
+                        return false;
+                    }
+                    let key = id.to_ascii_lowercase();
+                    if known.contains_key(&key) {
+                        return true;
+                    }
+                    match phase1::find_thread(&home, id) {
+                        Some(t) => {
+                            known.insert(key, t);
+                            true
+                        }
+                        None => false,
+                    }
                 })?;
-                Ok((selection, db.previous_phase2_selection()?))
+                Ok((selection, db.previous_phase2_selection()?, known))
             })
             .await;
-        let (selection, previous) = match loaded {
+        let (selection, previous, by_id) = match loaded {
             Ok(v) => v,
             Err(e) => return self.fail("failed_load_stage1_outputs", e.to_string()).await,
         };

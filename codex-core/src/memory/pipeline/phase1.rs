@@ -33,6 +33,9 @@ pub const PRUNE_BATCH_SIZE: usize = 200;
 pub const DEFAULT_ROLLOUT_TOKEN_LIMIT: u64 = 150_000;
 /// Share of the model's effective window given to the rollout (upstream: 70%).
 pub const CONTEXT_WINDOW_PERCENT: u64 = 70;
+/// Reasoning effort of the extraction request (upstream: low), with the
+/// output schema sent strict.
+pub const REASONING_EFFORT: &str = "low";
 /// Session sources whose threads are extracted (upstream's
 /// `INTERACTIVE_SESSION_SOURCES`: `cli` and `vscode`; `exec` and sub-agent
 /// threads are not).
@@ -58,29 +61,45 @@ pub fn scan_threads(codex_home: &Path) -> Vec<ThreadInfo> {
     let sessions = codex_home.join(rollout::SESSIONS_SUBDIR);
     rollout::list_threads(&sessions, 0, THREAD_SCAN_LIMIT)
         .into_iter()
-        .filter_map(|t| {
-            let meta = t.meta?;
-            let updated_at = std::fs::metadata(&t.path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                .and_then(|d| i64::try_from(d.as_secs()).ok())?;
-            let git_branch = meta
-                .git
-                .as_ref()
-                .and_then(|g| g.get("branch"))
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            Some(ThreadInfo {
-                thread_id: t.id,
-                rollout_path: t.path,
-                cwd: meta.cwd,
-                git_branch,
-                source: meta.source.as_str().map(str::to_string),
-                updated_at,
-            })
-        })
+        .filter_map(|t| thread_info(t.id, t.path, t.meta?))
         .collect()
+}
+
+/// The thread `thread_id` (beyond the scan limit too), if its rollout is
+/// under `$CODEX_HOME/sessions`.
+pub fn find_thread(codex_home: &Path, thread_id: &str) -> Option<ThreadInfo> {
+    let sessions = codex_home.join(rollout::SESSIONS_SUBDIR);
+    let path = rollout::find_thread_file(&sessions, thread_id)?;
+    // The session_meta line (read through the full reader: only threads
+    // missing from the bounded scan come here).
+    let meta = rollout::read_rollout(&path).ok()?.meta;
+    thread_info(thread_id.to_ascii_lowercase(), path, meta)
+}
+
+fn thread_info(
+    thread_id: String,
+    rollout_path: PathBuf,
+    meta: rollout::SessionMeta,
+) -> Option<ThreadInfo> {
+    let updated_at = std::fs::metadata(&rollout_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())?;
+    let git_branch = meta
+        .git
+        .as_ref()
+        .and_then(|g| g.get("branch"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Some(ThreadInfo {
+        thread_id,
+        rollout_path,
+        cwd: meta.cwd,
+        git_branch,
+        source: meta.source.as_str().map(str::to_string),
+        updated_at,
+    })
 }
 
 /// The threads eligible for extraction now, most recently updated first:
@@ -127,6 +146,8 @@ pub struct ExtractionPrompt {
     pub input: String,
     /// The strict JSON schema the answer must follow ([`output_schema`]).
     pub output_schema: Value,
+    /// [`REASONING_EFFORT`].
+    pub reasoning_effort: &'static str,
 }
 
 /// Upstream's phase-1 output schema.
@@ -179,6 +200,7 @@ pub fn build_prompt(
         instructions: STAGE_ONE_SYSTEM_PROMPT.to_string(),
         input,
         output_schema: output_schema(),
+        reasoning_effort: REASONING_EFFORT,
     })
 }
 
