@@ -944,3 +944,63 @@ async fn a_thread_filter_keeps_disabled_threads_out_and_usage_is_counted() {
     assert_eq!(row.usage_count, Some(1));
     assert!(row.last_usage.is_some());
 }
+
+#[test]
+fn a_database_upstream_created_opens_as_is() {
+    use sha2::Digest;
+    let home = Home::new();
+    let path = home.path().join("memories_1.sqlite");
+    {
+        // What sqlx leaves: the bookkeeping table, upstream's two
+        // migrations, and a newer one we do not know.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+                installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+                checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+        )
+        .unwrap();
+        let m1 = include_str!("../src/memory/pipeline/migrations/0001_memories.sql");
+        let m2 = include_str!("../src/memory/pipeline/migrations/0002_consolidation_progress.sql");
+        for (v, d, sql) in [
+            (1, "memories", m1),
+            (2, "consolidation progress", m2),
+            (3, "future", "CREATE TABLE future_table (x INTEGER);"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?1, ?2, 1, ?3, 7)",
+                rusqlite::params![v, d, sha2::Sha384::digest(sql.as_bytes()).to_vec()],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO stage1_outputs (thread_id, source_updated_at, raw_memory, rollout_summary, rollout_slug, generated_at)
+             VALUES ('t', 100, 'upstream memory', 'upstream summary', NULL, 101)",
+            [],
+        )
+        .unwrap();
+    }
+    let db = home.db();
+    let row = db.stage1_output("t").unwrap().unwrap();
+    assert_eq!(
+        (row.raw_memory.as_str(), row.rollout_slug),
+        ("upstream memory", None)
+    );
+    drop(db);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM _sqlx_migrations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3, "nothing re-applied or recorded twice");
+
+    // A migration with other content is refused rather than written over.
+    conn.execute(
+        "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 2",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = Stage1Db::open_in(home.path()).unwrap_err();
+    assert!(err.to_string().contains("migration 2"), "{err}");
+}
