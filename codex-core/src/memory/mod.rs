@@ -13,6 +13,7 @@
 pub mod config;
 mod error;
 mod layout;
+pub mod pipeline;
 mod query;
 mod schema;
 mod store;
