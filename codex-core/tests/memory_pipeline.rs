@@ -1004,3 +1004,47 @@ fn a_database_upstream_created_opens_as_is() {
     let err = Stage1Db::open_in(home.path()).unwrap_err();
     assert!(err.to_string().contains("migration 2"), "{err}");
 }
+
+/// The remote lane's extractor sends upstream's phase-1 request (the
+/// instructions, the history as one user message, the strict schema) over
+/// real HTTP and hands back the assistant's text.
+#[tokio::test]
+async fn the_model_extractor_sends_the_phase1_request_and_returns_the_answer() {
+    use codex_core::client::{model_service, ClientIdentity, Credentials};
+    use codex_core::memory::pipeline::ModelExtractor;
+    use codex_test_support::sse;
+    let answer = r#"{"rollout_summary":"s","rollout_slug":"x","raw_memory":"m"}"#;
+    let mock =
+        codex_test_support::mock_server::MockModelServer::start(vec![sse::message(answer)]).await;
+    let providers = codex_core::config::built_in_providers(Some(mock.url()));
+    let service = model_service(
+        &providers["openai"],
+        Credentials::Bearer("k".into()),
+        ClientIdentity::new("codex_memory"),
+    )
+    .unwrap();
+    let extractor = ModelExtractor::new(service, "mini-model");
+    let prompt = ExtractionPrompt {
+        thread_id: "t-1".into(),
+        instructions: "extract memories".into(),
+        input: "the history".into(),
+        output_schema: phase1::output_schema(),
+        reasoning_effort: "low",
+    };
+    let text = tokio::time::timeout(WAIT, extractor.extract(prompt))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, answer);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1);
+    let body = &requests[0].body;
+    assert_eq!(body["model"], "mini-model");
+    assert_eq!(body["reasoning"]["effort"], "low");
+    assert_eq!(body["text"]["format"]["type"], "json_schema");
+    let input = body["input"].to_string();
+    assert!(
+        input.contains("extract memories") && input.contains("the history"),
+        "{input}"
+    );
+}

@@ -11,6 +11,7 @@
 //! into at most one follow-up pass.
 
 mod error;
+mod model_extractor;
 pub mod phase1;
 pub mod phase2;
 mod redact;
@@ -27,6 +28,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 pub use error::PipelineError;
+pub use model_extractor::ModelExtractor;
 pub use phase1::{ExtractionPrompt, StageOneOutput, ThreadInfo};
 pub use phase2::{memory_root, ConsolidationJob, SelectedMemory};
 pub use redact::{redact_secrets, REDACTED};
