@@ -10,9 +10,12 @@
 //! with a [`MemoryWarning`] and replaced by an empty one that the caller
 //! refills with [`MemoryStore::rebuild_from`] from the memory files.
 
+pub mod citation;
 pub mod config;
 mod error;
 mod layout;
+pub mod mode;
+pub mod prompt;
 mod query;
 mod schema;
 mod store;
@@ -20,6 +23,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use citation::{strip_citations, CitationStreamParser, MemoryCitation, MemoryCitationEntry};
 pub use config::MemoriesConfig;
 pub use error::{MemoryError, MemoryWarning};
 pub use layout::MemoryLayout;

@@ -1,11 +1,13 @@
 //! What a thread tells the model besides the conversation: the base
-//! instructions, the permissions message, `AGENTS.md` files from the repository
-//! root down to the cwd, and the environment context.
+//! instructions, the developer message (the memory read path "## Memory",
+//! then permissions), `AGENTS.md` files from the repository root down to the
+//! cwd, and the environment context.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{AskForApproval, Config, SandboxPolicy};
-use crate::protocol::ResponseItem;
+use crate::memory::{mode, prompt};
+use crate::protocol::{ContentItem, ResponseItem};
 
 pub const BASE_INSTRUCTIONS: &str = include_str!("base_instructions.md");
 pub const AGENTS_MD: &str = "AGENTS.md";
@@ -20,17 +22,34 @@ pub fn base_instructions(config: &Config) -> String {
         .unwrap_or_else(|| BASE_INSTRUCTIONS.to_string())
 }
 
-/// The items recorded at the start of a new thread: permissions (developer),
-/// user instructions from `AGENTS.md` (user) and the environment context
-/// (user).
-pub fn initial_context(config: &Config) -> Vec<ResponseItem> {
+/// The items recorded at the start of a new thread: the developer message
+/// (the "## Memory" section when the thread may use memories, then
+/// permissions — upstream's order: memory first in that message), user
+/// instructions from `AGENTS.md` (user) and the environment context (user).
+pub fn initial_context(config: &Config, thread_id: &str) -> Vec<ResponseItem> {
     let mut items = Vec::new();
+    if config.memories.enabled {
+        // A new thread's mode is fixed when it starts (upstream: at creation).
+        if let Err(e) = mode::ensure_initial(&config.codex_home, thread_id, &config.memories) {
+            tracing::warn!("could not record the memory mode of thread {thread_id}: {e}");
+        }
+    }
     let mut developer = permissions_message(config.approval_policy, &config.sandbox_policy);
     if let Some(extra) = &config.developer_instructions {
         developer.push_str("\n\n");
         developer.push_str(extra);
     }
-    items.push(ResponseItem::developer_text(developer));
+    match prompt::memory_section_for(config, thread_id) {
+        Some(memory) => items.push(ResponseItem::Message {
+            id: None,
+            role: "developer".into(),
+            content: vec![
+                ContentItem::InputText { text: memory },
+                ContentItem::InputText { text: developer },
+            ],
+        }),
+        None => items.push(ResponseItem::developer_text(developer)),
+    }
     if let Some(text) = user_instructions(config) {
         items.push(ResponseItem::user_text(format!(
             "# AGENTS.md instructions for {}\n\n<INSTRUCTIONS>\n{text}\n</INSTRUCTIONS>",
