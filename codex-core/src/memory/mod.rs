@@ -17,6 +17,7 @@ mod layout;
 pub mod mode;
 pub mod prompt;
 mod query;
+pub mod reset;
 mod schema;
 mod store;
 
