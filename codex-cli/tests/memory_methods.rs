@@ -3,7 +3,9 @@
 //! section, `<oai-mem-citation>` stripped from deltas and texts into
 //! `memoryCitation` (live, in `thread/read` and after a resume), the four
 //! experimental methods with and without `experimentalApi`, and a thread's
-//! memory mode kept across a restart; every message schema-validated.
+//! memory mode kept across a restart and made `polluted` by an MCP call
+//! (`disable_on_external_context`); `codex exec` shows the stripped text;
+//! every message schema-validated.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -297,4 +299,89 @@ async fn memories_on_the_wire_as_upstream() {
     // is `{}`, asserted above).
     answers.retain(|(m, _)| m.as_deref() != Some("memory/reset"));
     validate_experimental(&answers);
+}
+
+/// `disable_on_external_context`: an MCP call marks the thread `polluted`,
+/// so it no longer reads memories (and no client can undo it by accident:
+/// the mode is the thread's).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_call_pollutes_the_thread_when_configured() {
+    use codex_test_support::mcp::mock_mcp_server_exe;
+    let mock = MockModelServer::start(vec![
+        codex_test_support::MockResponse::sse(vec![
+            sse::created("resp_c"),
+            json!({"type": "response.output_item.done", "output_index": 0, "item": {
+                "type": "function_call", "id": "fc_c", "call_id": "c",
+                "namespace": "mcp__alpha", "name": "echo",
+                "arguments": json!({"text": "hi"}).to_string()}}),
+            sse::completed("resp_c", 10, 5),
+        ]),
+        sse::message("done"),
+    ])
+    .await;
+    let home = TestHome::new();
+    let exe = mock_mcp_server_exe().display().to_string();
+    home.write_config(
+        &mock.url(),
+        &format!(
+            "[features]\nmemories = true\n[memories]\ndisable_on_external_context = true\n\
+             [mcp_servers.alpha]\ncommand = {exe:?}\nargs = []\n\
+             default_tools_approval_mode = \"approve\"\n"
+        ),
+    );
+    let memories = home.codex_home().join("memories");
+    std::fs::create_dir_all(&memories).unwrap();
+    std::fs::write(memories.join("memory_summary.md"), "v1\nYou like tabs.\n").unwrap();
+    let mut answers = Vec::new();
+    let mut s = StdioServer::start(&home, &[]).await;
+    let c = &mut s.client;
+    init_experimental(c).await;
+    let t = c.start_thread(json!({})).await;
+    let r = rpc(
+        c,
+        &mut answers,
+        "thread/memory/read",
+        json!({"threadId": t}),
+    )
+    .await;
+    assert_eq!(r["result"]["summary"], "v1\nYou like tabs.", "{r}");
+    c.start_turn(&t, "call it").await;
+    c.turn_completed(&t).await;
+    let r = rpc(
+        c,
+        &mut answers,
+        "thread/memory/read",
+        json!({"threadId": t}),
+    )
+    .await;
+    assert_eq!(r["result"], json!({"summary": null}), "polluted: {r}");
+    let mode = std::fs::read_to_string(home.codex_home().join("memory_modes").join(&t)).unwrap();
+    assert_eq!(mode, "polluted");
+    answers.extend(unsolicited(&c.seen));
+    validate_experimental(&answers);
+}
+
+/// `codex exec` (no daemon) shows the stripped text too, in `--json` and for
+/// humans: the stripping is codex-core's, not the app-server's.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_shows_the_stripped_text() {
+    let mock = MockModelServer::start(vec![
+        codex_test_support::MockResponse::sse(sse::message_events("resp_1", CITED, 5)),
+        codex_test_support::MockResponse::sse(sse::message_events("resp_2", CITED, 3)),
+    ])
+    .await;
+    let home = TestHome::new();
+    home.write_config(&mock.url(), "[features]\nmemories = true\n");
+    let run = common::exec_json(&home, "Say hi.").await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let msg = run
+        .events()
+        .into_iter()
+        .find(|e| e["item"]["type"] == "agent_message")
+        .unwrap();
+    assert_eq!(msg["item"]["text"], "You like tabs.\n", "{msg}");
+    let run = common::run(&home, &["exec", "--skip-git-repo-check", "Say hi."]).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert_eq!(run.stdout.trim(), "You like tabs.");
+    assert!(!run.stdout.contains("oai-mem-citation"));
 }

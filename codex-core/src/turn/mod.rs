@@ -810,10 +810,20 @@ impl TurnRun<'_> {
                         };
                         // Tool failures (a timeout, a custom service's
                         // error) are the model's to read, not the turn's.
-                        match self.tools.service().oneshot(inv).await {
+                        let output = match self.tools.service().oneshot(inv).await {
                             Ok(o) => o,
                             Err(e) => crate::tools::error_output(&call.name, &*e),
+                        };
+                        if crate::mcp::is_mcp_call(&call) {
+                            // External context: `disable_on_external_context`
+                            // marks the thread's memory mode `polluted`.
+                            crate::memory::mode::note_external_context(
+                                &self.cfg.codex_home,
+                                &self.shared.id,
+                                &self.cfg.memories,
+                            );
                         }
+                        output
                     }
                     Verdict::Refuse(n) => ToolOutput::error(format!(
                         "This exact call ({}) has now been requested {n} times in a row with the same arguments and was not run again; its result would not change. Use the earlier output or try a different approach.",
