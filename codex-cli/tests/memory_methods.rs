@@ -179,6 +179,15 @@ async fn memories_on_the_wire_as_upstream() {
         )
         .await;
         assert_eq!(r["error"]["code"], -32600, "not loaded: {r}");
+        // A stored thread's mode can be set without loading it (upstream).
+        let r = rpc(
+            c,
+            &mut answers,
+            "thread/memoryMode/set",
+            json!({"threadId": tid, "mode": "enabled"}),
+        )
+        .await;
+        assert_eq!(r["result"], json!({}), "{r}");
         let r = rpc(c, &mut answers, "thread/resume", json!({"threadId": tid})).await;
         let msgs = agent_messages(&r["result"]["thread"]);
         assert_eq!(msgs[0]["text"], "You like tabs.\n", "{r}");
