@@ -242,6 +242,61 @@ mod tests {
         assert!(project_docs(other.path(), 0, &[]).is_none());
     }
 
+    fn memories_config(home: &Path, features: &str) -> Config {
+        std::fs::write(home.join("config.toml"), features).unwrap();
+        Config::load(crate::config::LoadOptions {
+            codex_home: Some(home.to_path_buf()),
+            cli_overrides: vec![],
+            overrides: crate::config::ConfigOverrides {
+                cwd: Some(home.to_path_buf()),
+                ..Default::default()
+            },
+        })
+        .unwrap()
+    }
+
+    fn developer_parts(items: &[ResponseItem]) -> Vec<String> {
+        match &items[0] {
+            ResponseItem::Message { role, content, .. } if role == "developer" => content
+                .iter()
+                .map(|c| match c {
+                    ContentItem::InputText { text } => text.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("not a developer message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_section_leads_the_developer_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join("memories")).unwrap();
+        std::fs::write(home.join("memories/memory_summary.md"), "v1\ntabs").unwrap();
+        // Off by default: no section, no mode file.
+        let off = memories_config(home, "");
+        assert_eq!(developer_parts(&initial_context(&off, "t0")).len(), 1);
+        assert!(!home.join("memory_modes/t0").exists());
+        let on = memories_config(home, "[features]\nmemories = true\n");
+        let parts = developer_parts(&initial_context(&on, "t1"));
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].starts_with("## Memory\n"));
+        assert!(parts[1].starts_with("<permissions instructions>"));
+        assert_eq!(
+            std::fs::read_to_string(home.join("memory_modes/t1")).unwrap(),
+            "enabled"
+        );
+        // A disabled thread, or use_memories = false: no section.
+        mode::store(home, "t2", mode::ThreadMemoryMode::Disabled).unwrap();
+        assert_eq!(developer_parts(&initial_context(&on, "t2")).len(), 1);
+        let unused = memories_config(
+            home,
+            "[features]\nmemories = true\n[memories]\nuse_memories = false\n",
+        );
+        assert_eq!(developer_parts(&initial_context(&unused, "t3")).len(), 1);
+    }
+
     #[test]
     fn budget_truncates() {
         let dir = tempfile::tempdir().unwrap();
