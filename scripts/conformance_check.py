@@ -10,10 +10,14 @@ Checks:
 * app-server transcripts are identical once the documented differences are
   applied (upstream-only notifications removed; our method list in the
   unknown-method error; our approval decisions; our error reply to a request that
-  cannot be decoded but whose id is known, which upstream leaves unanswered).
+  cannot be decoded but whose id is known, which upstream leaves unanswered);
+* m6_memcite: the "## Memory" section leads the permissions' developer
+  message, memoryCitation in item/completed and turn/completed is upstream's
+  (upstream's consolidation request and its response number are left out).
 """
 import json
 import os
+import re
 import sys
 
 UPSTREAM_ONLY = {"account/rateLimits/updated", "deprecationNotice", "thread/goal/cleared"}
@@ -22,7 +26,10 @@ APP_SERVER = ["a_plain", "b_shell_echo", "c_interrupt", "d_retry_500", "d2_retry
 EVENTS = ["exec_a_plain", "exec_b_shell_echo", "exec_d_retry_500",
           "exec_experimental_b_shell_echo", "sdk_b_shell_echo"]
 NEXT = ["s1_steer", "s2_steer_bad", "m1_mcp_list", "m2_mcp_call", "m3_mcp_elicit",
-        "m4_mcp_autoapprove", "m7_mcp_hang", "m8_mcp_readonly"]
+        "m4_mcp_autoapprove", "m6_memcite", "m7_mcp_hang", "m8_mcp_readonly"]
+# Upstream's phase-2 consolidation sub-agent request at thread start (m6): we
+# do not send it yet (docs/compatibility.md, "Memories").
+CONSOLIDATION_MARKER = "## Memory Writing Agent"
 EVENTS_NEXT = ["exec_m4_mcp_autoapprove"]
 # The tools of ours that must be offered as upstream offers them (the rest of
 # the built-in tool list differs, docs/compatibility.md).
@@ -68,7 +75,12 @@ def normalize(scenario, lines):
             key.pop("availableDecisions", None)
             l["key"] = key
             l["keys"] = [k for k in l.get("keys", []) if k != "proposedExecpolicyAmendment"]
-        out.append(json.dumps(l, sort_keys=True))
+        line = json.dumps(l, sort_keys=True)
+        if scenario == "m6_memcite":
+            # The mock numbers its responses; upstream's consolidation
+            # request took resp_1, so its answer is resp_2 and ours resp_1.
+            line = re.sub(r"msg_resp_\d+_", "msg_resp_<n>_", line)
+        out.append(line)
     return out
 
 
@@ -82,7 +94,36 @@ def user_messages(path):
         return "".join(c if isinstance(c, str) else json.dumps(c) for c in i.get("content") or [])
     return [[text(i) for i in r.get("input", [])
              if i.get("role") == "user" and not text(i).startswith(CONTEXT_PREFIXES)]
-            for r in load(path)]
+            for r in load(path) if CONSOLIDATION_MARKER not in json.dumps(r.get("input"))]
+
+
+def memory_section_first(path):
+    """Per main request: whether the permissions' developer message starts
+    with the "## Memory" section (upstream's position)."""
+    out = []
+    for r in load(path):
+        if CONSOLIDATION_MARKER in json.dumps(r.get("input")):
+            continue
+        dev = [i for i in r.get("input", []) if i.get("role") == "developer"
+               and "<permissions instructions>" in json.dumps(i)]
+        first = dev[0]["content"][0] if dev and dev[0].get("content") else ""
+        out.append("## Memory" in (first if isinstance(first, str) else json.dumps(first)))
+    return out
+
+
+def memory_citations(path):
+    """`memoryCitation` of every agentMessage in item/completed and
+    turn/completed, in order."""
+    out = []
+    for l in load(path):
+        m = l.get("msg", {})
+        p = m.get("params") or {}
+        items = [p.get("item")] if m.get("method") == "item/completed" else (
+            (p.get("turn") or {}).get("items") or [] if m.get("method") == "turn/completed" else [])
+        for it in items:
+            if isinstance(it, dict) and it.get("type") == "agentMessage":
+                out.append((m.get("method"), it.get("text"), it.get("memoryCitation")))
+    return out
 
 
 def main():
@@ -95,7 +136,17 @@ def main():
         if g_req != o_req:
             failures.append(f"{s}: model requests differ (user messages per request):\n"
                             f"golden: {g_req}\nours:   {o_req}")
-        if s.startswith("m"):
+        if s == "m6_memcite":
+            g_path = os.path.join(golden_next, s, "model_requests.jsonl")
+            o_path = os.path.join(ours, s, "model_requests.jsonl")
+            if memory_section_first(g_path) != memory_section_first(o_path):
+                failures.append(f"{s}: \"## Memory\" section placement differs: golden "
+                                f"{memory_section_first(g_path)}, ours {memory_section_first(o_path)}")
+            g_c = memory_citations(os.path.join(golden_next, s, "transcript.full.jsonl"))
+            o_c = memory_citations(os.path.join(ours, s, "transcript.full.jsonl"))
+            if g_c != o_c:
+                failures.append(f"{s}: memoryCitation differs:\ngolden: {g_c}\nours:   {o_c}")
+        if s.startswith("m") and s != "m6_memcite":
             g_tools = [mcp_tools(r) for r in load(os.path.join(golden_next, s, "model_requests.jsonl"))]
             o_tools = [mcp_tools(r) for r in load(os.path.join(ours, s, "model_requests.jsonl"))]
             if g_tools != o_tools:

@@ -62,7 +62,8 @@ impl MemoryLayout {
 
     /// Upstream's stage-1 database (`stage1_outputs`, `jobs`).
     pub fn stage1_db(&self) -> PathBuf {
-        self.codex_home.join("memories_1.sqlite")
+        self.codex_home
+            .join(super::pipeline::stage1::MEMORIES_DB_FILENAME)
     }
 
     /// Our recall index (FTS5 + vectors), rebuilt from the files when lost.

@@ -10,17 +10,22 @@
 //! with a [`MemoryWarning`] and replaced by an empty one that the caller
 //! refills with [`MemoryStore::rebuild_from`] from the memory files.
 
+pub mod citation;
 pub mod config;
 mod error;
 mod layout;
+pub mod mode;
 pub mod pipeline;
+pub mod prompt;
 mod query;
+pub mod reset;
 mod schema;
 mod store;
 
 #[cfg(test)]
 mod tests;
 
+pub use citation::{strip_citations, CitationStreamParser, MemoryCitation, MemoryCitationEntry};
 pub use config::MemoriesConfig;
 pub use error::{MemoryError, MemoryWarning};
 pub use layout::MemoryLayout;

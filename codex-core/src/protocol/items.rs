@@ -77,7 +77,11 @@ pub enum UserInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentMessageItem {
     pub id: String,
+    /// What the user sees: `<oai-mem-citation>` blocks stripped.
     pub text: String,
+    /// The stripped blocks, parsed (`None` when the message cites nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_citation: Option<crate::memory::MemoryCitation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -120,10 +120,12 @@ pub fn recorded_turns_at(items: &[RolloutItem], ordinals: &[u64]) -> Vec<Recorde
                     .get("message")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
+                let (text, memory_citation) = crate::memory::strip_citations(text);
                 classic.push(RecordedItem {
                     item: ThreadItem::AgentMessage(AgentMessageItem {
                         id: format!("agent-{}", classic.len()),
-                        text: text.to_string(),
+                        text,
+                        memory_citation,
                     }),
                     ordinal,
                     started_at_ms: None,
@@ -273,10 +275,20 @@ pub fn parse_turn_item(v: &Value) -> Option<ThreadItem> {
                 .unwrap_or_default(),
             client_id: None,
         }),
-        "AgentMessage" => ThreadItem::AgentMessage(AgentMessageItem {
-            id,
-            text: text_parts(v.get("content")),
-        }),
+        "AgentMessage" => {
+            // Writers record the stripped text and the parsed citation; a raw
+            // text (older writers) is stripped here, so every reader agrees.
+            let (text, parsed) = crate::memory::strip_citations(&text_parts(v.get("content")));
+            let recorded = v
+                .get("memory_citation")
+                .filter(|c| !c.is_null())
+                .and_then(|c| serde_json::from_value(c.clone()).ok());
+            ThreadItem::AgentMessage(AgentMessageItem {
+                id,
+                text,
+                memory_citation: recorded.or(parsed),
+            })
+        }
         "ContextCompaction" => ThreadItem::ContextCompaction(ContextCompactionItem { id }),
         "Reasoning" => ThreadItem::Reasoning(ReasoningItem {
             id,

@@ -136,7 +136,7 @@ impl TurnRun<'_> {
         let summary = self.summarise(&state.history).await?;
         let summary_text = format!("{SUMMARY_PREFIX}\n{}", summary.text);
         let new_history = build_compacted_history(
-            context::initial_context(self.cfg),
+            context::initial_context(self.cfg, &self.shared.id),
             &collect_user_messages(&state.history),
             &summary_text,
         );

@@ -1,11 +1,13 @@
 //! What a thread tells the model besides the conversation: the base
-//! instructions, the permissions message, `AGENTS.md` files from the repository
-//! root down to the cwd, and the environment context.
+//! instructions, the developer message (the memory read path "## Memory",
+//! then permissions), `AGENTS.md` files from the repository root down to the
+//! cwd, and the environment context.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{AskForApproval, Config, SandboxPolicy};
-use crate::protocol::ResponseItem;
+use crate::memory::{mode, prompt};
+use crate::protocol::{ContentItem, ResponseItem};
 
 pub const BASE_INSTRUCTIONS: &str = include_str!("base_instructions.md");
 pub const AGENTS_MD: &str = "AGENTS.md";
@@ -20,17 +22,34 @@ pub fn base_instructions(config: &Config) -> String {
         .unwrap_or_else(|| BASE_INSTRUCTIONS.to_string())
 }
 
-/// The items recorded at the start of a new thread: permissions (developer),
-/// user instructions from `AGENTS.md` (user) and the environment context
-/// (user).
-pub fn initial_context(config: &Config) -> Vec<ResponseItem> {
+/// The items recorded at the start of a new thread: the developer message
+/// (the "## Memory" section when the thread may use memories, then
+/// permissions — upstream's order: memory first in that message), user
+/// instructions from `AGENTS.md` (user) and the environment context (user).
+pub fn initial_context(config: &Config, thread_id: &str) -> Vec<ResponseItem> {
     let mut items = Vec::new();
+    if config.memories.enabled {
+        // A new thread's mode is fixed when it starts (upstream: at creation).
+        if let Err(e) = mode::ensure_initial(&config.codex_home, thread_id, &config.memories) {
+            tracing::warn!("could not record the memory mode of thread {thread_id}: {e}");
+        }
+    }
     let mut developer = permissions_message(config.approval_policy, &config.sandbox_policy);
     if let Some(extra) = &config.developer_instructions {
         developer.push_str("\n\n");
         developer.push_str(extra);
     }
-    items.push(ResponseItem::developer_text(developer));
+    match prompt::memory_section_for(config, thread_id) {
+        Some(memory) => items.push(ResponseItem::Message {
+            id: None,
+            role: "developer".into(),
+            content: vec![
+                ContentItem::InputText { text: memory },
+                ContentItem::InputText { text: developer },
+            ],
+        }),
+        None => items.push(ResponseItem::developer_text(developer)),
+    }
     if let Some(text) = user_instructions(config) {
         items.push(ResponseItem::user_text(format!(
             "# AGENTS.md instructions for {}\n\n<INSTRUCTIONS>\n{text}\n</INSTRUCTIONS>",
@@ -221,6 +240,61 @@ mod tests {
         std::fs::write(other.path().join("AGENTS.md"), "solo").unwrap();
         assert_eq!(project_docs(other.path(), 1024, &[]).unwrap(), "solo");
         assert!(project_docs(other.path(), 0, &[]).is_none());
+    }
+
+    fn memories_config(home: &Path, features: &str) -> Config {
+        std::fs::write(home.join("config.toml"), features).unwrap();
+        Config::load(crate::config::LoadOptions {
+            codex_home: Some(home.to_path_buf()),
+            cli_overrides: vec![],
+            overrides: crate::config::ConfigOverrides {
+                cwd: Some(home.to_path_buf()),
+                ..Default::default()
+            },
+        })
+        .unwrap()
+    }
+
+    fn developer_parts(items: &[ResponseItem]) -> Vec<String> {
+        match &items[0] {
+            ResponseItem::Message { role, content, .. } if role == "developer" => content
+                .iter()
+                .map(|c| match c {
+                    ContentItem::InputText { text } => text.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect(),
+            other => panic!("not a developer message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_section_leads_the_developer_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join("memories")).unwrap();
+        std::fs::write(home.join("memories/memory_summary.md"), "v1\ntabs").unwrap();
+        // Off by default: no section, no mode file.
+        let off = memories_config(home, "");
+        assert_eq!(developer_parts(&initial_context(&off, "t0")).len(), 1);
+        assert!(!home.join("memory_modes/t0").exists());
+        let on = memories_config(home, "[features]\nmemories = true\n");
+        let parts = developer_parts(&initial_context(&on, "t1"));
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].starts_with("## Memory\n"));
+        assert!(parts[1].starts_with("<permissions instructions>"));
+        assert_eq!(
+            std::fs::read_to_string(home.join("memory_modes/t1")).unwrap(),
+            "enabled"
+        );
+        // A disabled thread, or use_memories = false: no section.
+        mode::store(home, "t2", mode::ThreadMemoryMode::Disabled).unwrap();
+        assert_eq!(developer_parts(&initial_context(&on, "t2")).len(), 1);
+        let unused = memories_config(
+            home,
+            "[features]\nmemories = true\n[memories]\nuse_memories = false\n",
+        );
+        assert_eq!(developer_parts(&initial_context(&unused, "t3")).len(), 1);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::approval::ApprovalHandler;
 use crate::client::{ModelError, ModelEvent, ModelRequest, ModelService, ReasoningParams};
 use crate::config::Config;
 use crate::exec::Sandbox;
+use crate::memory::CitationStreamParser;
 use crate::models::{effective_context_window, find_model, unknown_model_warning};
 use crate::protocol::*;
 use crate::rollout::{RolloutItem, TurnContextItem};
@@ -392,7 +393,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
     }));
     let history_start = state.history.len();
     if state.history.is_empty() {
-        for item in context::initial_context(&cfg) {
+        for item in context::initial_context(&cfg, &shared.id) {
             sink.record(RolloutItem::ResponseItem(item.clone()));
             state.history.push(item);
         }
@@ -809,10 +810,20 @@ impl TurnRun<'_> {
                         };
                         // Tool failures (a timeout, a custom service's
                         // error) are the model's to read, not the turn's.
-                        match self.tools.service().oneshot(inv).await {
+                        let output = match self.tools.service().oneshot(inv).await {
                             Ok(o) => o,
                             Err(e) => crate::tools::error_output(&call.name, &*e),
+                        };
+                        if crate::mcp::is_mcp_call(&call) {
+                            // External context: `disable_on_external_context`
+                            // marks the thread's memory mode `polluted`.
+                            crate::memory::mode::note_external_context(
+                                &self.cfg.codex_home,
+                                &self.shared.id,
+                                &self.cfg.memories,
+                            );
                         }
+                        output
                     }
                     Verdict::Refuse(n) => ToolOutput::error(format!(
                         "This exact call ({}) has now been requested {n} times in a row with the same arguments and was not run again; its result would not change. Use the earlier output or try a different approach.",
@@ -1005,6 +1016,8 @@ impl TurnRun<'_> {
         let mut stream = self.model.ready().await?.call(request).await?;
         let mut items = Vec::new();
         let mut active_message: Option<(String, String)> = None;
+        // Strips memory citations from the active message's deltas.
+        let mut citations = CitationStreamParser::new();
         let mut active_reasoning: Option<(String, Vec<String>)> = None;
         let mut anon = 0usize;
         let steer = self.steer.clone();
@@ -1032,6 +1045,7 @@ impl TurnRun<'_> {
                         format!("msg_{}_{anon}", self.turn_id)
                     });
                     active_message = Some(start_message(&sink, &turn_id, id).await);
+                    citations = CitationStreamParser::new();
                 }
                 ModelEvent::OutputItemAdded(ResponseItem::Reasoning { id, .. }) => {
                     sink.emit(Event::ItemStarted {
@@ -1053,15 +1067,19 @@ impl TurnRun<'_> {
                             format!("msg_{}_{anon}", self.turn_id)
                         });
                         active_message = Some(start_message(&sink, &turn_id, id).await);
+                        citations = CitationStreamParser::new();
                     }
                     if let Some((id, text)) = active_message.as_mut() {
                         text.push_str(&delta);
-                        sink.emit(Event::AgentMessageDelta {
-                            turn_id: turn_id.clone(),
-                            item_id: id.clone(),
-                            delta,
-                        })
-                        .await;
+                        let visible = citations.push(&delta);
+                        if !visible.is_empty() {
+                            sink.emit(Event::AgentMessageDelta {
+                                turn_id: turn_id.clone(),
+                                item_id: id.clone(),
+                                delta: visible,
+                            })
+                            .await;
+                        }
                     }
                 }
                 ModelEvent::ReasoningSummaryDelta { item_id, delta } => {
@@ -1092,15 +1110,19 @@ impl TurnRun<'_> {
                                     item: ThreadItem::AgentMessage(AgentMessageItem {
                                         id: id.clone(),
                                         text: String::new(),
+                                        memory_citation: None,
                                     }),
                                 })
                                 .await;
+                            } else {
+                                flush_citations(&sink, &turn_id, &id, &mut citations).await;
                             }
                             active_message = None;
-                            self.last_agent_message = Some(text.clone());
+                            let message = cited_message(id, &text);
+                            self.last_agent_message = Some(message.text.clone());
                             sink.emit(Event::ItemCompleted {
                                 turn_id: turn_id.clone(),
-                                item: ThreadItem::AgentMessage(AgentMessageItem { id, text }),
+                                item: ThreadItem::AgentMessage(message),
                             })
                             .await;
                         }
@@ -1150,13 +1172,12 @@ impl TurnRun<'_> {
                 ModelEvent::Completed { usage, .. } => {
                     // A message streamed without its `done` event still counts.
                     if let Some((id, text)) = active_message.take() {
-                        self.last_agent_message = Some(text.clone());
+                        flush_citations(&sink, &turn_id, &id, &mut citations).await;
+                        let message = cited_message(id.clone(), &text);
+                        self.last_agent_message = Some(message.text.clone());
                         sink.emit(Event::ItemCompleted {
                             turn_id: turn_id.clone(),
-                            item: ThreadItem::AgentMessage(AgentMessageItem {
-                                id: id.clone(),
-                                text: text.clone(),
-                            }),
+                            item: ThreadItem::AgentMessage(message),
                         })
                         .await;
                         items.push(ResponseItem::assistant_text(Some(id), text));
@@ -1181,10 +1202,41 @@ async fn start_message(sink: &EventSink, turn_id: &str, id: String) -> (String, 
         item: ThreadItem::AgentMessage(AgentMessageItem {
             id: id.clone(),
             text: String::new(),
+            memory_citation: None,
         }),
     })
     .await;
     (id, String::new())
+}
+
+/// Sends what the citation parser still holds (a tag prefix that was text
+/// after all) as the message's last delta.
+async fn flush_citations(
+    sink: &EventSink,
+    turn_id: &str,
+    item_id: &str,
+    citations: &mut CitationStreamParser,
+) {
+    let rest = citations.finish();
+    if !rest.is_empty() {
+        sink.emit(Event::AgentMessageDelta {
+            turn_id: turn_id.to_string(),
+            item_id: item_id.to_string(),
+            delta: rest,
+        })
+        .await;
+    }
+}
+
+/// The finished message as users see it: memory citations stripped into
+/// `memory_citation`. The history keeps the model's raw text.
+fn cited_message(id: String, raw: &str) -> AgentMessageItem {
+    let (text, memory_citation) = crate::memory::strip_citations(raw);
+    AgentMessageItem {
+        id,
+        text,
+        memory_citation,
+    }
 }
 
 fn classify(e: &ModelError) -> TurnErrorKind {

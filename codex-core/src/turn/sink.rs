@@ -158,11 +158,18 @@ fn rollout_item_completed(thread_id: &str, turn_id: &str, item: &ThreadItem) -> 
                 UserInput::LocalImage { path } => json!({"type": "localImage", "path": path}),
             }).collect::<Vec<_>>(),
         }),
-        ThreadItem::AgentMessage(m) => json!({
-            "type": "AgentMessage",
-            "id": m.id,
-            "content": [{"type": "Text", "text": m.text}],
-        }),
+        ThreadItem::AgentMessage(m) => {
+            let mut body = json!({
+                "type": "AgentMessage",
+                "id": m.id,
+                "content": [{"type": "Text", "text": m.text}],
+            });
+            // Upstream's shape: `{entries: [{path, lineStart, lineEnd, note}], rolloutIds}`.
+            if let Some(c) = &m.memory_citation {
+                body["memory_citation"] = serde_json::to_value(c).unwrap_or(Value::Null);
+            }
+            body
+        }
         ThreadItem::Reasoning(r) => json!({
             "type": "Reasoning",
             "id": r.id,

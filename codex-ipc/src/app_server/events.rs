@@ -387,6 +387,7 @@ mod tests {
         let item = ThreadItem::AgentMessage(AgentMessageItem {
             id: "msg_1".into(),
             text: "".into(),
+            memory_citation: None,
         });
         let s = wire(
             &m.map(&Event::ItemStarted {
@@ -404,6 +405,7 @@ mod tests {
         let done = ThreadItem::AgentMessage(AgentMessageItem {
             id: "msg_1".into(),
             text: "hi".into(),
+            memory_citation: None,
         });
         let c = wire(
             &m.map(&Event::ItemCompleted {

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use codex_core::memory::MemoryCitation;
 use codex_core::protocol::{
     CommandStatus, DynamicToolCallStatus, FileChangeKind, McpToolCallStatus, PatchStatus,
     ThreadItem, UserInput,
@@ -102,7 +103,7 @@ enum ThreadItemWire<'a> {
         text: &'a str,
         phase: Option<String>,
         delivery: Option<Value>,
-        memory_citation: Option<Value>,
+        memory_citation: Option<MemoryCitationWire<'a>>,
         moderation: Option<Value>,
         questions: Option<Value>,
         started_at_ms: Option<i64>,
@@ -177,6 +178,43 @@ enum ThreadItemWire<'a> {
     },
 }
 
+/// `MemoryCitation` (experimental schema): the `<oai-mem-citation>` block
+/// codex-core stripped from the message; its rollout ids are `threadIds`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemoryCitationWire<'a> {
+    entries: Vec<MemoryCitationEntryWire<'a>>,
+    thread_ids: &'a [String],
+}
+
+/// `MemoryCitationEntry`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemoryCitationEntryWire<'a> {
+    path: &'a str,
+    line_start: u32,
+    line_end: u32,
+    note: &'a str,
+}
+
+impl<'a> From<&'a MemoryCitation> for MemoryCitationWire<'a> {
+    fn from(c: &'a MemoryCitation) -> Self {
+        MemoryCitationWire {
+            entries: c
+                .entries
+                .iter()
+                .map(|e| MemoryCitationEntryWire {
+                    path: &e.path,
+                    line_start: e.line_start,
+                    line_end: e.line_end,
+                    note: &e.note,
+                })
+                .collect(),
+            thread_ids: &c.rollout_ids,
+        }
+    }
+}
+
 /// `McpToolCallResult`.
 #[derive(Serialize)]
 struct McpToolCallResultWire<'a> {
@@ -239,7 +277,7 @@ impl ItemView {
                 text: &m.text,
                 phase: None,
                 delivery: None,
-                memory_citation: None,
+                memory_citation: m.memory_citation.as_ref().map(MemoryCitationWire::from),
                 moderation: None,
                 questions: None,
                 started_at_ms,
@@ -412,12 +450,27 @@ mod tests {
         let agent = view(ThreadItem::AgentMessage(AgentMessageItem {
             id: "msg".into(),
             text: "answer".into(),
+            memory_citation: None,
         }));
         assert_eq!(
             v(&agent),
             json!({"type": "agentMessage", "id": "msg", "text": "answer", "phase": null,
                 "delivery": null, "memoryCitation": null, "moderation": null,
                 "questions": null, "startedAtMs": 1, "completedAtMs": 2})
+        );
+        let (text, memory_citation) = codex_core::memory::strip_citations(
+            "hi\n<oai-mem-citation><citation_entries>\nMEMORY.md:1-2|note=[demo]\n</citation_entries><rollout_ids>\nr1\n</rollout_ids></oai-mem-citation>",
+        );
+        let cited = view(ThreadItem::AgentMessage(AgentMessageItem {
+            id: "msg".into(),
+            text,
+            memory_citation,
+        }));
+        assert_eq!(v(&cited)["text"], "hi\n");
+        assert_eq!(
+            v(&cited)["memoryCitation"],
+            json!({"entries": [{"path": "MEMORY.md", "lineStart": 1, "lineEnd": 2,
+                "note": "demo"}], "threadIds": ["r1"]})
         );
         let reasoning = view(ThreadItem::Reasoning(ReasoningItem {
             id: "r".into(),

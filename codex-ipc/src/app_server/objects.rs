@@ -606,6 +606,7 @@ mod tests {
                 view(ThreadItem::AgentMessage(AgentMessageItem {
                     id: "msg".into(),
                     text: "hi".into(),
+                    memory_citation: None,
                 })),
                 view(ThreadItem::Error(codex_core::protocol::ErrorItem {
                     id: "e".into(),

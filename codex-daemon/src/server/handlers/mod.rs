@@ -10,6 +10,7 @@ mod client_methods;
 mod config_methods;
 mod load;
 mod mcp_methods;
+mod memory_methods;
 mod model_methods;
 mod read_state;
 mod skills;
@@ -114,6 +115,10 @@ impl Server {
             "mcpServer/tool/call" => self.mcp_server_tool_call(conn, id, &params),
             "mcpServer/resource/read" => self.mcp_server_resource_read(conn, id, &params),
             "mcpServer/oauth/login" => Reply::now(self.mcp_server_oauth_login(&params).await),
+            "memory/status" => Reply::now(self.memory_status(conn, &params)),
+            "memory/reset" => Reply::now(self.memory_reset(conn, &params)),
+            "thread/memory/read" => Reply::now(self.thread_memory_read(conn, &params)),
+            "thread/memoryMode/set" => Reply::now(self.thread_memory_mode_set(conn, &params)),
             other => Reply::Now(Err(methods::unknown_method(other))),
         }
     }

@@ -1,0 +1,162 @@
+//! The memories methods (all experimental upstream): `memory/status`,
+//! `memory/reset`, `thread/memory/read`, `thread/memoryMode/set`.
+//!
+//! A thread's memory mode is its sidecar file
+//! (`codex_core::memory::mode`): set here, read by the worker when it builds
+//! the "## Memory" section, so no link message is needed and the mode
+//! outlives the worker.
+
+use codex_core::config::{Config, ConfigOverrides, LoadOptions};
+use codex_core::memory::mode::{self, ThreadMemoryMode};
+use codex_core::memory::{prompt, reset, MemoryLayout};
+use codex_ipc::app_server::methods;
+use codex_ipc::jsonrpc::RpcError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::server::conn::Conn;
+use crate::server::Server;
+
+/// `MemoryStatusParams`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MemoryStatusParams {
+    #[serde(default)]
+    min_consolidated_threads: Option<u32>,
+}
+
+/// `MemoryStatusResponse`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MemoryStatusResponse {
+    v2_consolidated_threads: u32,
+    v2_ready: bool,
+}
+
+/// `ThreadMemoryReadParams`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreadMemoryReadParams {
+    thread_id: String,
+}
+
+/// `ThreadMemoryReadResponse`.
+#[derive(Serialize)]
+pub(super) struct ThreadMemoryReadResponse {
+    summary: Option<String>,
+}
+
+/// `ThreadMemoryMode`: a client may set only these two (`polluted` is the
+/// runtime's own verdict).
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+enum SettableMode {
+    Enabled,
+    Disabled,
+}
+
+/// `ThreadMemoryModeSetParams`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreadMemoryModeSetParams {
+    thread_id: String,
+    mode: SettableMode,
+}
+
+/// `MemoryResetResponse` / `ThreadMemoryModeSetResponse`: `{}`.
+#[derive(Serialize)]
+pub(super) struct Empty {}
+
+impl Server {
+    fn memory_config(&self) -> Result<Config, RpcError> {
+        Config::load(LoadOptions {
+            codex_home: Some(self.codex_home().to_path_buf()),
+            cli_overrides: self.opts.config_overrides.clone(),
+            overrides: ConfigOverrides {
+                cwd: Some(self.opts.cwd.clone()),
+                ignore_user_config: self.opts.thread_defaults.ignore_user_config,
+                ..Default::default()
+            },
+        })
+        .map_err(|e| RpcError::invalid_request(e.to_string()))
+    }
+
+    fn require_loaded_for_memory(&self, thread_id: &str) -> Result<(), RpcError> {
+        match self.thread(thread_id) {
+            Some(_) => Ok(()),
+            None => Err(RpcError::invalid_request(format!(
+                "thread not found: {thread_id}"
+            ))),
+        }
+    }
+
+    pub(super) fn memory_status(
+        &self,
+        conn: &Conn,
+        params: &Value,
+    ) -> Result<MemoryStatusResponse, RpcError> {
+        Self::require_experimental(conn, "memory/status")?;
+        if params.is_null() {
+            // Upstream's params are required here (not defaulted).
+            return Err(RpcError::invalid_request(
+                "Invalid request: missing field `params`",
+            ));
+        }
+        let p: MemoryStatusParams = methods::parse(params)?;
+        let _ = p.min_consolidated_threads;
+        // No v2 (consolidated-thread) memory store here yet: nothing to wait
+        // for, so ready with none, as upstream reports a fresh home.
+        Ok(MemoryStatusResponse {
+            v2_consolidated_threads: 0,
+            v2_ready: true,
+        })
+    }
+
+    pub(super) fn memory_reset(&self, conn: &Conn, params: &Value) -> Result<Empty, RpcError> {
+        Self::require_experimental(conn, "memory/reset")?;
+        let _ = params;
+        reset::reset_memories(&MemoryLayout::new(self.codex_home()))
+            .map_err(|e| RpcError::internal(e.to_string()))?;
+        Ok(Empty {})
+    }
+
+    pub(super) fn thread_memory_read(
+        &self,
+        conn: &Conn,
+        params: &Value,
+    ) -> Result<ThreadMemoryReadResponse, RpcError> {
+        Self::require_experimental(conn, "thread/memory/read")?;
+        let p: ThreadMemoryReadParams = methods::parse(params)?;
+        self.require_loaded_for_memory(&p.thread_id)?;
+        let config = self.memory_config()?;
+        // Null when the thread may not use memories or there is no summary.
+        let summary = prompt::memories_usable(&config, &p.thread_id)
+            .then(|| prompt::read_memory_summary(&MemoryLayout::new(self.codex_home())))
+            .flatten();
+        Ok(ThreadMemoryReadResponse { summary })
+    }
+
+    pub(super) fn thread_memory_mode_set(
+        &self,
+        conn: &Conn,
+        params: &Value,
+    ) -> Result<Empty, RpcError> {
+        Self::require_experimental(conn, "thread/memoryMode/set")?;
+        let p: ThreadMemoryModeSetParams = methods::parse(params)?;
+        // Upstream sets a stored thread's mode too (its own test); only an
+        // unknown thread is refused.
+        if self.thread(&p.thread_id).is_none() && self.catalog.find(&p.thread_id).is_none() {
+            return Err(RpcError::invalid_request(format!(
+                "thread not found: {}",
+                p.thread_id
+            )));
+        }
+        let mode = match p.mode {
+            SettableMode::Enabled => ThreadMemoryMode::Enabled,
+            SettableMode::Disabled => ThreadMemoryMode::Disabled,
+        };
+        mode::store(self.codex_home(), &p.thread_id, mode)
+            .map_err(|e| RpcError::internal(format!("could not set the memory mode: {e}")))?;
+        Ok(Empty {})
+    }
+}
