@@ -90,6 +90,7 @@ impl Server {
             "config/batchWrite" => Reply::now(self.config_batch_write(&params)),
             "config/value/write" => Reply::now(self.config_value_write(&params)),
             super::status::METHOD => Reply::now(Ok(self.status_report())),
+            super::memory::METHOD => self.codexd_memory(conn, id, params),
             "account/read" => Reply::now(self.account_read().await),
             "account/login/start" => self.account_login_start(conn, &params).await,
             "account/login/cancel" => Reply::now(self.account_login_cancel(&params).await),
