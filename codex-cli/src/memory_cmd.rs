@@ -15,6 +15,8 @@ use codex_ipc::app_server::methods::ClientInfo;
 
 /// How long one command may take.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// How long the in-process service may take to close its database.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// How long connecting to a daemon may take.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -112,11 +114,10 @@ async fn ask(
             let memory =
                 LocalMemory::start(LocalMemoryOptions::new(MemoryLayout::new(&codex_home)))
                     .context("starting the memory service")?;
-            let r = memory
-                .call_with_deadline(request, DEADLINE)
-                .await
-                .map_err(anyhow::Error::new)?;
-            Ok((r, Via::InProcess))
+            let r = memory.call_with_deadline(request, DEADLINE).await;
+            // Closed before exiting, so the database is left checkpointed.
+            memory.close(CLOSE_WAIT);
+            Ok((r.map_err(anyhow::Error::new)?, Via::InProcess))
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("codexd on {}", socket.display()))),
     }

@@ -395,14 +395,19 @@ impl MemoryIndex {
         Ok(())
     }
 
+    /// The store's warnings (it logged them already).
     fn collect_store_warnings(&mut self) {
         for w in self.store.take_warnings() {
-            self.warn(w.to_string());
+            self.keep_warning(w.to_string());
         }
     }
 
     fn warn(&mut self, warning: String) {
         tracing::warn!("{warning}");
+        self.keep_warning(warning);
+    }
+
+    fn keep_warning(&mut self, warning: String) {
         if self.warnings.len() == MAX_WARNINGS {
             self.warnings.remove(0);
         }

@@ -37,9 +37,11 @@ use super::store::{Memory, MemoryId, RecallHit};
 pub const DEFAULT_QUEUE: usize = 64;
 /// Deadline of a call through the `Service` face.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
-/// Test hook: milliseconds the store thread sleeps before each `Recall`
-/// (makes a recall deterministically slow for failure tests).
-pub const TEST_RECALL_DELAY_ENV: &str = "CODEX_MEMORY_TEST_RECALL_DELAY_MS";
+/// Test hook: a file holding a number of milliseconds; while it exists the
+/// store thread sleeps that long before each `Recall` (a recall made
+/// deterministically slow for failure tests, and fast again by removing
+/// the file).
+pub const TEST_RECALL_DELAY_ENV: &str = "CODEX_MEMORY_TEST_RECALL_DELAY_FILE";
 
 /// A request to the memory service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,9 +224,10 @@ pub struct LocalMemoryOptions {
     pub queue: usize,
     /// Makes the embedder on the store thread (a model is loaded there).
     pub embedder: Option<MakeEmbedder>,
-    /// Sleep before each `Recall` (tests; default from
-    /// [`TEST_RECALL_DELAY_ENV`]).
+    /// Sleep before each `Recall` (tests).
     pub recall_delay: Option<Duration>,
+    /// The [`TEST_RECALL_DELAY_ENV`] file (tests).
+    pub recall_delay_file: Option<std::path::PathBuf>,
 }
 
 impl LocalMemoryOptions {
@@ -234,10 +237,8 @@ impl LocalMemoryOptions {
             index: IndexOptions::default(),
             queue: DEFAULT_QUEUE,
             embedder: None,
-            recall_delay: std::env::var(TEST_RECALL_DELAY_ENV)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_millis),
+            recall_delay: None,
+            recall_delay_file: std::env::var_os(TEST_RECALL_DELAY_ENV).map(Into::into),
         }
     }
 }
@@ -249,6 +250,7 @@ pub struct LocalMemory {
     jobs: std_mpsc::SyncSender<Job>,
     /// Why the index could not be opened, when it could not.
     open_error: Arc<Mutex<Option<String>>>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl LocalMemory {
@@ -258,7 +260,8 @@ impl LocalMemory {
         let open_error = Arc::new(Mutex::new(None));
         let err_slot = open_error.clone();
         let delay = opts.recall_delay;
-        std::thread::Builder::new()
+        let delay_file = opts.recall_delay_file;
+        let thread = std::thread::Builder::new()
             .name("codex-memory-store".into())
             .spawn(move || {
                 let embedder = opts.embedder.and_then(|make| make());
@@ -276,8 +279,10 @@ impl LocalMemory {
                     if reply.is_closed() {
                         continue; // its caller gave up
                     }
-                    if let (Some(d), MemoryRequest::Recall { .. }) = (delay, &request) {
-                        std::thread::sleep(d);
+                    if let MemoryRequest::Recall { .. } = &request {
+                        if let Some(d) = delay.or_else(|| file_delay(delay_file.as_deref())) {
+                            std::thread::sleep(d);
+                        }
                     }
                     let result = match &mut index {
                         Some(index) => handle(index, &opts.layout, request),
@@ -295,7 +300,26 @@ impl LocalMemory {
         Ok(LocalMemory {
             jobs: tx,
             open_error,
+            thread: Arc::new(Mutex::new(Some(thread))),
         })
+    }
+
+    /// Drops this handle and, when it was the last one, waits (at most
+    /// `wait`) for the store thread to finish and close the database
+    /// cleanly (WAL checkpointed): for a process about to exit.
+    pub fn close(self, wait: Duration) {
+        let LocalMemory { jobs, thread, .. } = self;
+        drop(jobs);
+        let Some(handle) = thread.lock().ok().and_then(|mut t| t.take()) else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + wait;
+        while !handle.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        }
     }
 
     /// Why the index did not open, if it did not.
@@ -360,6 +384,11 @@ impl Service<MemoryRequest> for LocalMemory {
         let me = self.clone();
         Box::pin(async move { me.call_with_deadline(request, DEFAULT_DEADLINE).await })
     }
+}
+
+fn file_delay(path: Option<&std::path::Path>) -> Option<Duration> {
+    let text = std::fs::read_to_string(path?).ok()?;
+    text.trim().parse::<u64>().ok().map(Duration::from_millis)
 }
 
 /// One request on the store thread.
