@@ -384,7 +384,9 @@ impl MemoryIndex {
         }
     }
 
-    fn reload_vectors(&mut self) -> Result<(), MemoryError> {
+    /// Reloads the vector cache from the database (after writing to the
+    /// store directly, as a bench does).
+    pub fn reload_vectors(&mut self) -> Result<(), MemoryError> {
         self.vectors.clear();
         if self.embedder.is_none() {
             return Ok(());
