@@ -26,48 +26,14 @@ use codex_core::{Thread, TurnRequest};
 use codex_test_support::{sse, MockModelServer, TestHome};
 
 const DIMS: usize = 384;
-const WORDS: &[&str] = &[
-    "cargo",
-    "build",
-    "deploy",
-    "script",
-    "test",
-    "nextest",
-    "commit",
-    "rebase",
-    "branch",
-    "release",
-    "vault",
-    "docker",
-    "image",
-    "cache",
-    "lint",
-    "clippy",
-    "format",
-    "schema",
-    "migration",
-    "sqlite",
-    "socket",
-    "daemon",
-    "worker",
-    "broker",
-    "token",
-    "refresh",
-    "model",
-    "prompt",
-    "sandbox",
-    "landlock",
-    "seccomp",
-    "patch",
-    "review",
-    "ci",
-    "flaky",
-    "timeout",
-    "retry",
-    "backoff",
-    "queue",
-    "limit",
+/// Syllables of the synthetic vocabulary: 24 × 24 × 4 = 2,304 words, so
+/// (like real notes, unlike a tiny word list) a query word occurs in a few
+/// dozen memories, not in a quarter of them.
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "ne", "po", "ru", "sa", "te", "vi", "zo", "ba", "de", "fi", "go", "hu", "ja",
+    "ke", "li", "mo", "nu", "pa", "re", "si", "to",
 ];
+const ENDINGS: &[&str] = &["", "n", "s", "r"];
 
 struct Counts {
     memories: usize,
@@ -78,12 +44,20 @@ struct Counts {
 /// A deterministic pseudo-random word sequence.
 fn words(seed: u64, n: usize) -> String {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |m: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % m as u64) as usize
+    };
     (0..n)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            WORDS[(x % WORDS.len() as u64) as usize]
+            format!(
+                "{}{}{}",
+                SYLLABLES[next(SYLLABLES.len())],
+                SYLLABLES[next(SYLLABLES.len())],
+                ENDINGS[next(ENDINGS.len())]
+            )
         })
         .collect::<Vec<_>>()
         .join(" ")

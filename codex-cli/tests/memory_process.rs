@@ -201,7 +201,7 @@ async fn codex_memory_killed_mid_recall_costs_the_turn_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_codex_memory_cannot_hold_a_turn_past_the_deadline() {
     let mock = MockModelServer::start(replies(2)).await;
-    let home = memory_home(&mock, 300);
+    let home = memory_home(&mock, 1_000);
     let server = daemon(&home, &[]).await;
     let mut c = server.client("mem").await;
     let pid = memory_running(&mut c, 0).await["pid"].as_u64().unwrap() as u32;
@@ -258,7 +258,7 @@ fn add_offline(home: &TestHome, text: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_locked_by_another_process_does_not_stop_startup() {
     let mock = MockModelServer::start(replies(2)).await;
-    let home = memory_home(&mock, 500);
+    let home = memory_home(&mock, 1_500);
     add_offline(&home, NOTE);
     let db = home.codex_home().join("memory_index_1.sqlite");
     let mut holder = hold_lock(&db);
