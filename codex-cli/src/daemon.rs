@@ -134,6 +134,22 @@ pub fn render(r: &StatusReport) -> String {
         "load shed: {} requests answered -32001 · {} clients that stopped reading disconnected\n",
         r.load.overloaded, r.load.slow_clients_disconnected
     ));
+    if let Some(m) = &r.memory {
+        out.push_str(&format!(
+            "codex-memory: {:?} · pid {} · {} restart(s) · {} memories{}\n",
+            m.state,
+            m.pid,
+            m.restarts,
+            m.count.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
+            m.db_path
+                .as_ref()
+                .map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default(),
+        ));
+        for w in &m.warnings {
+            out.push_str(&format!("codex-memory warning: {w}\n"));
+        }
+    }
     if r.threads.is_empty() {
         out.push_str("no threads loaded\n");
         return out;

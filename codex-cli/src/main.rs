@@ -10,6 +10,7 @@ mod exec;
 mod logging;
 mod login;
 mod mcp_cmd;
+mod memory_cmd;
 mod proxy;
 mod rt;
 mod sandbox;
@@ -54,6 +55,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Manage external MCP servers for Codex
     Mcp(mcp_cmd::McpArgs),
+    /// Memories: `status`, `list`, `search QUERY`, `add TEXT`, `forget ID`,
+    /// `reset` (through a running codexd, else in-process).
+    Memory(memory_cmd::MemoryArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,10 +97,7 @@ fn main() {
         let code = match role {
             codex_ipc::launcher::Role::Session => codex_daemon::worker::main(),
             codex_ipc::launcher::Role::Broker => codex_daemon::broker::main(),
-            other => {
-                eprintln!("{}: this role is not implemented yet", other.process_name());
-                2
-            }
+            codex_ipc::launcher::Role::Memory => codex_daemon::memory::main(),
         };
         std::process::exit(code);
     }
@@ -137,6 +138,7 @@ fn main() {
         Some(Command::Audit(args)) => audit::main(args),
         Some(Command::Doctor(args)) => doctor::main(args),
         Some(Command::Mcp(args)) => mcp_cmd::main(args),
+        Some(Command::Memory(args)) => memory_cmd::main(args),
         Some(Command::Login(args)) => login::main(args),
         Some(Command::Logout) => login::logout(),
         None => {

@@ -85,6 +85,8 @@ pub struct ThreadOptions {
     /// OAuth tokens of HTTP MCP servers (a worker: the broker, which
     /// refreshes them); default: read from the store.
     pub mcp_tokens: Option<Arc<dyn crate::mcp::oauth::McpTokenSource>>,
+    /// Per-turn memory recall (`None`: memories off for this thread).
+    pub memory_recall: Option<Arc<dyn crate::memory::MemoryRecall>>,
 }
 
 impl ThreadOptions {
@@ -105,6 +107,7 @@ impl ThreadOptions {
             dynamic_tools: Vec::new(),
             dynamic_client: None,
             mcp_tokens: None,
+            memory_recall: None,
         }
     }
 }
@@ -547,6 +550,7 @@ impl ThreadBuilder {
             base_instructions: base,
             warned_unknown_model: std::sync::atomic::AtomicBool::new(false),
             command_isolation: opts.command_isolation,
+            memory_recall: opts.memory_recall.clone(),
         });
         Ok((
             Thread {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use codex_core::auth::broker::{broker_service, BrokerService};
 use codex_core::auth::refresh::AuthEndpoints;
 use codex_core::auth::LocalBroker;
-use codex_ipc::broker_link::{FromBroker, ToBroker};
+use codex_ipc::broker_link::{BrokerReady, FromBroker, ToBroker};
 use codex_ipc::launcher::{set_process_name, take_link, Role};
 use codex_ipc::link::serve_link;
 use tokio::sync::mpsc;
@@ -19,11 +19,22 @@ const INIT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Entry point of the `codex-broker` role. Returns the exit code.
 pub fn main() -> i32 {
-    set_process_name(Role::Broker.process_name());
+    service_main(Role::Broker, run)
+}
+
+/// The start of every service process (`codex-broker`, `codex-memory`): its
+/// name in `ps`, the link on fd 3, a single-threaded runtime running `run`.
+pub(crate) fn service_main<F, Fut>(role: Role, run: F) -> i32
+where
+    F: FnOnce(std::os::unix::net::UnixStream) -> Fut,
+    Fut: std::future::Future<Output = i32>,
+{
+    let name = role.process_name();
+    set_process_name(name);
     let link = match take_link() {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("codex-broker: {e}");
+            eprintln!("{name}: {e}");
             return 2;
         }
     };
@@ -33,7 +44,7 @@ pub fn main() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("codex-broker: cannot start runtime: {e}");
+            eprintln!("{name}: cannot start runtime: {e}");
             return 1;
         }
     };
@@ -58,10 +69,10 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     };
     let (broker, note) = LocalBroker::open(init.codex_home, init.store, AuthEndpoints::from_env());
     let _ = out_tx
-        .send(FromBroker::Ready {
+        .send(FromBroker::Ready(BrokerReady {
             store: broker.store_name().to_string(),
             note,
-        })
+        }))
         .await;
     let proactive = tokio::spawn(broker.clone().run_proactive_refresh());
     let (ev_tx, mut ev_rx) = mpsc::channel(64);

@@ -159,6 +159,10 @@ pub struct WorkerCgroup {
 }
 
 impl WorkerCgroup {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Its `cgroup.procs` (a worker launched with it joins it).
     pub fn procs_file(&self) -> PathBuf {
         self.dir.join("cgroup.procs")

@@ -7,6 +7,7 @@
 //!   systemd/launchd units) and the checks of `codex doctor`.
 //! - [`worker`]: `codex-session`, one process per loaded thread.
 //! - [`broker`]: `codex-broker`, the credentials holder.
+//! - [`memory`]: `codex-memory`, the memory index and service.
 //! - [`limits`], [`governor`], [`containment`]: resource policy: every
 //!   limit in one place, the per-worker pressure levels, and taking a
 //!   worker's whole process tree down.
@@ -18,11 +19,13 @@ pub mod governor;
 pub mod guardian;
 pub mod lifecycle;
 pub mod limits;
+pub mod memory;
 pub mod runtime;
 pub mod server;
 pub mod transport;
 mod unix_ws;
 pub mod worker;
 mod worker_mcp;
+mod worker_memory;
 mod worker_tools;
 pub mod ws;

@@ -332,6 +332,7 @@ fn open_thread(
     approvals: Arc<LinkApprovals>,
     broker: Option<Arc<LinkBroker>>,
     dynamic: Arc<LinkDynamicTools>,
+    memory: Option<Arc<crate::worker_memory::LinkMemory>>,
 ) -> Result<Opened, String> {
     let config = load_config(init)?;
     let warnings = config.warnings.clone();
@@ -353,6 +354,9 @@ fn open_thread(
     if let Some(b) = broker {
         opts.mcp_tokens = Some(Arc::new(LinkMcpTokens(b.clone())));
         opts.token_source = Some(Arc::new(LinkTokens(b)));
+    }
+    if let Some(m) = memory.filter(|_| config.memories.enabled && config.memories.use_memories) {
+        opts.memory_recall = Some(Arc::new(crate::worker_memory::LinkRecall(m)));
     }
     let (thread, events, last_usage) = match &init.resume_path {
         Some(path) => {
@@ -412,7 +416,15 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     let link_broker = init.use_broker.then(|| broker.clone());
     let (dynamic_tx, mut dynamic_rx) = mpsc::channel::<FromWorker>(64);
     let dynamic = Arc::new(LinkDynamicTools::new(dynamic_tx));
-    let opened = open_thread(&init, approvals.clone(), link_broker, dynamic.clone());
+    let memory = crate::worker_memory::LinkMemory::new(out_tx.clone());
+    let link_memory = init.use_memory.then(|| memory.clone());
+    let opened = open_thread(
+        &init,
+        approvals.clone(),
+        link_broker,
+        dynamic.clone(),
+        link_memory,
+    );
     let (thread, mut events, ready) = match opened {
         Ok(t) => t,
         Err(message) => {
@@ -630,6 +642,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                 break;
             }
             ToWorker::BrokerReply { id, result } => broker.resolve(id, result),
+            ToWorker::MemoryReply { id, result } => memory.resolve(id, result),
             ToWorker::DynamicToolResult { call, result } => dynamic.resolve(call, result),
             ToWorker::Init(_) => tracing::warn!("codex-session: ignoring a second Init"),
         }

@@ -1,34 +1,22 @@
-//! The supervisor's side of the `codex-broker` process: launched through the
-//! one launcher, restarted with backoff when it dies, and a request API that
-//! never hangs: while the broker is down (or restarting mid-refresh) callers
-//! get [`AuthError::Unavailable`] at once and may retry.
+//! The supervisor's side of the `codex-broker` process (a
+//! [`crate::supervised::Supervisor`]): launched through the one launcher,
+//! restarted with backoff when it dies, and a request API that never hangs:
+//! while the broker is down (or restarting mid-refresh) callers get
+//! [`AuthError::Unavailable`] at once and may retry.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codex_core::auth::broker::BrokerEvent;
 use codex_core::auth::{AuthError, BrokerRequest, BrokerResponse, CredentialsStoreMode};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
-use crate::launcher::{kill_group, LaunchSpec, Launcher};
-use crate::link::{pump_frames, write_frames};
+use crate::launcher::{LaunchSpec, Launcher};
+use crate::supervised::{FromService, Protocol, Supervisor, ToService};
 
-/// How long a started broker may take to be ready.
-const READY_DEADLINE: Duration = Duration::from_secs(10);
-/// Backoff between restarts: from the first to the last value, doubling.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// A broker that lived this long resets the backoff.
-const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// How long a caller waits for a broker that is (re)starting.
 const STARTING_WAIT: Duration = Duration::from_secs(2);
-/// Bound of the queue to the broker.
-const QUEUE: usize = 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BrokerInit {
@@ -36,50 +24,54 @@ pub struct BrokerInit {
     pub store: CredentialsStoreMode,
 }
 
+/// The broker's `ready` message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ToBroker {
-    Init(BrokerInit),
-    Request { id: u64, request: BrokerRequest },
+pub struct BrokerReady {
+    pub store: String,
+    pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum FromBroker {
-    Ready {
-        store: String,
-        note: Option<String>,
-    },
-    Reply {
-        id: u64,
-        result: Result<BrokerResponse, AuthError>,
-    },
-    /// Something the broker reports on its own (a sign-in finished, ...).
-    Event {
-        event: BrokerEvent,
-    },
-}
+pub type ToBroker = ToService<BrokerInit, BrokerRequest>;
+pub type FromBroker = FromService<BrokerReady, Result<BrokerResponse, AuthError>, BrokerEvent>;
 
-type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<BrokerResponse, AuthError>>>>;
+/// The broker's messages.
+pub struct BrokerProtocol;
 
-struct Inner {
-    launcher: Launcher,
-    spec: LaunchSpec,
-    init: BrokerInit,
-    link: Mutex<Option<mpsc::Sender<ToBroker>>>,
-    ready: Notify,
-    pending: Pending,
-    next: AtomicU64,
-    pid: AtomicU32,
-    restarts: AtomicU64,
-    stop: CancellationToken,
-    events: mpsc::Sender<BrokerEvent>,
+impl Protocol for BrokerProtocol {
+    const NAME: &'static str = "codex-broker";
+    const WHAT: &'static str = "the broker";
+    type Init = BrokerInit;
+    type Ready = BrokerReady;
+    type Request = BrokerRequest;
+    type Reply = Result<BrokerResponse, AuthError>;
+    type Event = BrokerEvent;
+
+    fn unavailable(reason: String) -> Self::Reply {
+        Err(AuthError::Unavailable(reason))
+    }
+
+    fn timed_out(deadline: Duration) -> Self::Reply {
+        Err(AuthError::Unavailable(format!(
+            "the broker did not answer within {}s",
+            deadline.as_secs()
+        )))
+    }
+
+    fn on_ready(pid: u32, ready: &BrokerReady) {
+        if let Some(n) = &ready.note {
+            tracing::warn!("codex-broker: {n}");
+        }
+        tracing::info!(
+            "codex-broker ready (pid {pid}, credentials in {})",
+            ready.store
+        );
+    }
 }
 
 /// A supervised `codex-broker`.
 #[derive(Clone)]
 pub struct BrokerClient {
-    inner: Arc<Inner>,
+    inner: Supervisor<BrokerProtocol>,
 }
 
 impl BrokerClient {
@@ -91,44 +83,32 @@ impl BrokerClient {
         init: BrokerInit,
         events: mpsc::Sender<BrokerEvent>,
     ) -> Self {
-        let inner = Arc::new(Inner {
+        let inner = Supervisor::new(
             launcher,
             spec,
             init,
-            link: Mutex::new(None),
-            ready: Notify::new(),
-            pending: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(1),
-            pid: AtomicU32::new(0),
-            restarts: AtomicU64::new(0),
-            stop: CancellationToken::new(),
-            events,
-        });
-        tokio::spawn(supervise(inner.clone()));
+            STARTING_WAIT,
+            Box::new(move |e| {
+                let _ = events.try_send(e);
+            }),
+        );
+        inner.start();
         Self { inner }
     }
 
     /// The broker's pid (0 while it is down).
     pub fn pid(&self) -> u32 {
-        self.inner.pid.load(Ordering::Relaxed)
+        self.inner.pid()
     }
 
     /// How many times it was restarted.
     pub fn restarts(&self) -> u64 {
-        self.inner.restarts.load(Ordering::Relaxed)
+        self.inner.restarts()
     }
 
     /// Stops supervising and kills the broker.
     pub fn stop(&self) {
-        self.inner.stop.cancel();
-        let pid = self.pid();
-        if pid > 0 {
-            kill_group(pid);
-        }
-    }
-
-    fn sender(&self) -> Option<mpsc::Sender<ToBroker>> {
-        self.inner.link.lock().ok()?.clone()
+        self.inner.stop();
     }
 
     /// Asks the broker; an error at once if it is down, or if it dies
@@ -138,42 +118,7 @@ impl BrokerClient {
         request: BrokerRequest,
         deadline: Duration,
     ) -> Result<BrokerResponse, AuthError> {
-        let tx = match self.sender() {
-            Some(tx) => tx,
-            None => {
-                let _ = tokio::time::timeout(STARTING_WAIT, self.inner.ready.notified()).await;
-                self.sender().ok_or_else(|| {
-                    AuthError::Unavailable("the broker is starting; try again".into())
-                })?
-            }
-        };
-        let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        if let Ok(mut p) = self.inner.pending.lock() {
-            p.insert(id, reply_tx);
-        }
-        let forget = || {
-            if let Ok(mut p) = self.inner.pending.lock() {
-                p.remove(&id);
-            }
-        };
-        if tx.try_send(ToBroker::Request { id, request }).is_err() {
-            forget();
-            return Err(AuthError::Unavailable("the broker is busy or gone".into()));
-        }
-        match tokio::time::timeout(deadline, reply_rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(AuthError::Unavailable(
-                "the broker exited before answering; it is being restarted".into(),
-            )),
-            Err(_) => {
-                forget();
-                Err(AuthError::Unavailable(format!(
-                    "the broker did not answer within {}s",
-                    deadline.as_secs()
-                )))
-            }
-        }
+        self.inner.call(request, deadline).await
     }
 }
 
@@ -215,109 +160,6 @@ pub fn rpc_error(error: AuthError, context: Option<&str>) -> crate::jsonrpc::Rpc
         (e, Some(c)) => crate::jsonrpc::RpcError::internal(format!("{c}: {e}")),
         (e, None) => crate::jsonrpc::RpcError::internal(e.to_string()),
     }
-}
-
-fn fail_pending(inner: &Inner) {
-    let drained: Vec<_> = inner
-        .pending
-        .lock()
-        .map(|mut p| p.drain().collect())
-        .unwrap_or_default();
-    for (_, tx) in drained {
-        let _ = tx.send(Err(AuthError::Unavailable(
-            "the broker exited before answering; it is being restarted".into(),
-        )));
-    }
-}
-
-async fn supervise(inner: Arc<Inner>) {
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        if inner.stop.is_cancelled() {
-            return;
-        }
-        let started = Instant::now();
-        match run_once(&inner).await {
-            Ok(()) => {}
-            Err(e) => tracing::warn!("codex-broker: {e}"),
-        }
-        if let Ok(mut l) = inner.link.lock() {
-            *l = None;
-        }
-        inner.pid.store(0, Ordering::Relaxed);
-        fail_pending(&inner);
-        if inner.stop.is_cancelled() {
-            return;
-        }
-        if started.elapsed() > HEALTHY_AFTER {
-            backoff = BACKOFF_MIN;
-        }
-        tracing::warn!(
-            "codex-broker exited; restarting in {} ms",
-            backoff.as_millis()
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = inner.stop.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
-        inner.restarts.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// One life of the broker: launch, init, serve replies until EOF.
-async fn run_once(inner: &Arc<Inner>) -> Result<(), String> {
-    let launched = inner
-        .launcher
-        .launch(inner.spec.clone())
-        .await
-        .map_err(|e| format!("cannot start: {e}"))?;
-    let pid = launched.pid;
-    let mut child = launched.child;
-    let (read_half, write_half) = launched.link.into_split();
-    let (to_tx, to_rx) = mpsc::channel::<ToBroker>(QUEUE);
-    tokio::spawn(write_frames(write_half, to_rx));
-    let (from_tx, mut from_rx) = mpsc::channel::<FromBroker>(QUEUE);
-    tokio::spawn(pump_frames(read_half, from_tx, "codex-broker"));
-    let _ = to_tx.send(ToBroker::Init(inner.init.clone())).await;
-    let ready = tokio::time::timeout(READY_DEADLINE, from_rx.recv()).await;
-    let result = match ready {
-        Ok(Some(FromBroker::Ready { store, note })) => {
-            if let Some(n) = note {
-                tracing::warn!("codex-broker: {n}");
-            }
-            tracing::info!("codex-broker ready (pid {pid}, credentials in {store})");
-            inner.pid.store(pid, Ordering::Relaxed);
-            if let Ok(mut l) = inner.link.lock() {
-                *l = Some(to_tx);
-            }
-            inner.ready.notify_waiters();
-            while let Some(msg) = tokio::select! {
-                m = from_rx.recv() => m,
-                _ = inner.stop.cancelled() => None,
-            } {
-                match msg {
-                    FromBroker::Reply { id, result } => {
-                        let waiter = inner.pending.lock().ok().and_then(|mut p| p.remove(&id));
-                        if let Some(w) = waiter {
-                            let _ = w.send(result);
-                        }
-                    }
-                    FromBroker::Event { event } => {
-                        let _ = inner.events.try_send(event);
-                    }
-                    FromBroker::Ready { .. } => {}
-                }
-            }
-            Ok(())
-        }
-        Ok(_) => Err("exited before it was ready".to_string()),
-        Err(_) => Err(format!("not ready within {}s", READY_DEADLINE.as_secs())),
-    };
-    kill_group(pid);
-    let _ = child.wait().await;
-    codex_core::process::unregister_child(pid);
-    result
 }
 
 #[cfg(test)]

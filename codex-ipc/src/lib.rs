@@ -4,7 +4,8 @@
 //! framing ([`framing`]), the `codex exec --json` event stream
 //! ([`exec_events`]), the one worker launcher ([`launcher`]), the
 //! supervisor ↔ worker link ([`link`]) and the supervisor's side of the
-//! broker process ([`broker_link`]). This is the only crate that knows wire
+//! broker and memory processes ([`broker_link`], [`memory_link`], both a
+//! [`supervised::Supervisor`]). This is the only crate that knows wire
 //! shapes.
 
 pub mod app_server;
@@ -15,4 +16,6 @@ pub mod id_scan;
 pub mod jsonrpc;
 pub mod launcher;
 pub mod link;
+pub mod memory_link;
+pub mod supervised;
 pub mod ws_bridge;

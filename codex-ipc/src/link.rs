@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use codex_core::approval::{ApprovalRequest, ReviewDecision};
 use codex_core::auth::{AuthError, BrokerRequest, BrokerResponse};
 use codex_core::config::{AskForApproval, ReasoningEffort, SandboxMode, SandboxPolicy};
+use codex_core::memory::{MemoryRequest, MemoryResponse, MemoryServiceError};
 use codex_core::protocol::{Event, UserInput};
 use codex_core::rollout::RecordedUsage;
 use codex_core::tools::dynamic::{DynamicTool, DynamicToolAnswer, DynamicToolRequest};
@@ -89,6 +90,10 @@ pub struct ThreadInit {
     /// A new thread's `dynamicTools` (a resumed one's are in its file).
     #[serde(default)]
     pub dynamic_tools: Vec<DynamicTool>,
+    /// Ask the supervisor's `codex-memory` for per-turn recall (over the
+    /// link) when the thread's config turns memories on.
+    #[serde(default)]
+    pub use_memory: bool,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.
@@ -163,6 +168,11 @@ pub enum ToWorker {
         id: u64,
         result: Result<BrokerResponse, AuthError>,
     },
+    /// The memory service's answer to [`FromWorker::Memory`] `id`.
+    MemoryReply {
+        id: u64,
+        result: Result<MemoryResponse, MemoryServiceError>,
+    },
     /// The client's answer to [`FromWorker::DynamicToolCall`] `call` (or why
     /// there is none).
     DynamicToolResult {
@@ -223,6 +233,14 @@ pub enum FromWorker {
     /// The worker stopped waiting for that answer (deadline, interrupt).
     DynamicToolCancelled {
         call: u64,
+    },
+    /// A request for the memory service (answered by
+    /// [`ToWorker::MemoryReply`]; the worker waits at most `deadline_ms`,
+    /// and so does codexd).
+    Memory {
+        id: u64,
+        request: MemoryRequest,
+        deadline_ms: u64,
     },
     /// The answer to [`ToWorker::Mcp`] `id`.
     McpReply {
@@ -453,6 +471,12 @@ pub enum WorkerMessage {
         id: u64,
         request: BrokerRequest,
     },
+    /// A request for the memory service.
+    Memory {
+        id: u64,
+        request: MemoryRequest,
+        deadline_ms: u64,
+    },
     DynamicToolCall {
         call: u64,
         request: DynamicToolRequest,
@@ -578,6 +602,15 @@ impl WorkerThread {
                         WorkerMessage::SteerRejected { steer_id, message }
                     }
                     FromWorker::Broker { id, request } => WorkerMessage::Broker { id, request },
+                    FromWorker::Memory {
+                        id,
+                        request,
+                        deadline_ms,
+                    } => WorkerMessage::Memory {
+                        id,
+                        request,
+                        deadline_ms,
+                    },
                     FromWorker::DynamicToolCall { call, request } => {
                         WorkerMessage::DynamicToolCall { call, request }
                     }

@@ -36,6 +36,19 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO memories_fts(rowid, text) VALUES (new.id, new.text);
     END;
     "#,
+    // 2: the memory files are the source of truth and this database their
+    // index: each row records the file it came from (relative to
+    // `memories/`), and `indexed_files` what each file looked like when it
+    // was indexed, so a changed file is seen without reading it.
+    r#"
+    ALTER TABLE memories ADD COLUMN source_path TEXT;
+    CREATE INDEX memories_by_path ON memories(source_path);
+    CREATE TABLE indexed_files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes and understands.

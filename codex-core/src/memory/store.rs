@@ -26,7 +26,8 @@ const OPEN_LOCK_WAIT: Duration = Duration::from_millis(50);
 /// Upper bound on rows one `list` or `recall` returns.
 const MAX_ROWS: usize = 10_000;
 
-const COLUMNS: &str = "id, text, source_thread_id, created_at_ms, updated_at_ms, score";
+const COLUMNS: &str =
+    "id, text, source_thread_id, created_at_ms, updated_at_ms, score, source_path";
 
 /// A memory's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,6 +44,27 @@ pub struct Memory {
     pub updated_at_ms: i64,
     /// Usefulness as judged by scoring; 0 until scored.
     pub score: f64,
+    /// The memory file it was read from, relative to `memories/` (`None`
+    /// for a row stored without a file).
+    pub source_path: Option<String>,
+}
+
+/// What a memory file looked like when it was indexed: a change in either
+/// means it must be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: i64,
+    pub mtime_ns: i64,
+}
+
+/// The rows of one memory file, as [`MemoryStore::replace_source`] stores
+/// them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFile {
+    /// Relative to `memories/`.
+    pub path: String,
+    pub stamp: FileStamp,
+    pub entries: Vec<NewMemory>,
 }
 
 /// A memory matched by [`MemoryStore::recall`].
@@ -63,6 +85,10 @@ pub struct NewMemory {
     /// When it was first remembered; now if unknown.
     pub created_at_ms: Option<i64>,
     pub score: f64,
+    /// The memory file it comes from, relative to `memories/`.
+    pub source_path: Option<String>,
+    /// Its embedding, when an embedder made one.
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// The memory database. Blocking: run it on a thread of its own.
@@ -225,14 +251,14 @@ impl MemoryStore {
             // Rank inside the FTS table first so only the top rows are joined.
             conn.prepare_cached(
                 "SELECT m.id, m.text, m.source_thread_id, m.created_at_ms, m.updated_at_ms,
-                        m.score, f.rank
+                        m.score, m.source_path, f.rank
                  FROM (SELECT rowid, rank FROM memories_fts
                        WHERE memories_fts MATCH ?1 ORDER BY rank LIMIT ?2) AS f
                  JOIN memories AS m ON m.id = f.rowid
                  ORDER BY f.rank",
             )?
             .query_map(params![fts, limit], |row| {
-                let rank: f64 = row.get(6)?;
+                let rank: f64 = row.get(7)?;
                 Ok(RecallHit {
                     memory: memory_from_row(row)?,
                     relevance: -rank,
@@ -247,6 +273,7 @@ impl MemoryStore {
         self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let deleted = tx.execute("DELETE FROM memories", [])?;
+            tx.execute("DELETE FROM indexed_files", [])?;
             tx.commit()?;
             Ok(deleted)
         })
@@ -263,26 +290,13 @@ impl MemoryStore {
         let stored = self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute("DELETE FROM memories", [])?;
+            tx.execute("DELETE FROM indexed_files", [])?;
             let mut stored = 0;
             {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO memories
-                         (text, source_thread_id, created_at_ms, updated_at_ms, score)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
                 for entry in entries {
-                    if entry.text.trim().is_empty() {
-                        continue;
+                    if insert_entry(&tx, &entry, now)?.is_some() {
+                        stored += 1;
                     }
-                    let created = entry.created_at_ms.unwrap_or(now);
-                    insert.execute(params![
-                        entry.text,
-                        entry.source_thread_id,
-                        created,
-                        now,
-                        entry.score
-                    ])?;
-                    stored += 1;
                 }
             }
             tx.commit()?;
@@ -290,6 +304,112 @@ impl MemoryStore {
         })?;
         self.needs_rebuild = false;
         Ok(stored)
+    }
+
+    /// Replaces the rows of every file in `files` (and records their
+    /// stamps) and removes the rows of every path in `gone`, in one
+    /// transaction. Returns the new rows' ids, per file, in entry order
+    /// (`None` for a blank entry, which is skipped).
+    pub fn replace_sources(
+        &mut self,
+        files: &[SourceFile],
+        gone: &[String],
+    ) -> Result<Vec<Vec<Option<MemoryId>>>, MemoryError> {
+        let now = now_ms();
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(files.len());
+            for path in gone {
+                delete_source(&tx, path)?;
+            }
+            for file in files {
+                delete_source(&tx, &file.path)?;
+                tx.prepare_cached(
+                    "INSERT INTO indexed_files (path, size, mtime_ns) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    file.path,
+                    file.stamp.size,
+                    file.stamp.mtime_ns
+                ])?;
+                let mut file_ids = Vec::with_capacity(file.entries.len());
+                for entry in &file.entries {
+                    let mut entry = entry.clone();
+                    entry.source_path = Some(file.path.clone());
+                    file_ids.push(insert_entry(&tx, &entry, now)?);
+                }
+                ids.push(file_ids);
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
+    /// Every indexed file and its stamp when it was indexed.
+    pub fn indexed_files(
+        &mut self,
+    ) -> Result<std::collections::BTreeMap<String, FileStamp>, MemoryError> {
+        self.with_conn(|conn| {
+            conn.prepare_cached("SELECT path, size, mtime_ns FROM indexed_files")?
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        FileStamp {
+                            size: row.get(1)?,
+                            mtime_ns: row.get(2)?,
+                        },
+                    ))
+                })?
+                .collect()
+        })
+    }
+
+    /// The memories with these ids (unknown ids are left out), in no
+    /// particular order.
+    pub fn get_many(&mut self, ids: &[MemoryId]) -> Result<Vec<Memory>, MemoryError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.get(*id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a memory's embedding (f32, little endian).
+    pub fn set_embedding(&mut self, id: MemoryId, vector: &[f32]) -> Result<bool, MemoryError> {
+        let blob = embedding_blob(vector);
+        self.with_conn(|conn| {
+            let n = conn
+                .prepare_cached("UPDATE memories SET embedding = ?2 WHERE id = ?1")?
+                .execute(params![id.0, blob])?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Every stored embedding, by id order.
+    pub fn embeddings(&mut self) -> Result<Vec<(MemoryId, Vec<f32>)>, MemoryError> {
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT id, embedding FROM memories WHERE embedding IS NOT NULL ORDER BY id",
+            )?
+            .query_map([], |row| {
+                let blob: Vec<u8> = row.get(1)?;
+                Ok((MemoryId(row.get(0)?), embedding_from_blob(&blob)))
+            })?
+            .collect()
+        })
+    }
+
+    /// Sets a memory's score; false when there was none with that id.
+    pub fn set_score(&mut self, id: MemoryId, score: f64) -> Result<bool, MemoryError> {
+        let now = now_ms();
+        self.with_conn(|conn| {
+            let n = conn
+                .prepare_cached("UPDATE memories SET score = ?2, updated_at_ms = ?3 WHERE id = ?1")?
+                .execute(params![id.0, score, now])?;
+            Ok(n > 0)
+        })
     }
 
     /// Runs `op` on a ready connection. Corruption found on the way sets
@@ -448,7 +568,54 @@ fn memory_from_row(row: &Row<'_>) -> rusqlite::Result<Memory> {
         created_at_ms: row.get(3)?,
         updated_at_ms: row.get(4)?,
         score: row.get(5)?,
+        source_path: row.get(6)?,
     })
+}
+
+fn delete_source(tx: &rusqlite::Transaction<'_>, path: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM memories WHERE source_path = ?1")?
+        .execute([path])?;
+    tx.prepare_cached("DELETE FROM indexed_files WHERE path = ?1")?
+        .execute([path])?;
+    Ok(())
+}
+
+/// Inserts one entry; `None` (nothing stored) for an entry without text.
+fn insert_entry(
+    tx: &rusqlite::Transaction<'_>,
+    entry: &NewMemory,
+    now: i64,
+) -> rusqlite::Result<Option<MemoryId>> {
+    if entry.text.trim().is_empty() {
+        return Ok(None);
+    }
+    let created = entry.created_at_ms.unwrap_or(now);
+    let blob = entry.embedding.as_deref().map(embedding_blob);
+    tx.prepare_cached(
+        "INSERT INTO memories
+             (text, source_thread_id, created_at_ms, updated_at_ms, score, source_path, embedding)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        entry.text,
+        entry.source_thread_id,
+        created,
+        now,
+        entry.score,
+        entry.source_path,
+        blob
+    ])?;
+    Ok(Some(MemoryId(tx.last_insert_rowid())))
+}
+
+fn embedding_blob(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn embedding_from_blob(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn row_limit(limit: usize) -> i64 {

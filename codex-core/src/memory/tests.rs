@@ -207,6 +207,7 @@ fn reset_and_rebuild() {
                 source_thread_id: Some("t-9".into()),
                 created_at_ms: Some(1_000),
                 score: 0.5,
+                ..NewMemory::default()
             },
             NewMemory {
                 text: " ".into(),

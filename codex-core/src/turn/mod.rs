@@ -174,6 +174,8 @@ pub struct ThreadShared {
     pub audit: Arc<crate::audit::AuditLog>,
     /// The thread's MCP servers, when it has any.
     pub mcp: Option<crate::mcp::McpTools>,
+    /// Per-turn memory recall (`None`: memories off).
+    pub memory_recall: Option<Arc<dyn crate::memory::MemoryRecall>>,
 }
 
 impl ThreadShared {
@@ -447,6 +449,23 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
             }
         }
     };
+    // Memories relevant to this message, asked with the recall deadline
+    // (`memory::recall`) when the thread may use memories (feature on,
+    // `use_memories`, its mode `enabled`); shown before it in this turn's
+    // requests only.
+    let recalled = match (&user_item, &shared.memory_recall) {
+        (Some(item), Some(recall)) if crate::memory::prompt::memories_usable(&cfg, &shared.id) => {
+            let hits = crate::memory::recall::recall_for_turn(
+                recall,
+                &input_text(&req.input),
+                cfg.memories.recall_limit,
+                cfg.memories.recall_timeout,
+            )
+            .await;
+            crate::memory::recall::fragment(&hits).map(|f| (item.clone(), f))
+        }
+        _ => None,
+    };
     if let Some(user_item) = user_item {
         let message = SteerInput {
             input: req.input.clone(),
@@ -504,6 +523,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         guard: RepeatGuard::default(),
         window,
         steer: req.steer.clone(),
+        recalled,
     };
 
     let deadline = tokio::time::sleep(cfg.turn_timeout);
@@ -669,6 +689,18 @@ pub fn missing_call_outputs(items: &[ResponseItem]) -> Vec<ResponseItem> {
         .collect()
 }
 
+/// The text parts of a user's input (the recall query).
+fn input_text(input: &[UserInput]) -> String {
+    let parts: Vec<&str> = input
+        .iter()
+        .filter_map(|i| match i {
+            UserInput::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    parts.join("\n")
+}
+
 fn user_response_item(input: &[UserInput]) -> Result<ResponseItem, String> {
     let mut content = Vec::new();
     for i in input {
@@ -724,6 +756,8 @@ struct TurnRun<'a> {
     guard: RepeatGuard,
     window: u64,
     steer: SteerInbox,
+    /// This turn's user message and the recalled memories shown before it.
+    recalled: Option<(ResponseItem, ResponseItem)>,
 }
 
 impl TurnRun<'_> {
@@ -942,6 +976,11 @@ impl TurnRun<'_> {
             self.shared.base_instructions.clone(),
         ));
         input.extend(history.iter().filter(|i| i.is_api_item()).cloned());
+        if let Some((user, memories)) = &self.recalled {
+            if let Some(at) = input.iter().rposition(|i| i == user) {
+                input.insert(at, memories.clone());
+            }
+        }
         // What the model must know about tools it is not offered (MCP
         // servers still starting or failed); not part of the history.
         for notice in self.tools.notices() {

@@ -8,6 +8,7 @@ mod account;
 mod catalog;
 pub(crate) mod conn;
 mod handlers;
+pub(crate) mod memory;
 mod monitor;
 mod read_states;
 mod send;
@@ -34,6 +35,7 @@ use send::ConnSend;
 
 pub use catalog::Catalog;
 pub use conn::Conn;
+pub use memory::METHOD as MEMORY_METHOD;
 pub use thread::LoadedThread;
 
 /// How long a new worker may take to become ready.
@@ -107,6 +109,11 @@ pub struct Server {
     default_model: (String, codex_core::config::ModelProviderInfo, String),
     /// The supervised `codex-broker`.
     pub(crate) broker: codex_ipc::broker_link::BrokerClient,
+    /// The supervised `codex-memory` (see `memory.rs`) and its cgroup.
+    pub(crate) memory: codex_ipc::memory_link::MemoryClient,
+    memory_cgroup: Option<crate::containment::WorkerCgroup>,
+    /// `[features] memories` of the daemon's config.
+    memory_enabled: bool,
     /// One loader at a time per thread id (loading from a session file).
     load_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per-worker cgroups, where a writable cgroup2 hierarchy exists.
@@ -156,6 +163,24 @@ impl Server {
             },
             broker_events,
         );
+        let cgroups = if limits.use_cgroups {
+            Cgroups::detect()
+        } else {
+            None
+        };
+        let (memory, memory_cgroup) = memory::client(
+            &launcher,
+            &opts.worker_exe,
+            codex_ipc::memory_link::MemoryInit {
+                codex_home: opts.codex_home.clone(),
+                embedding_model: config.memories.embedding_model.clone(),
+            },
+            &limits,
+            cgroups.as_ref(),
+        );
+        if config.memories.enabled {
+            memory.start();
+        }
         let default_model = (
             config.model_provider_id.clone(),
             config.model_provider.clone(),
@@ -164,6 +189,9 @@ impl Server {
         let server = Arc::new(Server {
             default_model,
             broker,
+            memory,
+            memory_cgroup,
+            memory_enabled: config.memories.enabled,
             installation_id: installation_id(&opts.codex_home),
             server_name: hostname(),
             catalog: Catalog::new(opts.codex_home.clone()),
@@ -173,11 +201,7 @@ impl Server {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             load_locks: Mutex::new(HashMap::new()),
-            cgroups: if limits.use_cgroups {
-                Cgroups::detect()
-            } else {
-                None
-            },
+            cgroups,
             started: Instant::now(),
             counters: Arc::default(),
             read_states: Default::default(),
@@ -378,6 +402,10 @@ impl Server {
         let threads = self.loaded_threads();
         futures_util::future::join_all(threads.iter().map(|t| t.stop())).await;
         self.broker.stop();
+        self.memory.stop();
+        if let Some(cg) = &self.memory_cgroup {
+            cg.kill_and_remove(Duration::from_millis(200));
+        }
         // Wait (bounded) for the pumps to finish their sweeps.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for t in &threads {

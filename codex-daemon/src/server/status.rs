@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use codex_ipc::app_server::codexd_status::{
     BrokerStatus, ContainmentMode, ContainmentStatus, LimitsStatus, LoadStatus, McpServerEntry,
-    PressureLevel, StatusReport, ThreadStatusEntry,
+    MemoryProcessStatus, PressureLevel, StatusReport, ThreadStatusEntry,
 };
 
 use super::Server;
@@ -52,6 +52,7 @@ impl Server {
                 pid: self.broker.pid(),
                 restarts: self.broker.restarts(),
             },
+            memory: Some(self.memory_process_status()),
             containment: match &self.cgroups {
                 Some(c) => ContainmentStatus {
                     mode: ContainmentMode::Cgroup,
@@ -84,6 +85,22 @@ impl Server {
                 thread_queue: l.thread_queue,
             },
             threads,
+        }
+    }
+}
+
+impl Server {
+    fn memory_process_status(&self) -> MemoryProcessStatus {
+        let last = self.memory.last_status();
+        MemoryProcessStatus {
+            pid: self.memory.pid(),
+            restarts: self.memory.restarts(),
+            state: self.memory.state(),
+            enabled: self.memory_enabled,
+            count: last.as_ref().map(|s| s.count),
+            db_path: last.as_ref().map(|s| s.db_path.clone()),
+            warnings: last.map(|s| s.warnings).unwrap_or_default(),
+            cgroup: self.memory_cgroup_dir(),
         }
     }
 }

@@ -962,6 +962,11 @@ async fn pump(
                         .try_send(codex_ipc::link::ToWorker::BrokerReply { id, result });
                 });
             }
+            WorkerMessage::Memory {
+                id,
+                request,
+                deadline_ms,
+            } => server.relay_memory(&thread, id, request, deadline_ms),
             WorkerMessage::DynamicToolCall { call, request } => {
                 thread.on_tool_call(&server, call, request)
             }

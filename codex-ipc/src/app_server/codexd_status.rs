@@ -20,6 +20,9 @@ pub struct StatusReport {
     pub uptime_ms: u64,
     pub connections: usize,
     pub broker: BrokerStatus,
+    /// The `codex-memory` process (absent from daemons without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryProcessStatus>,
     pub containment: ContainmentStatus,
     pub limits: LimitsStatus,
     pub load: LoadStatus,
@@ -42,6 +45,28 @@ pub struct LoadStatus {
 pub struct BrokerStatus {
     pub pid: u32,
     pub restarts: u64,
+}
+
+/// The `codex-memory` process and its index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryProcessStatus {
+    /// 0 while it is down or not started.
+    pub pid: u32,
+    pub restarts: u64,
+    pub state: crate::supervised::ServiceState,
+    /// `[features] memories` (on: started with the daemon; off: started by
+    /// the first memory request).
+    pub enabled: bool,
+    /// Memories in the index, as last reported (`null` before the first
+    /// report).
+    pub count: Option<usize>,
+    pub db_path: Option<PathBuf>,
+    /// Problems the index reported (a corrupt database set aside, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Its cgroup, where cgroups are available.
+    pub cgroup: Option<PathBuf>,
 }
 
 /// How workers' process trees are contained.
@@ -148,6 +173,7 @@ mod tests {
                 pid: 11,
                 restarts: 0,
             },
+            memory: None,
             containment: ContainmentStatus {
                 mode: ContainmentMode::ProcessTreeSweep,
                 path: None,

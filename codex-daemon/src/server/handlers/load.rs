@@ -103,6 +103,7 @@ impl Server {
         spec.cgroup_procs = cgroup.as_ref().map(|c| c.procs_file());
         init.heartbeat_ms = Some(limits.heartbeat_interval.as_millis() as u64);
         init.use_broker = true;
+        init.use_memory = true;
         let launched =
             WorkerThread::launch(&self.launcher, spec, init, WORKER_START_DEADLINE).await;
         let (worker, messages) = match launched {

@@ -8,7 +8,7 @@
 
 use codex_core::config::{Config, ConfigOverrides, LoadOptions};
 use codex_core::memory::mode::{self, ThreadMemoryMode};
-use codex_core::memory::{prompt, reset, MemoryLayout};
+use codex_core::memory::{prompt, reset, MemoryLayout, MemoryRequest};
 use codex_ipc::app_server::methods;
 use codex_ipc::jsonrpc::RpcError;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use crate::server::conn::Conn;
 use crate::server::Server;
+
+/// How long `memory/reset` waits for codex-memory.
+const RESET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `MemoryStatusParams`.
 #[derive(Deserialize)]
@@ -112,12 +115,43 @@ impl Server {
         })
     }
 
-    pub(super) fn memory_reset(&self, conn: &Conn, params: &Value) -> Result<Empty, RpcError> {
-        Self::require_experimental(conn, "memory/reset")?;
+    /// `memory/reset`: codex-memory (the index's one writer) forgets
+    /// everything first, then the files and the stage-1 database are
+    /// cleared here. A codex-memory that cannot answer does not stop the
+    /// reset: the files are the truth, and its index follows them.
+    pub(super) fn memory_reset(
+        self: &std::sync::Arc<Self>,
+        conn: &std::sync::Arc<Conn>,
+        id: &codex_ipc::jsonrpc::RequestId,
+        params: &Value,
+    ) -> crate::server::Reply {
+        if let Err(e) = Self::require_experimental(conn, "memory/reset") {
+            return crate::server::Reply::Now(Err(e));
+        }
         let _ = params;
-        reset::reset_memories(&MemoryLayout::new(self.codex_home()))
-            .map_err(|e| RpcError::internal(e.to_string()))?;
-        Ok(Empty {})
+        let server = self.clone();
+        let conn = conn.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = server
+                .memory
+                .call(MemoryRequest::Reset, RESET_DEADLINE)
+                .await
+            {
+                tracing::warn!("memory/reset: codex-memory did not reset its index: {e}");
+            }
+            let layout = MemoryLayout::new(server.codex_home());
+            let cleared = tokio::task::spawn_blocking(move || reset::reset_memories(&layout)).await;
+            match cleared {
+                Ok(Ok(())) => match codex_ipc::app_server::to_value(&Empty {}) {
+                    Ok(v) => conn.respond(&id, v),
+                    Err(e) => conn.error(&id, &e),
+                },
+                Ok(Err(e)) => conn.error(&id, &RpcError::internal(e.to_string())),
+                Err(e) => conn.error(&id, &RpcError::internal(e.to_string())),
+            }
+        });
+        crate::server::Reply::Deferred
     }
 
     pub(super) fn thread_memory_read(

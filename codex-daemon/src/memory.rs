@@ -1,0 +1,123 @@
+//! `codex-memory`: the process that owns the memory index (the only writer
+//! of the database among the daemon's processes) and serves the memory
+//! service to codexd and, through it, to the workers. Started by codexd
+//! through the launcher and restarted with backoff
+//! ([`codex_ipc::memory_link`]).
+//!
+//! It answers `Ready` at once (the index opens on the service's own
+//! thread, so a locked or corrupt database never delays startup) and
+//! reports the index's status after opening and after every change.
+
+use std::time::Duration;
+
+use codex_core::memory::service::DEFAULT_DEADLINE;
+use codex_core::memory::{
+    LocalMemory, LocalMemoryOptions, MemoryLayout, MemoryRequest, MemoryResponse, MemoryStatus,
+};
+use codex_ipc::launcher::Role;
+use codex_ipc::memory_link::{FromMemory, MemoryEvent, MemoryReady, ToMemory};
+use codex_ipc::supervised::{FromService, ToService};
+use tokio::sync::mpsc;
+
+const INIT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Entry point of the `codex-memory` role. Returns the exit code.
+pub fn main() -> i32 {
+    crate::broker::service_main(Role::Memory, run)
+}
+
+async fn run(link: std::os::unix::net::UnixStream) -> i32 {
+    let (out_tx, mut in_rx, writer) =
+        match codex_ipc::link::serve_link::<ToMemory, FromMemory>(link, 1024, "codex-memory") {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("codex-memory: bad link: {e}");
+                return 2;
+            }
+        };
+    let init = match tokio::time::timeout(INIT_DEADLINE, in_rx.recv()).await {
+        Ok(Some(ToService::Init(i))) => i,
+        _ => {
+            eprintln!("codex-memory: no Init from the supervisor");
+            return 2;
+        }
+    };
+    let layout = MemoryLayout::new(&init.codex_home);
+    let mut warnings = Vec::new();
+    if let Some(model) = &init.embedding_model {
+        warnings.push(format!(
+            "`memories.embedding_model` ({}) needs the local model lane, which this build does not have; recall uses BM25 only",
+            model.display()
+        ));
+    }
+    let memory = match LocalMemory::start(LocalMemoryOptions::new(layout.clone())) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("codex-memory: cannot start the store thread: {e}");
+            return 1;
+        }
+    };
+    let skeleton = MemoryStatus {
+        db_path: layout.index_db(),
+        memories_dir: layout.root(),
+        warnings: warnings.clone(),
+        ..MemoryStatus::default()
+    };
+    let _ = out_tx
+        .send(FromService::Ready(MemoryReady { status: skeleton }))
+        .await;
+    tokio::spawn(report_status(
+        memory.clone(),
+        out_tx.clone(),
+        warnings.clone(),
+    ));
+    while let Some(msg) = in_rx.recv().await {
+        match msg {
+            ToService::Request { id, request } => {
+                let changes = matches!(
+                    request,
+                    MemoryRequest::Remember { .. }
+                        | MemoryRequest::Forget { .. }
+                        | MemoryRequest::Reset
+                );
+                let memory = memory.clone();
+                let out = out_tx.clone();
+                let warnings = warnings.clone();
+                // Each request waits on its own: the service sheds when its
+                // queue is full, so nothing piles up here.
+                tokio::spawn(async move {
+                    let result = memory.call_with_deadline(request, DEFAULT_DEADLINE).await;
+                    let ok = result.is_ok();
+                    let _ = out.send(FromService::Reply { id, result }).await;
+                    if changes && ok {
+                        report_status(memory, out, warnings).await;
+                    }
+                });
+            }
+            ToService::Init(_) => tracing::warn!("codex-memory: ignoring a second Init"),
+        }
+    }
+    // The supervisor is gone.
+    drop(out_tx);
+    writer.close(Duration::from_secs(2)).await;
+    0
+}
+
+/// Sends the index's status as an event (with this process's warnings).
+async fn report_status(memory: LocalMemory, out: mpsc::Sender<FromMemory>, warnings: Vec<String>) {
+    match memory
+        .call_with_deadline(MemoryRequest::Status, DEFAULT_DEADLINE)
+        .await
+    {
+        Ok(MemoryResponse::Status { mut status }) => {
+            status.warnings.splice(0..0, warnings);
+            let _ = out
+                .send(FromService::Event {
+                    event: MemoryEvent::Status { status },
+                })
+                .await;
+        }
+        Ok(other) => tracing::warn!("codex-memory: unexpected status answer {other:?}"),
+        Err(e) => tracing::warn!("codex-memory: no status: {e}"),
+    }
+}
