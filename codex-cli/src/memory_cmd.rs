@@ -204,7 +204,8 @@ fn print_entries(entries: &[MemoryEntry], relevance: bool) {
             line.push('…');
         }
         let rel = match (relevance, e.relevance) {
-            (true, Some(r)) => format!("  ({r:.3})"),
+            // BM25 is near zero in a small collection: the order says it.
+            (true, Some(r)) if r >= 0.0005 => format!("  ({r:.3})"),
             _ => String::new(),
         };
         println!(
