@@ -148,6 +148,9 @@ pub struct Config {
     /// `mcp_oauth_callback_port` / `mcp_oauth_callback_url`.
     pub mcp_oauth_callback_port: Option<u16>,
     pub mcp_oauth_callback_url: Option<String>,
+    /// The GGUF file of the embedded `local` provider (`local_model_path`,
+    /// else the default in [`default_local_model_path`]).
+    pub local_model_path: PathBuf,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
 }
@@ -369,6 +372,11 @@ impl Config {
                     .unwrap_or(false),
             }
         };
+        let local_model_path = match &cfg.local_model_path {
+            Some(p) if p.is_relative() => codex_home.join(p),
+            Some(p) => p.clone(),
+            None => default_local_model_path(&codex_home),
+        };
         Ok(Config {
             model: opts
                 .overrides
@@ -376,7 +384,14 @@ impl Config {
                 .clone()
                 .or(profile.model.clone())
                 .or(cfg.model.clone())
-                .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+                .unwrap_or_else(|| {
+                    // The local provider's model is its file, not an API model.
+                    if model_provider_id == LOCAL_PROVIDER_ID {
+                        LOCAL_DEFAULT_MODEL.to_string()
+                    } else {
+                        DEFAULT_MODEL.to_string()
+                    }
+                }),
             codex_home,
             cwd,
             model_provider_id,
@@ -446,6 +461,7 @@ impl Config {
             mcp_oauth_credentials_store: cfg.mcp_oauth_credentials_store.unwrap_or_default(),
             mcp_oauth_callback_port: cfg.mcp_oauth_callback_port,
             mcp_oauth_callback_url: cfg.mcp_oauth_callback_url.clone(),
+            local_model_path,
             warnings,
         })
     }
