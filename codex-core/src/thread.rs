@@ -690,7 +690,7 @@ impl Thread {
     pub fn take_model_warning(&self) -> Option<String> {
         let model = self.config().model.clone();
         // A local model is a file, not a catalog entry.
-        let local = self.config().model_provider_id == crate::config::LOCAL_PROVIDER_ID;
+        let local = self.config().uses_embedded_model();
         if local || crate::models::find_model(&model).is_some() {
             return None;
         }
@@ -711,7 +711,7 @@ fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, Th
     if let Some(m) = &opts.model_service {
         return Ok(m.clone());
     }
-    if config.model_provider_id == crate::config::LOCAL_PROVIDER_ID {
+    if config.uses_embedded_model() {
         let svc =
             crate::client::local_model_service(&config.local_model_path, &config.model_provider)?;
         return Ok(svc);

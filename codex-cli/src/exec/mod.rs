@@ -223,7 +223,7 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    if config.model_provider_id == LOCAL_PROVIDER_ID {
+    if config.uses_embedded_model() {
         codex_core::client::local::check_model(&config.local_model_path)?;
     }
     if !opts.skip_git_repo_check && !inside_git_repo(&config.cwd) {

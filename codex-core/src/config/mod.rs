@@ -179,6 +179,12 @@ pub fn find_codex_home() -> Result<PathBuf, ConfigError> {
 }
 
 impl Config {
+    /// Whether turns run on the embedded model: provider `local` without a
+    /// `base_url` (a `[model_providers.local]` with one is an HTTP server).
+    pub fn uses_embedded_model(&self) -> bool {
+        self.model_provider_id == LOCAL_PROVIDER_ID && self.model_provider.base_url.is_none()
+    }
+
     pub fn load(opts: LoadOptions) -> Result<Config, ConfigError> {
         let codex_home = match opts.codex_home {
             Some(h) => h,
@@ -386,7 +392,7 @@ impl Config {
                 .or(cfg.model.clone())
                 .unwrap_or_else(|| {
                     // The local provider's model is its file, not an API model.
-                    if model_provider_id == LOCAL_PROVIDER_ID {
+                    if model_provider_id == LOCAL_PROVIDER_ID && model_provider.base_url.is_none() {
                         LOCAL_DEFAULT_MODEL.to_string()
                     } else {
                         DEFAULT_MODEL.to_string()

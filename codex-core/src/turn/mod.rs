@@ -371,7 +371,7 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
 
     // A local model is a file, not a catalog entry: no warning for it.
     if find_model(&cfg.model).is_none()
-        && cfg.model_provider_id != crate::config::LOCAL_PROVIDER_ID
+        && !cfg.uses_embedded_model()
         && !shared
             .warned_unknown_model
             .swap(true, std::sync::atomic::Ordering::Relaxed)
