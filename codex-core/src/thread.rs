@@ -693,7 +693,9 @@ impl Thread {
     /// turns, and the turn loop itself, then stay quiet about it).
     pub fn take_model_warning(&self) -> Option<String> {
         let model = self.config().model.clone();
-        if crate::models::find_model(&model).is_some() {
+        // A local model is a file, not a catalog entry.
+        let local = self.config().uses_embedded_model();
+        if local || crate::models::find_model(&model).is_some() {
             return None;
         }
         let already = self
@@ -712,6 +714,11 @@ impl Thread {
 fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, ThreadError> {
     if let Some(m) = &opts.model_service {
         return Ok(m.clone());
+    }
+    if config.uses_embedded_model() {
+        let svc =
+            crate::client::local_model_service(&config.local_model_path, &config.model_provider)?;
+        return Ok(svc);
     }
     let creds = resolve_credentials(
         &config.model_provider,

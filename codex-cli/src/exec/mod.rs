@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use codex_core::config::{
     AskForApproval, CliOverride, Config, ConfigOverrides, LoadOptions, SandboxMode,
-    LMSTUDIO_PROVIDER_ID, OLLAMA_PROVIDER_ID,
+    LMSTUDIO_PROVIDER_ID, LOCAL_PROVIDER_ID, OLLAMA_PROVIDER_ID,
 };
 use codex_core::rollout::{find_thread_file, latest_thread_file};
 use codex_daemon::runtime::{EmbeddedOptions, Endpoint, Runtime, RuntimeOptions};
@@ -107,6 +107,12 @@ struct ExecOptions {
     /// Use a local open-source model provider (Ollama by default).
     #[arg(long, global = true)]
     oss: bool,
+    /// Run the turn on the embedded local model (llama.cpp, in-process; no
+    /// server, no network). `-m PATH.gguf` names the model file (else
+    /// `local_model_path`, else `$CODEX_MODELS_DIR` or `$CODEX_HOME/models`).
+    /// Needs a build with `--features local-llm`.
+    #[arg(long, global = true, conflicts_with = "oss")]
+    local: bool,
     /// With --oss: `ollama` or `lmstudio`.
     #[arg(long, value_name = "PROVIDER", global = true)]
     local_provider: Option<String>,
@@ -216,6 +222,9 @@ async fn run(args: ExecArgs) -> anyhow::Result<i32> {
     let config = load_config(&opts)?;
     for w in &config.warnings {
         eprintln!("warning: {w}");
+    }
+    if config.uses_embedded_model() {
+        codex_core::client::local::check_model(&config.local_model_path)?;
     }
     if !opts.skip_git_repo_check && !inside_git_repo(&config.cwd) {
         bail!(
@@ -512,7 +521,7 @@ fn thread_id_of(file: &Path) -> anyhow::Result<String> {
 
 /// The `-c` overrides and typed overrides the flags ask for.
 fn config_inputs(opts: &ExecOptions) -> anyhow::Result<(Vec<CliOverride>, ConfigOverrides)> {
-    let cli_overrides = opts
+    let mut cli_overrides = opts
         .config
         .iter()
         .map(|c| CliOverride::parse(c))
@@ -541,10 +550,40 @@ fn config_inputs(opts: &ExecOptions) -> anyhow::Result<(Vec<CliOverride>, Config
         }
         overrides.model_provider = Some(provider.to_string());
     }
+    if opts.local {
+        local_inputs(opts, &mut cli_overrides, &mut overrides)?;
+    }
     // Nobody can answer an approval prompt in exec mode: unless configured
     // otherwise, never ask.
     overrides.default_approval_policy = Some(AskForApproval::Never);
     Ok((cli_overrides, overrides))
+}
+
+/// `--local`: the `local` provider; `-m PATH.gguf` is the model file (as
+/// the `local_model_path` override, so the worker sees it too) and its
+/// name the model's. Fails fast when this build cannot run it.
+fn local_inputs(
+    opts: &ExecOptions,
+    cli_overrides: &mut Vec<CliOverride>,
+    overrides: &mut ConfigOverrides,
+) -> anyhow::Result<()> {
+    if !codex_core::client::local::AVAILABLE {
+        bail!("{}", codex_core::client::local::UNAVAILABLE);
+    }
+    overrides.model_provider = Some(LOCAL_PROVIDER_ID.to_string());
+    let Some(model) = &opts.model else {
+        return Ok(());
+    };
+    let path = Path::new(model);
+    if !(model.ends_with(".gguf") || path.is_file()) {
+        return Ok(());
+    }
+    let path = std::path::absolute(path)
+        .with_context(|| format!("cannot resolve the model path {model}"))?;
+    let value = serde_json::Value::from(path.display().to_string());
+    cli_overrides.push(CliOverride::from_json("local_model_path", &value)?);
+    overrides.model = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    Ok(())
 }
 
 /// Loads (and so validates) the configuration here, before any worker

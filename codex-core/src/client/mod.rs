@@ -15,6 +15,7 @@
 mod chat;
 mod error;
 pub mod idle;
+pub mod local;
 mod responses;
 pub mod retry;
 pub mod sse;
@@ -389,6 +390,19 @@ pub fn model_service(
         .layer(retry::RequestRetryLayer::new(
             provider.request_max_retries() as u32,
         ))
+        .layer(idle::IdleTimeoutLayer::new(provider.stream_idle_timeout()))
+        .service(leaf);
+    Ok(BoxCloneService::new(svc))
+}
+
+/// The layered service of the embedded `local` provider (no request
+/// retries: nothing goes over a network).
+pub fn local_model_service(
+    model_path: &std::path::Path,
+    provider: &ModelProviderInfo,
+) -> Result<ModelService, ModelError> {
+    let leaf = local::LocalModelClient::new(model_path, provider.stream_idle_timeout())?;
+    let svc = ServiceBuilder::new()
         .layer(idle::IdleTimeoutLayer::new(provider.stream_idle_timeout()))
         .service(leaf);
     Ok(BoxCloneService::new(svc))

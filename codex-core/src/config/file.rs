@@ -52,6 +52,9 @@ pub struct ConfigToml {
     /// Deadline of one call to a tool that is not built in (a client's
     /// `dynamicTools`, embedders' tools), in milliseconds.
     pub tool_timeout_ms: Option<u64>,
+    /// The GGUF file the embedded `local` provider runs (relative paths are
+    /// taken from `$CODEX_HOME`).
+    pub local_model_path: Option<PathBuf>,
 
     /// Supervisor settings (`[codexd]`), interpreted by `codex-daemon`.
     pub codexd: Option<toml::Table>,

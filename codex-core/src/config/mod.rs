@@ -150,6 +150,9 @@ pub struct Config {
     /// `mcp_oauth_callback_port` / `mcp_oauth_callback_url`.
     pub mcp_oauth_callback_port: Option<u16>,
     pub mcp_oauth_callback_url: Option<String>,
+    /// The GGUF file of the embedded `local` provider (`local_model_path`,
+    /// else the default in [`default_local_model_path`]).
+    pub local_model_path: PathBuf,
     /// Problems that did not stop loading (unknown keys, ...).
     pub warnings: Vec<String>,
 }
@@ -178,6 +181,12 @@ pub fn find_codex_home() -> Result<PathBuf, ConfigError> {
 }
 
 impl Config {
+    /// Whether turns run on the embedded model: provider `local` without a
+    /// `base_url` (a `[model_providers.local]` with one is an HTTP server).
+    pub fn uses_embedded_model(&self) -> bool {
+        self.model_provider_id == LOCAL_PROVIDER_ID && self.model_provider.base_url.is_none()
+    }
+
     pub fn load(opts: LoadOptions) -> Result<Config, ConfigError> {
         let codex_home = match opts.codex_home {
             Some(h) => h,
@@ -374,6 +383,11 @@ impl Config {
                     .unwrap_or(false),
             }
         };
+        let local_model_path = match &cfg.local_model_path {
+            Some(p) if p.is_relative() => codex_home.join(p),
+            Some(p) => p.clone(),
+            None => default_local_model_path(&codex_home),
+        };
         Ok(Config {
             model: opts
                 .overrides
@@ -381,7 +395,14 @@ impl Config {
                 .clone()
                 .or(profile.model.clone())
                 .or(cfg.model.clone())
-                .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+                .unwrap_or_else(|| {
+                    // The local provider's model is its file, not an API model.
+                    if model_provider_id == LOCAL_PROVIDER_ID && model_provider.base_url.is_none() {
+                        LOCAL_DEFAULT_MODEL.to_string()
+                    } else {
+                        DEFAULT_MODEL.to_string()
+                    }
+                }),
             codex_home,
             cwd,
             model_provider_id,
@@ -452,6 +473,7 @@ impl Config {
             mcp_oauth_credentials_store: cfg.mcp_oauth_credentials_store.unwrap_or_default(),
             mcp_oauth_callback_port: cfg.mcp_oauth_callback_port,
             mcp_oauth_callback_url: cfg.mcp_oauth_callback_url.clone(),
+            local_model_path,
             warnings,
         })
     }

@@ -16,6 +16,13 @@ pub const MAX_RETRIES_CEILING: u64 = 100;
 pub const OPENAI_PROVIDER_ID: &str = "openai";
 pub const OLLAMA_PROVIDER_ID: &str = "ollama";
 pub const LMSTUDIO_PROVIDER_ID: &str = "lmstudio";
+/// The embedded provider: a GGUF model run in-process by llama.cpp
+/// (`codex-local`, cargo feature `local-llm`); no server, no network.
+pub const LOCAL_PROVIDER_ID: &str = "local";
+/// The model name a `local` thread reports when none is given.
+pub const LOCAL_DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct";
+/// The GGUF file looked for when `local_model_path` is not set.
+pub const LOCAL_DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_OLLAMA_PORT: u16 = 11434;
 pub const DEFAULT_LMSTUDIO_PORT: u16 = 1234;
@@ -108,6 +115,15 @@ impl ModelProviderInfo {
     }
 }
 
+/// `$CODEX_MODELS_DIR/<default file>` when that variable is set, else
+/// `$CODEX_HOME/models/<default file>` (what `scripts/fetch-models` fetches).
+pub fn default_local_model_path(codex_home: &std::path::Path) -> std::path::PathBuf {
+    match env_nonempty("CODEX_MODELS_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir).join(LOCAL_DEFAULT_MODEL_FILE),
+        None => codex_home.join("models").join(LOCAL_DEFAULT_MODEL_FILE),
+    }
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -168,6 +184,24 @@ pub fn built_in_providers(openai_base_url: Option<String>) -> BTreeMap<String, M
             },
         );
     }
+    map.insert(
+        LOCAL_PROVIDER_ID.to_string(),
+        ModelProviderInfo {
+            name: "Local (embedded llama.cpp)".into(),
+            base_url: None,
+            env_key: None,
+            env_key_instructions: None,
+            experimental_bearer_token: None,
+            wire_api: WireApi::Chat,
+            query_params: None,
+            http_headers: None,
+            env_http_headers: None,
+            request_max_retries: Some(0),
+            stream_max_retries: Some(0),
+            stream_idle_timeout_ms: None,
+            requires_openai_auth: false,
+        },
+    );
     map
 }
 

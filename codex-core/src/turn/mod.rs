@@ -372,7 +372,9 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
     let sink = shared.sink.clone();
     let window = effective_context_window(&cfg.model, cfg.model_context_window);
 
+    // A local model is a file, not a catalog entry: no warning for it.
     if find_model(&cfg.model).is_none()
+        && !cfg.uses_embedded_model()
         && !shared
             .warned_unknown_model
             .swap(true, std::sync::atomic::Ordering::Relaxed)
