@@ -111,9 +111,20 @@ async fn ask(
             Ok((r, Via::Daemon(socket)))
         }
         Err(ClientError::Connect { .. }) => {
-            let memory =
-                LocalMemory::start(LocalMemoryOptions::new(MemoryLayout::new(&codex_home)))
-                    .context("starting the memory service")?;
+            let mut options = LocalMemoryOptions::new(MemoryLayout::new(&codex_home));
+            if let Some(model) = embedding_model(&codex_home) {
+                // The same vectors codex-memory would use; a model that
+                // cannot load leaves recall on BM25, said once.
+                match codex_core::memory::LaneEmbedder::load(&model) {
+                    Ok(e) => {
+                        options.embedder = Some(Box::new(move || {
+                            Some(Box::new(e) as Box<dyn codex_core::memory::Embedder>)
+                        }))
+                    }
+                    Err(e) => eprintln!("warning: `memories.embedding_model`: {e}; using BM25"),
+                }
+            }
+            let memory = LocalMemory::start(options).context("starting the memory service")?;
             let r = memory.call_with_deadline(request, DEADLINE).await;
             // Closed before exiting, so the database is left checkpointed.
             memory.close(CLOSE_WAIT);
@@ -121,6 +132,17 @@ async fn ask(
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("codexd on {}", socket.display()))),
     }
+}
+
+/// `[memories] embedding_model` (relative to `$CODEX_HOME`), if the config
+/// names one.
+fn embedding_model(codex_home: &std::path::Path) -> Option<PathBuf> {
+    let config = codex_core::config::Config::load(codex_core::config::LoadOptions {
+        codex_home: Some(codex_home.to_path_buf()),
+        ..Default::default()
+    })
+    .ok()?;
+    config.memories.embedding_model.map(|p| codex_home.join(p))
 }
 
 fn render(cmd: &MemoryCommand, r: &MemoryResponse, via: &Via, json: bool) -> i32 {

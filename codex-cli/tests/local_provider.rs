@@ -46,6 +46,51 @@ mod with_the_feature {
         cmd
     }
 
+    /// `[memories] embedding_model` with MiniLM: notes are embedded as they
+    /// are remembered, and recall finds one that shares no word with the
+    /// query (BM25 alone cannot).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn memory_recall_finds_a_note_by_meaning_with_minilm() {
+        use codex_local::testing::MINILM_FILE;
+        let Some(model) = real_model(MINILM_FILE) else {
+            return;
+        };
+        let home = TestHome::new();
+        std::fs::write(
+            home.codex_home().join("config.toml"),
+            format!(
+                "[features]\nmemories = true\n\n[memories]\nembedding_model = {:?}\n",
+                model.display().to_string()
+            ),
+        )
+        .unwrap();
+        for note in [
+            "The user prefers tabs over spaces when indenting code.",
+            "Deploys go through the staging cluster before production.",
+        ] {
+            let r = run(&home, &["memory", "add", note]).await;
+            assert_eq!(r.code, Some(0), "{}", r.stderr);
+        }
+        let status = run(&home, &["memory", "status", "--json"]).await;
+        let v: Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(v["status"]["embedder"], true, "{}", status.stdout);
+        assert_eq!(v["status"]["vectors"], 2, "{}", status.stdout);
+        let r = run(
+            &home,
+            &[
+                "memory",
+                "search",
+                "--json",
+                "whitespace style in source files",
+            ],
+        )
+        .await;
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let first = v["memories"][0]["text"].as_str().unwrap_or_default();
+        assert!(first.contains("tabs"), "{}", r.stdout);
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn exec_local_json_answers_offline() {
         let Some(model) = real_model(SMOLLM2_FILE) else {

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use codex_core::memory::service::DEFAULT_DEADLINE;
 use codex_core::memory::{
-    LocalMemory, LocalMemoryOptions, MemoryLayout, MemoryRequest, MemoryResponse, MemoryStatus,
+    LaneEmbedder, LocalMemory, LocalMemoryOptions, MemoryLayout, MemoryRequest, MemoryResponse,
+    MemoryStatus,
 };
 use codex_ipc::launcher::Role;
 use codex_ipc::memory_link::{FromMemory, MemoryEvent, MemoryReady, ToMemory};
@@ -44,13 +45,28 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     };
     let layout = MemoryLayout::new(&init.codex_home);
     let mut warnings = Vec::new();
+    let mut options = LocalMemoryOptions::new(layout.clone());
+    // The one embedding model of this daemon, loaded before `Ready` so a bad
+    // file is a warning in codexd/status; recall falls back to BM25.
     if let Some(model) = &init.embedding_model {
-        warnings.push(format!(
-            "`memories.embedding_model` ({}) needs the local model lane, which this build does not have; recall uses BM25 only",
-            model.display()
-        ));
+        match LaneEmbedder::load(model) {
+            Ok(embedder) => {
+                tracing::info!(
+                    "codex-memory: embeddings from {} ({} dims)",
+                    model.display(),
+                    embedder.dims()
+                );
+                options.embedder = Some(Box::new(move || {
+                    Some(Box::new(embedder) as Box<dyn codex_core::memory::Embedder>)
+                }));
+            }
+            Err(e) => warnings.push(format!(
+                "`memories.embedding_model` ({}) cannot be used, so recall uses BM25 only: {e}",
+                model.display()
+            )),
+        }
     }
-    let memory = match LocalMemory::start(LocalMemoryOptions::new(layout.clone())) {
+    let memory = match LocalMemory::start(options) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("codex-memory: cannot start the store thread: {e}");

@@ -38,6 +38,9 @@ pub enum MemoryError {
     /// A memory needs some text to be recalled by.
     #[error("a memory's text is empty")]
     EmptyText,
+    /// The embedding model failed (not loaded, overloaded, timed out).
+    #[error("embedding model: {0}")]
+    Embedding(String),
     #[error("memory database {}: {source}", path.display())]
     Io {
         path: PathBuf,

@@ -20,6 +20,7 @@ mod error;
 pub mod files;
 pub mod index;
 mod layout;
+mod local_embed;
 pub mod mode;
 pub mod pipeline;
 pub mod prompt;
@@ -41,6 +42,7 @@ pub use embed::{Embedder, HashEmbedder, VectorIndex};
 pub use error::{MemoryError, MemoryWarning};
 pub use index::{IndexOptions, MemoryIndex, SyncReport};
 pub use layout::MemoryLayout;
+pub use local_embed::LaneEmbedder;
 pub use query::fts_query;
 pub use schema::SCHEMA_VERSION;
 pub use service::{

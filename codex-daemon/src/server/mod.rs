@@ -173,7 +173,12 @@ impl Server {
             &opts.worker_exe,
             codex_ipc::memory_link::MemoryInit {
                 codex_home: opts.codex_home.clone(),
-                embedding_model: config.memories.embedding_model.clone(),
+                // Relative to `$CODEX_HOME`, like `local_model_path`.
+                embedding_model: config
+                    .memories
+                    .embedding_model
+                    .as_ref()
+                    .map(|p| config.codex_home.join(p)),
             },
             &limits,
             cgroups.as_ref(),
