@@ -92,6 +92,23 @@ pub fn short_hex_id() -> String {
     format!("{v:06x}")
 }
 
+/// Text for an HTML (or XML-ish) text node or attribute value: `&`, `<`,
+/// `>`, `"` and `'` escaped.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

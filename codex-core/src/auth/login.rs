@@ -3,6 +3,7 @@
 //! saved through a [`super::LocalBroker`] store. Upstream's endpoints, field
 //! names and messages.
 
+use crate::util::html_escape;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -391,22 +392,6 @@ pub async fn browser_start(
 }
 
 const SUCCESS_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed in to Codex</title></head><body style=\"font-family:sans-serif;margin:4em\"><h1>Signed in to Codex</h1><p>You can close this tab and return to your terminal or editor.</p></body></html>";
-
-/// Text for an HTML text node or attribute value.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// An answer of the callback server.
 #[derive(Debug)]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::service::{MemoryEntry, MemoryRecall};
 use crate::protocol::{ContentItem, ResponseItem};
+use crate::util::html_escape;
 
 /// The fragment's tags.
 pub const OPEN_TAG: &str = "<relevant_memories>";
@@ -63,10 +64,10 @@ pub fn fragment(hits: &[MemoryEntry]) -> Option<ResponseItem> {
     for hit in hits {
         text.push_str("<memory");
         if let Some(p) = &hit.source_path {
-            text.push_str(&format!(" source=\"{}\"", escape(p)));
+            text.push_str(&format!(" source=\"{}\"", html_escape(p)));
         }
         text.push('>');
-        text.push_str(&escape(&hit.text));
+        text.push_str(&html_escape(&hit.text));
         text.push_str("</memory>\n");
     }
     text.push_str(CLOSE_TAG);
@@ -75,21 +76,6 @@ pub fn fragment(hits: &[MemoryEntry]) -> Option<ResponseItem> {
         role: "user".into(),
         content: vec![ContentItem::InputText { text }],
     })
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

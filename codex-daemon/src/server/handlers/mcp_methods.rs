@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use codex_core::config::{Config, ConfigOverrides, LoadOptions};
 use codex_ipc::app_server::mcp::{
     ListMcpServerStatusParams, ListMcpServerStatusResponse, McpResourceReadParams,
     McpServerOauthLoginParams, McpServerOauthLoginResponse, McpServerStatusWire,
@@ -28,19 +27,6 @@ use crate::server::{Reply, Server};
 const MCP_CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(900);
 
 impl Server {
-    fn mcp_config(&self) -> Result<Config, RpcError> {
-        Config::load(LoadOptions {
-            codex_home: Some(self.codex_home().to_path_buf()),
-            cli_overrides: self.opts.config_overrides.clone(),
-            overrides: ConfigOverrides {
-                cwd: Some(self.opts.cwd.clone()),
-                ignore_user_config: self.opts.thread_defaults.ignore_user_config,
-                ..Default::default()
-            },
-        })
-        .map_err(|e| RpcError::invalid_request(e.to_string()))
-    }
-
     fn mcp_thread(&self, thread_id: &str) -> Result<Arc<LoadedThread>, RpcError> {
         self.thread(thread_id)
             .ok_or_else(|| RpcError::invalid_request(format!("thread not loaded: {thread_id}")))
@@ -68,7 +54,7 @@ impl Server {
             }
             // Outside a thread nothing runs: the configured servers.
             None => self
-                .mcp_config()?
+                .handler_config()?
                 .mcp_servers
                 .iter()
                 .map(|(name, c)| McpServerStatusWire::from_config(name, c))
@@ -95,7 +81,7 @@ impl Server {
     /// servers are stopped, new and changed ones started.
     pub(super) async fn mcp_server_reload(&self) -> Result<Value, RpcError> {
         // Validates the file first: a broken config is the client's error.
-        self.mcp_config()?;
+        self.handler_config()?;
         let threads = self.loaded_threads();
         let waits = threads
             .iter()

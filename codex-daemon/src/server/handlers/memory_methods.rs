@@ -6,7 +6,6 @@
 //! the "## Memory" section, so no link message is needed and the mode
 //! outlives the worker.
 
-use codex_core::config::{Config, ConfigOverrides, LoadOptions};
 use codex_core::memory::mode::{self, ThreadMemoryMode};
 use codex_core::memory::{prompt, reset, MemoryLayout, MemoryRequest};
 use codex_ipc::app_server::methods;
@@ -71,19 +70,6 @@ struct ThreadMemoryModeSetParams {
 pub(super) struct Empty {}
 
 impl Server {
-    fn memory_config(&self) -> Result<Config, RpcError> {
-        Config::load(LoadOptions {
-            codex_home: Some(self.codex_home().to_path_buf()),
-            cli_overrides: self.opts.config_overrides.clone(),
-            overrides: ConfigOverrides {
-                cwd: Some(self.opts.cwd.clone()),
-                ignore_user_config: self.opts.thread_defaults.ignore_user_config,
-                ..Default::default()
-            },
-        })
-        .map_err(|e| RpcError::invalid_request(e.to_string()))
-    }
-
     fn require_loaded_for_memory(&self, thread_id: &str) -> Result<(), RpcError> {
         match self.thread(thread_id) {
             Some(_) => Ok(()),
@@ -162,7 +148,7 @@ impl Server {
         Self::require_experimental(conn, "thread/memory/read")?;
         let p: ThreadMemoryReadParams = methods::parse(params)?;
         self.require_loaded_for_memory(&p.thread_id)?;
-        let config = self.memory_config()?;
+        let config = self.handler_config()?;
         // Null when the thread may not use memories or there is no summary.
         let summary = prompt::memories_usable(&config, &p.thread_id)
             .then(|| prompt::read_memory_summary(&MemoryLayout::new(self.codex_home())))

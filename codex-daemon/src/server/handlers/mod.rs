@@ -52,6 +52,21 @@ fn page_limit(limit: Option<u64>) -> usize {
 }
 
 impl Server {
+    /// The config as a new thread of this daemon would see it (its `-c`
+    /// overrides and cwd), for methods that answer from the config.
+    fn handler_config(&self) -> Result<codex_core::config::Config, RpcError> {
+        codex_core::config::Config::load(codex_core::config::LoadOptions {
+            codex_home: Some(self.codex_home().to_path_buf()),
+            cli_overrides: self.opts.config_overrides.clone(),
+            overrides: codex_core::config::ConfigOverrides {
+                cwd: Some(self.opts.cwd.clone()),
+                ignore_user_config: self.opts.thread_defaults.ignore_user_config,
+                ..Default::default()
+            },
+        })
+        .map_err(|e| RpcError::invalid_request(e.to_string()))
+    }
+
     pub(crate) async fn dispatch(
         self: &Arc<Self>,
         conn: &Arc<Conn>,
