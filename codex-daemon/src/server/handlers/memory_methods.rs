@@ -92,7 +92,11 @@ impl Server {
             ));
         }
         let p: MemoryStatusParams = methods::parse(params)?;
-        let _ = p.min_consolidated_threads;
+        if let Some(n) = p.min_consolidated_threads {
+            tracing::warn!(
+                "memory/status: `minConsolidatedThreads` ({n}) is not served (there is no v2 store); answered as a fresh home"
+            );
+        }
         // No v2 (consolidated-thread) memory store here yet: nothing to wait
         // for, so ready with none, as upstream reports a fresh home.
         Ok(MemoryStatusResponse {
