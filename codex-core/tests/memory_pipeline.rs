@@ -638,10 +638,38 @@ async fn an_empty_answer_is_no_output() {
             .status,
         "done"
     );
+    // Nothing was ever selected: the folder is not this database's to
+    // rewrite.
+    assert!(!home.memories().join("raw_memories.md").exists());
+}
+
+/// Regression: a fresh `memories_1.sqlite` beside memory files it did not
+/// write (a user's, upstream's) used to delete `MEMORY.md` and
+/// `memory_summary.md` on the first pass.
+#[tokio::test]
+async fn files_the_database_did_not_write_survive_an_empty_selection() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.memories()).unwrap();
+    std::fs::write(
+        home.memories().join("MEMORY.md"),
+        "# Tabs\nThe user likes tabs.\n",
+    )
+    .unwrap();
+    std::fs::write(home.memories().join("memory_summary.md"), "v1\n\n- tabs\n").unwrap();
+    let p = pipeline(&home, FakeExtractor::answering("{}"), None);
+    let report = p.run_once(vec![]).await.unwrap();
     assert_eq!(
-        std::fs::read_to_string(home.memories().join("raw_memories.md")).unwrap(),
-        "# Raw Memories\n\nNo raw memories yet.\n"
+        report.phase2,
+        Phase2Outcome::Succeeded {
+            status: "succeeded_no_input",
+            selected: 0
+        }
     );
+    assert_eq!(
+        std::fs::read_to_string(home.memories().join("MEMORY.md")).unwrap(),
+        "# Tabs\nThe user likes tabs.\n"
+    );
+    assert!(home.memories().join("memory_summary.md").exists());
 }
 
 /// A consolidation agent: records its job and whether the diff was there,

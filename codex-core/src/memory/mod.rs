@@ -18,6 +18,7 @@ pub mod config;
 pub mod embed;
 mod error;
 pub mod files;
+pub mod generate;
 pub mod index;
 mod layout;
 mod local_embed;
@@ -40,6 +41,7 @@ pub use citation::{strip_citations, CitationStreamParser, MemoryCitation, Memory
 pub use config::MemoriesConfig;
 pub use embed::{Embedder, HashEmbedder, VectorIndex};
 pub use error::{MemoryError, MemoryWarning};
+pub use generate::{GeneratePurpose, Generator, LocalGenerate, LocalGenerated};
 pub use index::{IndexOptions, MemoryIndex, SyncReport};
 pub use layout::MemoryLayout;
 pub use local_embed::LaneEmbedder;

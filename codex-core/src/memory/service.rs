@@ -29,6 +29,7 @@ use tower::Service;
 
 use super::embed::Embedder;
 use super::error::MemoryError;
+use super::generate::{LocalGenerate, LocalGenerated};
 use super::index::{IndexOptions, MemoryIndex};
 use super::layout::MemoryLayout;
 use super::store::{Memory, MemoryId, RecallHit};
@@ -82,6 +83,10 @@ pub enum MemoryRequest {
         id: i64,
         score: f64,
     },
+    /// A completion from the local generation model ([`Generator`]).
+    Generate {
+        request: LocalGenerate,
+    },
 }
 
 impl MemoryRequest {
@@ -96,6 +101,7 @@ impl MemoryRequest {
             MemoryRequest::Reset => "reset",
             MemoryRequest::Embed { .. } => "embed",
             MemoryRequest::Score { .. } => "score",
+            MemoryRequest::Generate { .. } => "generate",
         }
     }
 }
@@ -178,6 +184,9 @@ pub enum MemoryResponse {
     Scored {
         found: bool,
     },
+    Generated {
+        generated: LocalGenerated,
+    },
 }
 
 /// Why the service did not answer a request.
@@ -197,6 +206,10 @@ pub enum MemoryServiceError {
     Busy(String),
     #[error("no embedding model is configured")]
     NoEmbedder,
+    /// No local generation model for this purpose (`[memories]
+    /// extract_model`, `[context_shaping] model`).
+    #[error("no local generation model is configured: {0}")]
+    NoModel(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -434,6 +447,14 @@ fn handle(index: &mut MemoryIndex, layout: &MemoryLayout, request: MemoryRequest
         MemoryRequest::Score { id, score } => MemoryResponse::Scored {
             found: index.set_score(MemoryId(id), score)?,
         },
+        // The store thread hosts no generation model; codex-memory routes
+        // these to its lane before they reach the store.
+        MemoryRequest::Generate { request } => {
+            return Err(MemoryServiceError::NoModel(format!(
+                "{:?} has no model in this process",
+                request.purpose
+            )))
+        }
     })
 }
 

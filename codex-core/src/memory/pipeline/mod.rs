@@ -679,6 +679,15 @@ impl Phase2Run<'_> {
             .map(|s| s.output.source_updated_at)
             .fold(watermark, i64::max);
 
+        // Nothing selected now or by the last successful run: the folder's
+        // files did not come from this database (a user's, a fresh
+        // `memories_1.sqlite` beside upstream's files), so they are left
+        // alone. Upstream would delete `MEMORY.md` and `memory_summary.md`.
+        if selected.is_empty() && previous.is_empty() {
+            return self
+                .succeed("succeeded_no_input", new_watermark, &selected)
+                .await;
+        }
         let (root, inputs) = (self.root.clone(), selected.clone());
         let changes = match blocking(move || phase2::sync_inputs(&root, &inputs)).await {
             Ok(c) => c,
