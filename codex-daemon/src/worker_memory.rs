@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use codex_core::memory::generate::GenerateFuture;
 use codex_core::memory::{
-    MemoryEntry, MemoryRecall, MemoryRequest, MemoryResponse, MemoryServiceError,
+    Generator, LocalGenerate, MemoryEntry, MemoryRecall, MemoryRequest, MemoryResponse,
+    MemoryServiceError,
 };
 use codex_ipc::link::FromWorker;
 use tokio::sync::{mpsc, oneshot};
@@ -94,6 +96,28 @@ impl MemoryRecall for LinkRecall {
                 MemoryResponse::Hits { hits } => Ok(hits),
                 other => Err(MemoryServiceError::Failed(format!(
                     "unexpected answer to recall: {other:?}"
+                ))),
+            }
+        })
+    }
+}
+
+/// The local-lane seam of the worker (extraction, context shaping): the
+/// model lives in codex-memory, one instance per daemon.
+#[allow(dead_code)] // wired by the pipeline worker and context shaping
+pub(crate) struct LinkGenerator(pub(crate) Arc<LinkMemory>);
+
+impl Generator for LinkGenerator {
+    fn generate(&self, request: LocalGenerate, deadline: Duration) -> GenerateFuture {
+        let memory = self.0.clone();
+        Box::pin(async move {
+            match memory
+                .ask(MemoryRequest::Generate { request }, deadline)
+                .await?
+            {
+                MemoryResponse::Generated { generated } => Ok(generated),
+                other => Err(MemoryServiceError::Failed(format!(
+                    "unexpected answer to generate: {other:?}"
                 ))),
             }
         })
