@@ -711,7 +711,9 @@ impl Thread {
     }
 }
 
-fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, ThreadError> {
+/// The model service a thread with `config` and `opts` talks to (also the
+/// memories pipeline's extraction model, built like a thread's).
+pub fn build_model(config: &Config, opts: &ThreadOptions) -> Result<ModelService, ThreadError> {
     if let Some(m) = &opts.model_service {
         return Ok(m.clone());
     }

@@ -104,7 +104,7 @@ impl LinkApprovals {
 /// restarting or overloaded answers at once; the request (a token: asking
 /// again is harmless) is retried a few times with backoff before the error
 /// reaches the model client.
-struct LinkBroker {
+pub(crate) struct LinkBroker {
     out: mpsc::Sender<FromWorker>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<BrokerResponse, AuthError>>>>,
     next: AtomicU64,
@@ -116,7 +116,15 @@ const BROKER_ATTEMPTS: u32 = 6;
 const BROKER_ATTEMPT_DEADLINE: Duration = Duration::from_secs(90);
 
 impl LinkBroker {
-    fn resolve(&self, id: u64, result: Result<BrokerResponse, AuthError>) {
+    pub(crate) fn new(out: mpsc::Sender<FromWorker>) -> Arc<Self> {
+        Arc::new(Self {
+            out,
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn resolve(&self, id: u64, result: Result<BrokerResponse, AuthError>) {
         let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
         if let Some(tx) = tx {
             let _ = tx.send(result);
@@ -214,7 +222,7 @@ impl codex_core::mcp::oauth::McpTokenSource for LinkMcpTokens {
 
 /// `TokenSource` over the link (the struct is shared with the main loop,
 /// which delivers the replies).
-struct LinkTokens(Arc<LinkBroker>);
+pub(crate) struct LinkTokens(pub(crate) Arc<LinkBroker>);
 
 impl TokenSource for LinkTokens {
     fn token(&self) -> BoxFuture<'static, Result<AuthToken, AuthError>> {
@@ -402,17 +410,17 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
             return 2;
         }
     };
+    // An internal pipeline worker hosts no thread.
+    if let Some(pass) = init.memory_pass.clone() {
+        return crate::pipeline_worker::run(init, pass, out_tx, in_rx, writer).await;
+    }
     let (approval_tx, mut approval_rx) = mpsc::channel::<ApprovalMsg>(64);
     let approvals = Arc::new(LinkApprovals {
         out: approval_tx,
         pending: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
     });
-    let broker = Arc::new(LinkBroker {
-        out: out_tx.clone(),
-        pending: Mutex::new(HashMap::new()),
-        next: AtomicU64::new(1),
-    });
+    let broker = LinkBroker::new(out_tx.clone());
     let link_broker = init.use_broker.then(|| broker.clone());
     let (dynamic_tx, mut dynamic_rx) = mpsc::channel::<FromWorker>(64);
     let dynamic = Arc::new(LinkDynamicTools::new(dynamic_tx));

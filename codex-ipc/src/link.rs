@@ -94,6 +94,18 @@ pub struct ThreadInit {
     /// link) when the thread's config turns memories on.
     #[serde(default)]
     pub use_memory: bool,
+    /// Not a thread: run one memories pipeline pass (phase 1 and phase 2),
+    /// report it with [`FromWorker::PipelineReport`] and exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_pass: Option<MemoryPassInit>,
+}
+
+/// What a pipeline worker's pass is to do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MemoryPassInit {
+    /// Threads not to extract (the one just starting).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// The worker's answer to `Init`: the thread as it runs.
@@ -246,6 +258,10 @@ pub enum FromWorker {
     McpReply {
         id: u64,
         result: Result<serde_json::Value, String>,
+    },
+    /// A pipeline worker's pass ended (its last message).
+    PipelineReport {
+        report: crate::app_server::codexd_status::PipelinePass,
     },
 }
 
@@ -620,7 +636,8 @@ impl WorkerThread {
                     FromWorker::McpReply { id, result } => WorkerMessage::McpReply { id, result },
                     FromWorker::Heartbeat
                     | FromWorker::Ready(_)
-                    | FromWorker::InitFailed { .. } => continue,
+                    | FromWorker::InitFailed { .. }
+                    | FromWorker::PipelineReport { .. } => continue,
                 };
                 if out_tx.send(m).await.is_err() {
                     break;

@@ -9,6 +9,7 @@ mod catalog;
 pub(crate) mod conn;
 mod handlers;
 pub(crate) mod memory;
+pub(crate) mod memory_pipeline;
 mod monitor;
 mod read_states;
 mod send;
@@ -114,6 +115,8 @@ pub struct Server {
     memory_cgroup: Option<crate::containment::WorkerCgroup>,
     /// `[features] memories` of the daemon's config.
     memory_enabled: bool,
+    /// The memories pipeline's passes (see `memory_pipeline.rs`).
+    pub(crate) pipeline: memory_pipeline::PipelineRunner,
     /// One loader at a time per thread id (loading from a session file).
     load_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per-worker cgroups, where a writable cgroup2 hierarchy exists.
@@ -197,6 +200,7 @@ impl Server {
             memory,
             memory_cgroup,
             memory_enabled: config.memories.enabled,
+            pipeline: Default::default(),
             installation_id: installation_id(&opts.codex_home),
             server_name: hostname(),
             catalog: Catalog::new(opts.codex_home.clone()),
@@ -214,6 +218,7 @@ impl Server {
             limits,
         });
         tokio::spawn(monitor::run(Arc::downgrade(&server)));
+        server.memory_pipeline_at_startup();
         tokio::spawn(account::forward_broker_events(
             Arc::downgrade(&server),
             broker_events_rx,
@@ -405,7 +410,11 @@ impl Server {
     /// everything they started.
     pub async fn shutdown(&self) {
         let threads = self.loaded_threads();
-        futures_util::future::join_all(threads.iter().map(|t| t.stop())).await;
+        futures_util::future::join(
+            futures_util::future::join_all(threads.iter().map(|t| t.stop())),
+            self.stop_memory_pipeline(),
+        )
+        .await;
         self.broker.stop();
         self.memory.stop();
         if let Some(cg) = &self.memory_cgroup {

@@ -101,6 +101,7 @@ impl Server {
             db_path: last.as_ref().map(|s| s.db_path.clone()),
             warnings: last.map(|s| s.warnings).unwrap_or_default(),
             cgroup: self.memory_cgroup_dir(),
+            pipeline: Some(self.pipeline.status()),
         }
     }
 }

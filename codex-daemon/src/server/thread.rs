@@ -933,7 +933,13 @@ async fn pump(
             break;
         };
         match msg {
-            WorkerMessage::Event(ev) => thread.on_event(&server, ev),
+            WorkerMessage::Event(ev) => {
+                let turn_done = matches!(ev, Event::TurnCompleted { .. });
+                thread.on_event(&server, ev);
+                if turn_done && !thread.meta.ephemeral {
+                    server.memory_pipeline_after_turn();
+                }
+            }
             WorkerMessage::Approval {
                 approval_id,
                 request,

@@ -67,6 +67,56 @@ pub struct MemoryProcessStatus {
     pub warnings: Vec<String>,
     /// Its cgroup, where cgroups are available.
     pub cgroup: Option<PathBuf>,
+    /// The memories pipeline (phase 1 and 2), run by an internal worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineStatus>,
+}
+
+/// The memories pipeline as codexd runs it: at most one pipeline worker at
+/// a time, at most one pass waiting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStatus {
+    /// `[features] memories` and `[memories] generate_memories`.
+    pub enabled: bool,
+    /// The running pipeline worker (`null`: none).
+    pub pid: Option<u32>,
+    /// A pass is waiting for the running one.
+    pub pending: bool,
+    /// Passes finished (or failed) since the daemon started.
+    pub passes: u64,
+    pub last: Option<PipelinePass>,
+}
+
+/// What one pass did (also the pipeline worker's report over its link).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelinePass {
+    /// When it ended (unix seconds).
+    pub finished_at: i64,
+    pub scanned: usize,
+    pub eligible: usize,
+    pub claimed: usize,
+    pub extracted: usize,
+    pub no_output: usize,
+    pub failed: usize,
+    /// The first failures: `thread id: reason`.
+    #[serde(default)]
+    pub failures: Vec<String>,
+    /// `notRun`, `skipped`, or upstream's phase-2 status (`succeeded`,
+    /// `failed_agent`, ...).
+    pub phase2: String,
+    #[serde(default)]
+    pub phase2_detail: Option<String>,
+    /// Stage-1 outputs phase 2 selected.
+    #[serde(default)]
+    pub selected: Option<usize>,
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Why the pass stopped early, or why the worker failed (killed,
+    /// timed out, could not start).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// How workers' process trees are contained.

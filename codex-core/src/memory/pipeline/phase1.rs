@@ -36,6 +36,9 @@ pub const CONTEXT_WINDOW_PERCENT: u64 = 70;
 /// Reasoning effort of the extraction request (upstream: low), with the
 /// output schema sent strict.
 pub const REASONING_EFFORT: &str = "low";
+/// Upstream's phase-1 model when `[memories] extract_model` is unset (on
+/// the OpenAI provider).
+pub const DEFAULT_EXTRACT_MODEL: &str = "gpt-5.4-mini";
 /// Session sources whose threads are extracted (upstream's
 /// `INTERACTIVE_SESSION_SOURCES`: `cli` and `vscode`; `exec` and sub-agent
 /// threads are not).

@@ -156,6 +156,41 @@ impl Stage1Db {
         Ok(db)
     }
 
+    /// Stage-1 outputs the last successful phase 2 selected (`memory/status`
+    /// counts them), read through a read-only connection: nothing is
+    /// created or migrated, and no database (or no table yet) is 0.
+    pub fn count_selected_for_phase2(codex_home: &Path) -> Result<u64, PipelineError> {
+        let path = Self::path_in(codex_home);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| PipelineError::sqlite(&path, e))?;
+        conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)
+            .map_err(|e| PipelineError::sqlite(&path, e))?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stage1_outputs')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| PipelineError::sqlite(&path, e))?;
+        if !has_table {
+            return Ok(0);
+        }
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM stage1_outputs WHERE selected_for_phase2 != 0",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| PipelineError::sqlite(&path, e))?;
+        Ok(n.max(0) as u64)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -7,6 +7,7 @@
 //! outlives the worker.
 
 use codex_core::memory::mode::{self, ThreadMemoryMode};
+use codex_core::memory::pipeline::Stage1Db;
 use codex_core::memory::{prompt, reset, MemoryLayout, MemoryRequest};
 use codex_ipc::app_server::methods;
 use codex_ipc::jsonrpc::RpcError;
@@ -93,14 +94,20 @@ impl Server {
         }
         let p: MemoryStatusParams = methods::parse(params)?;
         if let Some(n) = p.min_consolidated_threads {
+            // Upstream's readiness rule for its v2 store is not observed
+            // (a fresh home is ready with 0 whatever the default of 20).
             tracing::warn!(
-                "memory/status: `minConsolidatedThreads` ({n}) is not served (there is no v2 store); answered as a fresh home"
+                "memory/status: `minConsolidatedThreads` ({n}) is not served; `v2Ready` is always true"
             );
         }
-        // No v2 (consolidated-thread) memory store here yet: nothing to wait
-        // for, so ready with none, as upstream reports a fresh home.
+        // The stage-1 outputs the last consolidation used (read-only; a
+        // database being written answers after its busy timeout at most).
+        let consolidated = Stage1Db::count_selected_for_phase2(self.codex_home()).map_err(|e| {
+            RpcError::internal(format!("could not read the memories database: {e}"))
+        })?;
+        let consolidated = u32::try_from(consolidated).unwrap_or(u32::MAX);
         Ok(MemoryStatusResponse {
-            v2_consolidated_threads: 0,
+            v2_consolidated_threads: consolidated,
             v2_ready: true,
         })
     }

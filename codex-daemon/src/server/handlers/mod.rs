@@ -54,7 +54,7 @@ fn page_limit(limit: Option<u64>) -> usize {
 impl Server {
     /// The config as a new thread of this daemon would see it (its `-c`
     /// overrides and cwd), for methods that answer from the config.
-    fn handler_config(&self) -> Result<codex_core::config::Config, RpcError> {
+    pub(crate) fn handler_config(&self) -> Result<codex_core::config::Config, RpcError> {
         codex_core::config::Config::load(codex_core::config::LoadOptions {
             codex_home: Some(self.codex_home().to_path_buf()),
             cli_overrides: self.opts.config_overrides.clone(),

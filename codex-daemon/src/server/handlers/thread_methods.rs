@@ -134,8 +134,16 @@ impl Server {
             created_at: now_s(),
             ephemeral: init.ephemeral,
         };
+        let ephemeral = meta.ephemeral;
         let t = self.load(init, meta, None).await?;
         t.subscribe(self, conn.id);
+        if !ephemeral {
+            // Upstream: a pass at each thread start, not about that thread.
+            self.memory_pipeline_trigger(
+                crate::server::memory_pipeline::PassTrigger::ThreadStart,
+                vec![t.id.clone()],
+            );
+        }
         let mut thread = self.loaded_view(&t, false);
         // The session file that records it appears with the first turn.
         thread.history_mode = thread.history_mode.or(p.history_mode);
