@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 /// Longer than [`WAIT`]: a pass is two model exchanges and a command.
 const PASS_WAIT: Duration = Duration::from_secs(120);
 const THREAD: &str = "0199a213-81c0-7800-8aa1-000000000001";
+/// A thread whose memory mode is `disabled`: never extracted.
+const DISABLED: &str = "0199a213-81c0-7800-8aa1-000000000002";
 const FACT: &str = "The zebra deploy key rotates every Friday.";
 
 /// An interactive thread's rollout, last written 7 hours ago (idle past
@@ -166,6 +168,10 @@ async fn an_idle_rollout_is_extracted_consolidated_and_then_recalled() {
     mock.set_router(pipeline_router);
     let home = memory_home(&mock, "consolidation_model = \"mock-consolidator\"");
     seed_idle_rollout(&home, THREAD);
+    seed_idle_rollout(&home, DISABLED);
+    let modes = home.codex_home().join("memory_modes");
+    std::fs::create_dir_all(&modes).unwrap();
+    std::fs::write(modes.join(DISABLED), "disabled").unwrap();
     let server = SocketServer::start(&home).await;
     let mut c = experimental_client(&server).await;
 
@@ -173,6 +179,8 @@ async fn an_idle_rollout_is_extracted_consolidated_and_then_recalled() {
     let p = passes_done(&mut c, 1).await;
     let last = &p["last"];
     assert_eq!(p["enabled"], true, "{p}");
+    assert_eq!(last["scanned"], 2, "{p}");
+    assert_eq!(last["eligible"], 1, "the disabled thread is left out: {p}");
     assert_eq!(last["claimed"], 1, "{p}");
     assert_eq!(last["extracted"], 1, "{p}");
     assert_eq!(last["phase2"], "succeeded", "{p}");
@@ -211,6 +219,7 @@ async fn an_idle_rollout_is_extracted_consolidated_and_then_recalled() {
     let row = db.stage1_output(THREAD).unwrap().expect("a stage-1 output");
     assert_eq!(row.raw_memory, FACT);
     assert!(row.selected_for_phase2);
+    assert!(db.stage1_output(DISABLED).unwrap().is_none());
     drop(db);
 
     let r = c.call("memory/status", json!({})).await;

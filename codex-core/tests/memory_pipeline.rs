@@ -473,10 +473,14 @@ async fn extraction_writes_a_redacted_stage1_row_and_the_memory_files() {
             json!({"timestamp": "2026-11-20T10:00:02.000Z", "type": "event_msg", "payload": {"type": "task_complete", "turn_id": "t1"}}),
         ],
     );
+    // No database yet: none consolidated, and nothing is created.
+    assert_eq!(Stage1Db::count_selected_for_phase2(home.path()).unwrap(), 0);
+    assert!(!Stage1Db::path_in(home.path()).exists());
     let extractor = Arc::new(FakeExtractor::default());
     let p = pipeline(&home, extractor.clone(), None);
     let report = p.run_once(vec![]).await.unwrap();
     assert_eq!(report.extracted, vec![thread.clone()], "{report:?}");
+    assert_eq!(Stage1Db::count_selected_for_phase2(home.path()).unwrap(), 1);
     assert_eq!(
         report.phase2,
         Phase2Outcome::Succeeded {

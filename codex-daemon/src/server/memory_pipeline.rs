@@ -97,6 +97,10 @@ impl Server {
     pub(crate) fn memory_pipeline_at_startup(self: &Arc<Self>) {
         let server = Arc::downgrade(self);
         tokio::spawn(async move {
+            // `codexd/status` says at once whether passes will run.
+            if let Some(s) = server.upgrade().filter(|s| s.pipeline_interactive()) {
+                s.pipeline_settings();
+            }
             tokio::time::sleep(STARTUP_DELAY).await;
             if let Some(s) = server.upgrade() {
                 s.memory_pipeline_trigger(PassTrigger::Startup, Vec::new());
