@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use codex_test_support::mock_server::SseStep;
 use codex_test_support::{procs, sse, MockModelServer, MockResponse, TestHome};
-use common::app_server::{Client, SocketServer, WAIT};
+use common::app_server::{Client, SocketServer, StdioServer, WAIT};
 use serde_json::{json, Value};
 
 /// Longer than [`WAIT`]: a pass is two model exchanges and a command.
@@ -337,4 +337,46 @@ async fn a_killed_pipeline_worker_fails_its_pass_and_nothing_else() {
     turn(&mut c, &t, "are you there?").await;
     let st = c.status().await;
     assert_eq!(st["memory"]["state"], "running", "{st}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_daemon_stops_the_pass_and_gives_its_lease_back() {
+    let mock = MockModelServer::start(Vec::new()).await;
+    mock.set_router(hanging_router);
+    let home = memory_home(&mock, "");
+    home.set_stream_idle_timeout_ms(600_000);
+    seed_idle_rollout(&home, THREAD);
+    let StdioServer { mut child, client } = StdioServer::start(&home, &[]).await;
+    let mut c = client;
+    c.call(
+        "initialize",
+        json!({"clientInfo": {"name": "pipeline-test", "version": "0.1.0"}}),
+    )
+    .await;
+    c.notify("initialized").await;
+    request_seen(&mock, "the extraction request", is_extraction).await;
+    let pid = pipeline_pid(&mut c).await;
+
+    // EOF on stdin: codexd shuts down, and the worker with it.
+    drop(c);
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("codexd exits")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !procs::is_alive(pid),
+        "pipeline worker {pid} outlived codexd"
+    );
+    // Cancelled, not killed: the stage-1 job is claimable again at once.
+    let db = codex_core::memory::pipeline::Stage1Db::open_in(&home.codex_home()).unwrap();
+    let job = db
+        .job(
+            codex_core::memory::pipeline::stage1::JOB_KIND_STAGE1,
+            THREAD,
+        )
+        .unwrap()
+        .expect("the job the pass claimed");
+    assert_eq!(job.status, "pending", "{job:?}");
+    assert!(job.ownership_token.is_none(), "{job:?}");
 }
