@@ -27,8 +27,10 @@ EVENTS = ["exec_a_plain", "exec_b_shell_echo", "exec_d_retry_500",
           "exec_experimental_b_shell_echo", "sdk_b_shell_echo"]
 NEXT = ["s1_steer", "s2_steer_bad", "m1_mcp_list", "m2_mcp_call", "m3_mcp_elicit",
         "m4_mcp_autoapprove", "m6_memcite", "m7_mcp_hang", "m8_mcp_readonly"]
-# Upstream's phase-2 consolidation sub-agent request at thread start (m6): we
-# do not send it yet (docs/compatibility.md, "Memories").
+# Upstream's phase-2 consolidation sub-agent request at thread start (m6): ours
+# is not sent there, because m6's memory files were not written by its
+# memories_1.sqlite and our phase 2 leaves such files alone
+# (docs/compatibility.md, "Memories").
 CONSOLIDATION_MARKER = "## Memory Writing Agent"
 EVENTS_NEXT = ["exec_m4_mcp_autoapprove"]
 # The tools of ours that must be offered as upstream offers them (the rest of

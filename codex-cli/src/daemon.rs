@@ -99,6 +99,43 @@ fn duration(ms: u64) -> String {
     }
 }
 
+fn service_state(s: codex_ipc::supervised::ServiceState) -> &'static str {
+    use codex_ipc::supervised::ServiceState;
+    match s {
+        ServiceState::NotStarted => "not started",
+        ServiceState::Starting => "starting",
+        ServiceState::Running => "running",
+        ServiceState::Restarting => "restarting",
+        ServiceState::Stopped => "stopped",
+    }
+}
+
+/// `memories pipeline: running (pid 123), 1 pending · 3 passes · last: ...`
+fn pipeline_line(p: &codex_ipc::app_server::codexd_status::PipelineStatus) -> String {
+    let now = match p.pid {
+        Some(pid) => format!("running (pid {pid})"),
+        None => "idle".to_string(),
+    };
+    let pending = if p.pending { ", 1 pending" } else { "" };
+    let last = match &p.last {
+        None => "no pass yet".to_string(),
+        Some(l) => {
+            let mut text = format!(
+                "last: {} extracted, {} failed of {} eligible; phase 2 {}",
+                l.extracted, l.failed, l.eligible, l.phase2
+            );
+            if let Some(e) = &l.error {
+                text.push_str(&format!(" ({e})"));
+            }
+            text
+        }
+    };
+    format!(
+        "memories pipeline: {now}{pending} · {} pass(es) · {last}\n",
+        p.passes
+    )
+}
+
 /// The human-readable report.
 pub fn render(r: &StatusReport) -> String {
     let l = &r.limits;
@@ -136,8 +173,8 @@ pub fn render(r: &StatusReport) -> String {
     ));
     if let Some(m) = &r.memory {
         out.push_str(&format!(
-            "codex-memory: {:?} · pid {} · {} restart(s) · {} memories{}\n",
-            m.state,
+            "codex-memory: {} · pid {} · {} restart(s) · {} memories{}\n",
+            service_state(m.state),
             m.pid,
             m.restarts,
             m.count.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
@@ -148,6 +185,9 @@ pub fn render(r: &StatusReport) -> String {
         ));
         for w in &m.warnings {
             out.push_str(&format!("codex-memory warning: {w}\n"));
+        }
+        if let Some(p) = m.pipeline.as_ref().filter(|p| p.enabled) {
+            out.push_str(&pipeline_line(p));
         }
     }
     if r.threads.is_empty() {
