@@ -355,6 +355,9 @@ fn open_thread(
         opts.mcp_tokens = Some(Arc::new(LinkMcpTokens(b.clone())));
         opts.token_source = Some(Arc::new(LinkTokens(b)));
     }
+    if let Some(m) = memory.as_ref().filter(|_| config.context_shaping.active()) {
+        opts.local_generator = Some(Arc::new(crate::worker_memory::LinkGenerator(m.clone())));
+    }
     if let Some(m) = memory.filter(|_| config.memories.enabled && config.memories.use_memories) {
         opts.memory_recall = Some(Arc::new(crate::worker_memory::LinkRecall(m)));
     }
