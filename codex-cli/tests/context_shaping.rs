@@ -44,7 +44,9 @@ async fn turn_with_a_huge_output(c: &mut Client, mock: &MockModelServer) -> Stri
     assert_eq!(done["params"]["turn"]["status"], "completed", "{done}");
     let reqs = mock.model_requests();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
-    let output = reqs[1].function_output("call_seq").expect("the tool output");
+    let output = reqs[1]
+        .function_output("call_seq")
+        .expect("the tool output");
     let (_, body) = output
         .split_once("Total output lines: 20000\n\n")
         .unwrap_or_else(|| panic!("not cut: {}", &output[..output.len().min(400)]));
@@ -60,7 +62,10 @@ async fn memory_started(c: &mut Client) {
         if st["memory"]["state"] == "running" {
             return;
         }
-        assert!(Instant::now() < deadline, "codex-memory never started: {st}");
+        assert!(
+            Instant::now() < deadline,
+            "codex-memory never started: {st}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -120,7 +125,12 @@ async fn with_smollm2_the_middle_is_condensed_between_a_verbatim_head_and_tail()
     let body = turn_with_a_huge_output(&mut c, &mock).await;
     let text = seq_output();
     let plain = codex_core::util::truncate_middle(&text, BUDGET);
-    assert!(body.len() <= plain.len(), "{} > {}", body.len(), plain.len());
+    assert!(
+        body.len() <= plain.len(),
+        "{} > {}",
+        body.len(),
+        plain.len()
+    );
     let (head, rest) = body
         .split_once("[… ")
         .unwrap_or_else(|| panic!("no marker: {body}"));

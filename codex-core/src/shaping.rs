@@ -20,6 +20,8 @@ use crate::util::{approx_token_count, truncate_middle};
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Of the model's input, at most this share goes to notable lines.
 const NOTABLE_SHARE: u64 = 2;
+/// The prompt's own tags, dropped from an answer that echoes them.
+const SCAFFOLD: &[&str] = &["<cut>", "</cut>", "<notable>", "</notable>"];
 /// Words that make a line of the middle worth showing the model first.
 const NOTABLE: &[&str] = &[
     "error",
@@ -148,12 +150,13 @@ impl ContextShaper {
             .saturating_sub(plan.head_end + (text.len() - plan.tail_start))
             .saturating_sub(newline.len() + marker.len() + RESUMED_MARKER.len())
             .min(self.config.max_summary_tokens as usize * 4);
-        let summary = usable(&generated.text, middle.len(), room)?;
+        let hit_max = generated.output_tokens as u64 >= self.config.max_summary_tokens;
+        let summary = usable(&generated.text, middle.len(), room, hit_max)?;
         let mut out = String::with_capacity(cap);
         out.push_str(head);
         out.push_str(newline);
         out.push_str(&marker);
-        out.push_str(summary);
+        out.push_str(&summary);
         out.push_str(RESUMED_MARKER);
         out.push_str(&text[plan.tail_start..]);
         Ok(out)
@@ -274,8 +277,20 @@ fn prompt(middle: &str, middle_tokens: u64, max_input_tokens: u64) -> String {
 }
 
 /// The model's answer, trimmed and cut to `room` bytes, if it is a
-/// summary at all.
-fn usable(answer: &str, middle_len: usize, room: usize) -> Result<&str, ShapeError> {
+/// summary at all. An answer cut short (by `room`, or `hit_max` tokens)
+/// loses its unfinished last line when it has a finished one.
+fn usable(
+    answer: &str,
+    middle_len: usize,
+    room: usize,
+    hit_max: bool,
+) -> Result<String, ShapeError> {
+    // Small models echo the prompt's tags; they mean nothing to the reader.
+    let answer = answer
+        .lines()
+        .filter(|l| !SCAFFOLD.contains(&l.trim()))
+        .collect::<Vec<_>>()
+        .join("\n");
     let answer = answer.trim();
     if answer.is_empty() {
         return Err(ShapeError::Unusable("empty"));
@@ -294,11 +309,16 @@ fn usable(answer: &str, middle_len: usize, room: usize) -> Result<&str, ShapeErr
     while !answer.is_char_boundary(end) {
         end -= 1;
     }
-    let cut = answer[..end].trim_end();
+    let mut cut = answer[..end].trim_end();
+    if hit_max || end < answer.len() {
+        if let Some(nl) = cut.rfind('\n') {
+            cut = cut[..nl].trim_end();
+        }
+    }
     if cut.is_empty() {
         return Err(ShapeError::NoRoom);
     }
-    Ok(cut)
+    Ok(cut.to_string())
 }
 
 /// One `warn!` per [`WARN_EVERY`] (per process), the rest at `debug`: a
@@ -455,7 +475,7 @@ mod tests {
         assert_eq!(asked.len(), 1);
         let r = &asked[0];
         assert_eq!(r.purpose, GeneratePurpose::Shape);
-        assert_eq!(r.max_tokens, 256);
+        assert_eq!(r.max_tokens, 128);
         assert!(r.grammar.is_none());
         assert!(!r.system.is_empty());
         // The middle is far over max_input_tokens: the error line is shown
@@ -466,7 +486,21 @@ mod tests {
             "{}",
             r.user
         );
-        assert!(approx_token_count(&r.user) < 2048 + 200, "{}", r.user.len());
+        assert!(approx_token_count(&r.user) < 384 + 200, "{}", r.user.len());
+    }
+
+    #[tokio::test]
+    async fn echoed_prompt_tags_are_dropped_from_the_summary() {
+        let text = big_output();
+        let lane = Lane::answering("<notable>\nerror: tests/it.rs:42\n</notable>\n");
+        let out = fit(&shaper(&config(), &lane), &text, BUDGET).await.unwrap();
+        assert!(
+            out.contains("summary: …]\nerror: tests/it.rs:42\n[… end"),
+            "{out}"
+        );
+        let lane = Lane::answering("<cut>\n</cut>");
+        let out = fit(&shaper(&config(), &lane), &text, BUDGET).await;
+        assert_eq!(out, Some(truncate_middle(&text, BUDGET)));
     }
 
     #[tokio::test]
@@ -521,13 +555,18 @@ mod tests {
         let out = fit(&shaper(&cfg, &lane), &text, BUDGET).await.unwrap();
         assert!(out.len() <= truncate_middle(&text, BUDGET).len());
         assert!(out.contains("summary summary") && out.contains(RESUMED_MARKER));
-        // max_summary_tokens bounds the summary too.
+        // Cut short: the unfinished last line goes when a finished one is
+        // there.
+        let lane = Lane::answering(&format!("{}and an unfin", "a finished line.\n".repeat(40)));
+        let out = fit(&shaper(&config(), &lane), &text, BUDGET).await.unwrap();
+        assert!(out.contains("a finished line.\n[… end of summary"), "{out}");
+        // max_summary_tokens (default 128) bounds the summary too.
         let out = fit(&shaper(&config(), &lane), &text, 4 * BUDGET)
             .await
             .unwrap();
         let summary = out.split_once("summary: …]\n").unwrap().1;
         let summary = summary.split_once(RESUMED_MARKER).unwrap().0;
-        assert!(summary.len() <= 256 * 4, "{}", summary.len());
+        assert!(summary.len() <= 128 * 4, "{}", summary.len());
     }
 
     #[tokio::test]
@@ -600,5 +639,80 @@ mod tests {
         let lane = Lane::answering("emoji");
         let out = fit(&shaper(&config(), &lane), &text, BUDGET).await.unwrap();
         assert!(out.contains("\nemoji\n") && out.len() <= truncate_middle(&text, BUDGET).len());
+    }
+}
+
+/// The pass over a real model: SmolLM2 on a real `codex_local` lane (what
+/// codex-memory hosts), run in-process. Skipped without the model files.
+#[cfg(all(test, feature = "local-llm"))]
+mod with_smollm2 {
+    use super::*;
+    use crate::memory::generate::{GenerateFuture, LocalGenerated};
+    use codex_local::testing::{real_model, SMOLLM2_FILE};
+    use codex_local::{ChatMessage, GenerateRequest, LaneOptions, LoadOptions, LocalLane};
+
+    struct RealLane(LocalLane);
+
+    impl Generator for RealLane {
+        fn generate(&self, r: LocalGenerate, deadline: Duration) -> GenerateFuture {
+            let req = GenerateRequest::chat(
+                vec![
+                    ChatMessage::new("system", r.system),
+                    ChatMessage::new("user", r.user),
+                ],
+                r.max_tokens,
+            );
+            let pending = self
+                .0
+                .generate(req, deadline, |_| std::ops::ControlFlow::Continue(()));
+            Box::pin(async move {
+                let failed = |e: codex_local::LocalError| MemoryServiceError::Failed(e.to_string());
+                let g = pending.map_err(failed)?.await.map_err(failed)?;
+                Ok(LocalGenerated {
+                    text: g.text,
+                    output_tokens: g.output_tokens,
+                })
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn smollm2_condenses_a_build_log_between_its_head_and_tail() {
+        let Some(model) = real_model(SMOLLM2_FILE) else {
+            return;
+        };
+        let lane =
+            LocalLane::start(&model, LoadOptions::default(), LaneOptions::default()).unwrap();
+        let lane: Arc<dyn Generator> = Arc::new(RealLane(lane));
+        let config = ContextShapingConfig {
+            enabled: true,
+            model: Some(model),
+            max_input_tokens: 256,
+            max_summary_tokens: 64,
+            // Generous: a cold, shared 2-core machine.
+            timeout: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let shaper = ContextShaper::new(&config, Some(lane)).unwrap();
+        let mut text = String::new();
+        for i in 0..3_000 {
+            if i == 1_500 {
+                text.push_str("error[E0308]: mismatched types in src/parser.rs:88\n");
+            }
+            text.push_str(&format!("   Compiling crate-{i} v0.{i}.0\n"));
+        }
+        let budget = 400;
+        let out = shaper
+            .shape(&text, budget, &CancellationToken::new())
+            .await
+            .unwrap();
+        eprintln!("{out}");
+        assert!(!out.contains("<notable>"), "{out}");
+        assert!(out.len() <= truncate_middle(&text, budget).len());
+        assert!(out.contains("condensed by the local model") && out.contains(RESUMED_MARKER));
+        let head = out.split_once("[… ").unwrap().0;
+        let tail = out.rsplit_once(RESUMED_MARKER).unwrap().1;
+        assert!(text.starts_with(head) && head.len() >= 300, "{head}");
+        assert!(text.ends_with(tail) && tail.len() >= 300, "{tail}");
     }
 }

@@ -6,13 +6,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+// The defaults fit SmolLM2-135M on one inference thread (LOCAL-MODEL.md:
+// prompt ~250 tok/s, generation ~140 tok/s): ~600 real prompt tokens (the
+// byte estimate undercounts digits and symbols) and 128 generated take
+// about 3.5 s on an idle machine.
+
 /// Default longest summary the local model may write.
-pub const DEFAULT_MAX_SUMMARY_TOKENS: u64 = 256;
-/// Default most of the elided middle the local model is shown (its context
-/// is small: 4096 tokens at most by default).
-pub const DEFAULT_MAX_INPUT_TOKENS: u64 = 2048;
+pub const DEFAULT_MAX_SUMMARY_TOKENS: u64 = 128;
+/// Default most of the elided middle the local model is shown (estimated
+/// tokens; its context holds 4096 at most by default).
+pub const DEFAULT_MAX_INPUT_TOKENS: u64 = 384;
 /// Default deadline of one condensation; past it the output is truncated.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// What context shaping does for a thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +103,7 @@ pub fn parse(
                 }
             }
             "max_input_tokens" => {
-                if let Some(n) = int(value, 16, 1 << 20, &mut bad) {
+                if let Some(n) = int(value, 16, 65_536, &mut bad) {
                     cfg.max_input_tokens = n;
                 }
             }
