@@ -185,6 +185,39 @@ mod tests {
     }
 
     #[test]
+    fn config_load_reads_the_table_and_overrides() {
+        use crate::config::{CliOverride, Config, ConfigOverrides, LoadOptions};
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("shape.gguf"), b"x").unwrap();
+        std::fs::write(
+            home.path().join("config.toml"),
+            "[context_shaping]\nenabled = true\nmodel = \"shape.gguf\"\nhead = 1\n",
+        )
+        .unwrap();
+        let cfg = Config::load(LoadOptions {
+            codex_home: Some(home.path().to_path_buf()),
+            cli_overrides: vec![CliOverride::parse("context_shaping.timeout_ms=250").unwrap()],
+            overrides: ConfigOverrides {
+                cwd: Some(home.path().to_path_buf()),
+                ..Default::default()
+            },
+        })
+        .unwrap();
+        assert!(cfg.context_shaping.active());
+        assert_eq!(
+            cfg.context_shaping.model,
+            Some(home.path().join("shape.gguf"))
+        );
+        assert_eq!(cfg.context_shaping.timeout, Duration::from_millis(250));
+        assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+        assert!(
+            cfg.warnings[0].contains("`context_shaping.head`"),
+            "{:?}",
+            cfg.warnings
+        );
+    }
+
+    #[test]
     fn enabled_without_a_usable_model_says_so() {
         let (cfg, w) = parse_str("enabled = true\n", Path::new("/h"));
         assert!(!cfg.active());
