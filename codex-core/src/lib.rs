@@ -28,6 +28,7 @@ pub mod models;
 pub mod process;
 pub mod protocol;
 pub mod rollout;
+pub mod shaping;
 pub mod skills;
 pub mod thread;
 pub mod tools;

@@ -87,6 +87,9 @@ pub struct ThreadOptions {
     pub mcp_tokens: Option<Arc<dyn crate::mcp::oauth::McpTokenSource>>,
     /// Per-turn memory recall (`None`: memories off for this thread).
     pub memory_recall: Option<Arc<dyn crate::memory::MemoryRecall>>,
+    /// The local small-model lane (context shaping); `None`: oversized
+    /// tool outputs are truncated.
+    pub local_generator: Option<Arc<dyn crate::memory::Generator>>,
 }
 
 impl ThreadOptions {
@@ -108,6 +111,7 @@ impl ThreadOptions {
             dynamic_client: None,
             mcp_tokens: None,
             memory_recall: None,
+            local_generator: None,
         }
     }
 }
@@ -530,6 +534,9 @@ impl ThreadBuilder {
             &id,
             crate::audit::Redactor::from_env(std::env::vars()),
         ));
+        if config.context_shaping.active() && opts.local_generator.is_none() {
+            warn_shaping_needs_a_lane();
+        }
         let shared = Arc::new(ThreadShared {
             audit,
             id,
@@ -551,6 +558,7 @@ impl ThreadBuilder {
             warned_unknown_model: std::sync::atomic::AtomicBool::new(false),
             command_isolation: opts.command_isolation,
             memory_recall: opts.memory_recall.clone(),
+            local_generator: opts.local_generator.clone(),
         });
         Ok((
             Thread {
@@ -560,6 +568,19 @@ impl ThreadBuilder {
             rx,
         ))
     }
+}
+
+/// Once per process: `[context_shaping]` is on, but this thread has no
+/// local lane (the model is hosted by codex-memory, under codexd or the
+/// embedded supervisor of `codex exec`); a model is not loaded per thread.
+fn warn_shaping_needs_a_lane() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "context shaping needs codex-memory (codexd or `codex exec`'s supervisor) to host \
+             its model; this thread truncates oversized tool outputs instead"
+        )
+    });
 }
 
 /// Starts the thread's MCP servers; their state changes become

@@ -363,6 +363,11 @@ fn open_thread(
         opts.mcp_tokens = Some(Arc::new(LinkMcpTokens(b.clone())));
         opts.token_source = Some(Arc::new(LinkTokens(b)));
     }
+    // The lane is offered whether or not shaping is on now: each turn reads
+    // `[context_shaping]` afresh (a config write may turn it on).
+    if let Some(m) = &memory {
+        opts.local_generator = Some(Arc::new(crate::worker_memory::LinkGenerator(m.clone())));
+    }
     if let Some(m) = memory.filter(|_| config.memories.enabled && config.memories.use_memories) {
         opts.memory_recall = Some(Arc::new(crate::worker_memory::LinkRecall(m)));
     }

@@ -104,7 +104,6 @@ impl MemoryRecall for LinkRecall {
 
 /// The local-lane seam of the worker (extraction, context shaping): the
 /// model lives in codex-memory, one instance per daemon.
-#[allow(dead_code)] // wired by the pipeline worker and context shaping
 pub(crate) struct LinkGenerator(pub(crate) Arc<LinkMemory>);
 
 impl Generator for LinkGenerator {

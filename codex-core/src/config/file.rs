@@ -70,6 +70,8 @@ pub struct ConfigToml {
     pub features: Option<toml::Table>,
     /// `[memories]`, read by [`crate::memory::config::parse`].
     pub memories: Option<toml::Table>,
+    /// `[context_shaping]` (ours), read by [`super::context_shaping::parse`].
+    pub context_shaping: Option<toml::Table>,
 
     // Upstream keys accepted but not acted on (yet).
     pub mcp_oauth_credentials_store: Option<crate::mcp::oauth::McpOAuthStoreMode>,

@@ -5,6 +5,7 @@
 //! Precedence, lowest first: built-in defaults, `config.toml`, the selected
 //! profile, `-c` overrides, typed flags (`-m`, `-s`, ...).
 
+pub mod context_shaping;
 mod file;
 mod overrides;
 mod provider;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use context_shaping::ContextShapingConfig;
 pub use file::{ConfigProfile, ConfigToml};
 pub use overrides::CliOverride;
 pub use provider::*;
@@ -145,6 +147,8 @@ pub struct Config {
     pub mcp_servers: BTreeMap<String, crate::mcp::McpServerConfig>,
     /// `[features] memories` and `[memories]`.
     pub memories: crate::memory::MemoriesConfig,
+    /// `[context_shaping]`: oversized tool outputs condensed by a local model.
+    pub context_shaping: ContextShapingConfig,
     /// Where MCP OAuth tokens are kept (`mcp_oauth_credentials_store`).
     pub mcp_oauth_credentials_store: crate::mcp::oauth::McpOAuthStoreMode,
     /// `mcp_oauth_callback_port` / `mcp_oauth_callback_url`.
@@ -243,6 +247,9 @@ impl Config {
         let (memories, memory_warnings) =
             crate::memory::config::parse(cfg.features.as_ref(), cfg.memories.as_ref());
         warnings.extend(memory_warnings);
+        let (context_shaping, shaping_warnings) =
+            context_shaping::parse(cfg.context_shaping.as_ref(), &codex_home);
+        warnings.extend(shaping_warnings);
 
         // `[profiles.<name>]`, else upstream's v2 profile file
         // `$CODEX_HOME/<name>.config.toml`.
@@ -470,6 +477,7 @@ impl Config {
             codexd: cfg.codexd.clone().unwrap_or_default(),
             mcp_servers,
             memories,
+            context_shaping,
             mcp_oauth_credentials_store: cfg.mcp_oauth_credentials_store.unwrap_or_default(),
             mcp_oauth_callback_port: cfg.mcp_oauth_callback_port,
             mcp_oauth_callback_url: cfg.mcp_oauth_callback_url.clone(),

@@ -87,7 +87,7 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
                         started.elapsed().as_secs_f64(),
                         if out.success { 0 } else { 1 },
                         &out.content,
-                        u64::MAX,
+                        None,
                     ),
                     ..out
                 };
@@ -297,13 +297,17 @@ pub(super) async fn handle(ctx: &ToolContext, call: &ToolCall) -> ToolOutput {
         .max_output_tokens
         .unwrap_or(ctx.output_token_limit)
         .clamp(1, MAX_OUTPUT_TOKENS_CEILING);
+    let fitted = match &ctx.shaper {
+        Some(s) => s.fit(&text, budget, &ctx.cancel).await,
+        None => truncated(&text, budget),
+    };
     ToolOutput {
         content: format_output(
             &short_hex_id(),
             output.duration.as_secs_f64(),
             code,
             &text,
-            budget,
+            fitted.as_deref(),
         ),
         success: code == 0,
         abort_turn: false,
@@ -456,7 +460,20 @@ fn looks_like_sandbox_denial(output: &str) -> bool {
     MARKERS.iter().any(|m| output.contains(m))
 }
 
-fn format_output(chunk_id: &str, wall_secs: f64, code: i32, text: &str, budget: u64) -> String {
+/// `text` cut to `budget` tokens, or `None` when it fits.
+fn truncated(text: &str, budget: u64) -> Option<String> {
+    (approx_token_count(text) > budget).then(|| truncate_middle(text, budget))
+}
+
+/// The model-facing output; `fitted` is `text` cut (truncated or shaped)
+/// to the budget, `None` when it goes in whole.
+fn format_output(
+    chunk_id: &str,
+    wall_secs: f64,
+    code: i32,
+    text: &str,
+    fitted: Option<&str>,
+) -> String {
     let mut s = String::new();
     if !chunk_id.is_empty() {
         s.push_str(&format!("Chunk ID: {chunk_id}\n"));
@@ -468,14 +485,12 @@ fn format_output(chunk_id: &str, wall_secs: f64, code: i32, text: &str, budget: 
         approx_token_count(text)
     ));
     s.push_str("Output:\n");
-    if approx_token_count(text) > budget {
-        s.push_str(&format!(
-            "Total output lines: {}\n\n{}",
+    match fitted {
+        Some(fitted) => s.push_str(&format!(
+            "Total output lines: {}\n\n{fitted}",
             text.lines().count(),
-            truncate_middle(text, budget)
-        ));
-    } else {
-        s.push_str(text);
+        )),
+        None => s.push_str(text),
     }
     s
 }
@@ -532,13 +547,19 @@ mod tests {
 
     #[test]
     fn output_format_matches_upstream_shape() {
-        let s = format_output("abc123", 0.01234, 0, "hello\n", 10_000);
+        let s = format_output(
+            "abc123",
+            0.01234,
+            0,
+            "hello\n",
+            truncated("hello\n", 10_000).as_deref(),
+        );
         assert_eq!(
             s,
             "Chunk ID: abc123\nWall time: 0.0123 seconds\nProcess exited with code 0\nOriginal token count: 2\nOutput:\nhello\n"
         );
         let long = "x".repeat(1000);
-        let s = format_output("c", 0.0, 1, &long, 10);
+        let s = format_output("c", 0.0, 1, &long, truncated(&long, 10).as_deref());
         assert!(s.contains("tokens truncated"));
         assert!(s.contains("Total output lines: 1"));
     }

@@ -48,6 +48,8 @@ pub struct ToolContext {
     pub audit: Arc<crate::audit::AuditLog>,
     pub command_isolation: crate::exec::Isolation,
     pub output_token_limit: u64,
+    /// Condenses oversized outputs with the local model (else: truncation).
+    pub shaper: Option<Arc<crate::shaping::ContextShaper>>,
     pub events: EventSink,
     pub cancel: CancellationToken,
     /// The turn's plan, created by the first `update_plan`.

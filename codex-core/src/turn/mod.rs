@@ -176,6 +176,8 @@ pub struct ThreadShared {
     pub mcp: Option<crate::mcp::McpTools>,
     /// Per-turn memory recall (`None`: memories off).
     pub memory_recall: Option<Arc<dyn crate::memory::MemoryRecall>>,
+    /// The local lane that condenses oversized tool outputs, if any.
+    pub local_generator: Option<Arc<dyn crate::memory::Generator>>,
 }
 
 impl ThreadShared {
@@ -487,6 +489,11 @@ pub async fn run_turn(shared: Arc<ThreadShared>, req: TurnRequest) -> TurnOutcom
         audit: shared.audit.clone(),
         command_isolation: shared.command_isolation,
         output_token_limit: cfg.tool_output_token_limit,
+        shaper: crate::shaping::ContextShaper::new(
+            &cfg.context_shaping,
+            shared.local_generator.clone(),
+        )
+        .map(Arc::new),
         events: sink.clone(),
         cancel: req.cancel.child_token(),
         plan: Arc::new(Mutex::new(None)),
