@@ -20,6 +20,7 @@ pub mod guardian;
 pub mod lifecycle;
 pub mod limits;
 pub mod memory;
+mod memory_lanes;
 pub mod runtime;
 pub mod server;
 pub mod transport;
