@@ -21,7 +21,11 @@ use serde_json::Value;
 use super::phase1::parse_output;
 use super::{ExtractionPrompt, Extractor, ModelError};
 use crate::memory::generate::{GeneratePurpose, Generator, LocalGenerate};
+use crate::memory::service::MemoryServiceError;
 
+/// How the lane says a prompt does not fit (`codex_local::LocalError::
+/// ContextOverflow`, through the memory service as text).
+const CONTEXT_OVERFLOW: &str = "the context holds";
 /// Longest `rollout_slug` (as [`super::phase1::derive_slug`]).
 pub const SLUG_CHARS: usize = 60;
 /// Longest text of one session item before it is cut in the middle (one
@@ -91,8 +95,12 @@ impl LocalExtractor {
 
     /// What the lane is asked for `prompt`.
     pub fn request(&self, prompt: &ExtractionPrompt) -> LocalGenerate {
+        self.request_within(prompt, self.options.rollout_chars)
+    }
+
+    fn request_within(&self, prompt: &ExtractionPrompt, rollout_chars: usize) -> LocalGenerate {
         let (cwd, contents) = split_input(&prompt.input);
-        let session = head_tail(&render_session(contents), self.options.rollout_chars);
+        let session = head_tail(&render_session(contents), rollout_chars);
         let mut user = String::new();
         if let Some(cwd) = cwd {
             user.push_str("Working directory: ");
@@ -122,7 +130,17 @@ impl Extractor for LocalExtractor {
         let generator = self.generator.clone();
         Box::pin(async move {
             let _turn = self.one_at_a_time.acquire().await?;
-            let generated = generator.generate(request, deadline).await?;
+            let started = std::time::Instant::now();
+            let generated = match generator.generate(request, deadline).await {
+                // Text that tokenizes densely (CJK, emoji) can overflow the
+                // context within the character budget: once more, smaller.
+                Err(MemoryServiceError::Failed(m)) if m.contains(CONTEXT_OVERFLOW) => {
+                    let smaller = self.request_within(&prompt, self.options.rollout_chars / 4);
+                    let left = deadline.saturating_sub(started.elapsed());
+                    generator.generate(smaller, left).await?
+                }
+                other => other?,
+            };
             Ok(close_truncated(generated.text))
         })
     }
@@ -424,6 +442,51 @@ mod tests {
                 })
             })
         }
+    }
+
+    /// Fails like the lane when the prompt is longer than `fits`.
+    struct Window {
+        fits: usize,
+        asked: Mutex<Vec<usize>>,
+    }
+
+    impl Generator for Window {
+        fn generate(&self, request: LocalGenerate, _: Duration) -> GenerateFuture {
+            let n = request.user.len();
+            if let Ok(mut a) = self.asked.lock() {
+                a.push(n);
+            }
+            let fits = self.fits;
+            Box::pin(async move {
+                if n > fits {
+                    return Err(MemoryServiceError::Failed(format!(
+                        "local inference failed: the prompt is {n} tokens; the context holds {fits}"
+                    )));
+                }
+                Ok(LocalGenerated {
+                    text: r#"{"rollout_summary":"s","rollout_slug":"s","raw_memory":"m"}"#.into(),
+                    output_tokens: 1,
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prompt_too_long_for_the_context_is_retried_smaller() {
+        // Within the character budget, but three bytes (here: tokens) each.
+        let item = serde_json::json!({"type":"message","role":"user",
+            "content":[{"type":"input_text","text":"漢字".repeat(150)}]});
+        let contents = serde_json::Value::Array(vec![item; 40]);
+        let window = Arc::new(Window {
+            fits: 9_000,
+            asked: Mutex::default(),
+        });
+        let ex = LocalExtractor::new(window.clone());
+        let out = ex.extract(prompt(&contents.to_string())).await.unwrap();
+        assert!(parse_output(&out).is_ok(), "{out}");
+        let asked = window.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(asked[0] > 9_000 && asked[1] <= 9_000, "{asked:?}");
     }
 
     #[tokio::test]
