@@ -1,8 +1,10 @@
 //! The local small-model lane (feature `local-llm`): embeddings per second
 //! (MiniLM, 1 thread, through `LocalLane`), the `local` provider's
 //! generation tokens per second (SmolLM2, through the model service the
-//! turn loop calls), and the resident memory of this process before and
-//! after each model is loaded. Skips with a message when the models are
+//! turn loop calls), a grammar-constrained phase-1 extraction (SmolLM2,
+//! `LocalExtractor` over `LaneGenerator`, a session filling the prompt
+//! budget), and the resident memory of this process before and after each
+//! model is loaded. Skips with a message when the models are
 //! absent (`scripts/fetch-models`).
 //!
 //! `cargo bench -p codex-benches --features local-llm --bench local_lane`
@@ -146,6 +148,79 @@ fn generation(quick: bool) {
     );
 }
 
+/// One phase-1 extraction as codex-memory runs it: the compact prompt, a
+/// session that fills its budget, the stage-one grammar.
+fn extraction(quick: bool) {
+    use codex_core::memory::pipeline::phase1::{output_schema, parse_output};
+    use codex_core::memory::pipeline::{ExtractionPrompt, LocalExtractor};
+    use codex_core::memory::{Generator, LaneGenerator};
+    use std::sync::Arc;
+
+    let Some(path) = real_model(SMOLLM2_FILE) else {
+        return;
+    };
+    let mut items = Vec::new();
+    for i in 0..12 {
+        items.push(serde_json::json!({"type":"message","role":"user","content":[{"type":"input_text",
+            "text":format!("Step {i}: the integration test for the payment service fails on CI; make it pass without touching the fixtures.")}]}));
+        items.push(serde_json::json!({"type":"function_call","name":"exec_command","call_id":format!("c{i}"),
+            "arguments":format!("{{\"cmd\":\"cargo test -p payments --test integration -- case_{i}\"}}")}));
+        items.push(serde_json::json!({"type":"function_call_output","call_id":format!("c{i}"),
+            "output":format!("test case_{i} ... FAILED\nthread 'case_{i}' panicked: connection refused (127.0.0.1:5432); start postgres with `docker compose up -d db` first")}));
+    }
+    let prompt = ExtractionPrompt {
+        thread_id: "bench".into(),
+        instructions: String::new(),
+        input: format!(
+            "rollout_context:\n- rollout_cwd: /src/payments\n\n\
+             rendered conversation (pre-rendered from rollout `.jsonl`; filtered response items):\n\
+             {}\n\nIMPORTANT:\n",
+            serde_json::Value::Array(items)
+        ),
+        output_schema: output_schema(),
+        reasoning_effort: "low",
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let generator = Arc::new(LaneGenerator::load(&path).expect("load SmolLM2"));
+    let extractor = LocalExtractor::new(generator.clone());
+    let request = extractor.request(&prompt);
+    let runs = if quick { 1 } else { 3 };
+    let (mut secs, mut tokens) = (0.0f64, 0usize);
+    rt.block_on(async {
+        for _ in 0..runs {
+            let started = Instant::now();
+            let g = generator.generate(request.clone(), DEADLINE).await.unwrap();
+            secs += started.elapsed().as_secs_f64();
+            tokens += g.output_tokens;
+            parse_output(&g.text).expect("the grammar's object parses");
+        }
+    });
+    // The same prompt, one token, no grammar: what the prompt alone costs.
+    let prompt_only = codex_core::memory::LocalGenerate {
+        max_tokens: 1,
+        grammar: None,
+        ..request.clone()
+    };
+    let started = Instant::now();
+    rt.block_on(generator.generate(prompt_only, DEADLINE))
+        .unwrap();
+    let prompt_ms = started.elapsed().as_secs_f64() * 1e3;
+    row(
+        &format!(
+            "phase-1 extraction, grammar (SmolLM2, {}-char prompt)",
+            request.system.len() + request.user.len()
+        ),
+        format!("{:.0} ms, {} tok", secs * 1e3 / runs as f64, tokens / runs),
+    );
+    row(
+        "  of which the prompt alone (1 token, no grammar)",
+        format!("{prompt_ms:.0} ms"),
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs each case once, small.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -155,4 +230,5 @@ fn main() {
     row("RSS without a model", format!("{rss:.0} MiB"));
     embeddings(quick);
     generation(quick);
+    extraction(quick);
 }

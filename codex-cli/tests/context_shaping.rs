@@ -102,7 +102,6 @@ async fn without_a_lane_model_the_output_is_plainly_truncated() {
 /// `MemoryInit.shape_model` from `config.context_shaping.model`).
 #[cfg(feature = "local-llm")]
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs codex-memory to host [context_shaping] model (MemoryInit.shape_model)"]
 async fn with_smollm2_the_middle_is_condensed_between_a_verbatim_head_and_tail() {
     use codex_local::testing::{real_model, SMOLLM2_FILE};
     let Some(model) = real_model(SMOLLM2_FILE) else {

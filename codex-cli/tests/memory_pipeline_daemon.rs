@@ -380,3 +380,49 @@ async fn stopping_the_daemon_stops_the_pass_and_gives_its_lease_back() {
     assert_eq!(job.status, "pending", "{job:?}");
     assert!(job.ownership_token.is_none(), "{job:?}");
 }
+
+/// `[memories] extract_model` naming a GGUF: phase 1 runs on codex-memory's
+/// lane (SmolLM2, grammar-constrained), relayed by the pipeline worker; no
+/// extraction request reaches the remote model. The answer's quality is
+/// not asserted, only that the job ends (extracted or nothing durable) and
+/// phase 2 goes on with the remote agent.
+#[cfg(feature = "local-llm")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_extract_model_extracts_on_codex_memorys_lane() {
+    use codex_local::testing::{real_model, SMOLLM2_FILE};
+    let Some(model) = real_model(SMOLLM2_FILE) else {
+        return;
+    };
+    let mock = MockModelServer::start(Vec::new()).await;
+    mock.set_router(pipeline_router);
+    let home = memory_home(
+        &mock,
+        &format!("extract_model = {:?}", model.display().to_string()),
+    );
+    seed_idle_rollout(&home, THREAD);
+    let server = SocketServer::start(&home).await;
+    let mut c = experimental_client(&server).await;
+
+    // One SmolLM2 extraction takes tens of seconds on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let p = loop {
+        let p = pipeline_of(&c.status().await);
+        if p["passes"].as_u64().unwrap_or(0) >= 1 {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no pass ended: {p}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let last = &p["last"];
+    assert_eq!(last["claimed"], 1, "{p}");
+    assert_eq!(last["failed"], 0, "the local extraction failed: {p}");
+    assert_eq!(
+        last["extracted"].as_u64().unwrap() + last["noOutput"].as_u64().unwrap_or(0),
+        1,
+        "{p}"
+    );
+    assert!(
+        !mock.model_requests().iter().any(|r| is_extraction(&r.body)),
+        "phase 1 went to the remote model"
+    );
+}

@@ -109,7 +109,7 @@ async fn serve(
 ) {
     while let Some(msg) = in_rx.recv().await {
         match msg {
-            ToBroker::Request { id, request } => {
+            ToBroker::Request { id, request, .. } => {
                 let call = match service.ready().await {
                     Ok(svc) => svc.call(request),
                     Err(e) => {
@@ -158,6 +158,7 @@ mod tests {
                 .send(ToBroker::Request {
                     id,
                     request: BrokerRequest::Account,
+                    deadline_ms: None,
                 })
                 .await
                 .unwrap();
@@ -197,6 +198,7 @@ mod tests {
             .send(ToBroker::Request {
                 id: 10,
                 request: BrokerRequest::Account,
+                deadline_ms: None,
             })
             .await
             .unwrap();

@@ -20,6 +20,7 @@ pub mod guardian;
 pub mod lifecycle;
 pub mod limits;
 pub mod memory;
+mod memory_lanes;
 mod pipeline_worker;
 pub mod runtime;
 pub mod server;

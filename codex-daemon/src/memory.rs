@@ -7,7 +7,11 @@
 //! It answers `Ready` at once (the index opens on the service's own
 //! thread, so a locked or corrupt database never delays startup) and
 //! reports the index's status after opening and after every change.
+//! `Generate` requests go to the local generation models
+//! ([`crate::memory_lanes`], loaded on first use), never to the store
+//! thread, with the caller's deadline.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_core::memory::service::DEFAULT_DEADLINE;
@@ -20,7 +24,14 @@ use codex_ipc::memory_link::{FromMemory, MemoryEvent, MemoryReady, ToMemory};
 use codex_ipc::supervised::{FromService, ToService};
 use tokio::sync::mpsc;
 
+use crate::memory_lanes::GenerationLanes;
+
 const INIT_DEADLINE: Duration = Duration::from_secs(30);
+/// A `Generate` without a deadline from the supervisor, and the longest
+/// one honoured (a phase-1 extraction on a slow machine takes minutes).
+const GENERATE_DEADLINE: Duration = Duration::from_secs(300);
+
+type Warnings = Arc<Mutex<Vec<String>>>;
 
 /// Entry point of the `codex-memory` role. Returns the exit code.
 pub fn main() -> i32 {
@@ -44,7 +55,9 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         }
     };
     let layout = MemoryLayout::new(&init.codex_home);
-    let mut warnings = Vec::new();
+    // This process's warnings (a generation model's can come later, when
+    // it fails to load).
+    let warnings: Warnings = Arc::default();
     let mut options = LocalMemoryOptions::new(layout.clone());
     // The one embedding model of this daemon, loaded before `Ready` so a bad
     // file is a warning in codexd/status; recall falls back to BM25.
@@ -60,12 +73,21 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
                     Some(Box::new(embedder) as Box<dyn codex_core::memory::Embedder>)
                 }));
             }
-            Err(e) => warnings.push(format!(
-                "`memories.embedding_model` ({}) cannot be used, so recall uses BM25 only: {e}",
-                model.display()
-            )),
+            Err(e) => {
+                if let Ok(mut w) = warnings.lock() {
+                    w.push(format!(
+                        "`memories.embedding_model` ({}) cannot be used, so recall uses BM25 only: {e}",
+                        model.display()
+                    ));
+                }
+            }
         }
     }
+    let lanes = Arc::new(GenerationLanes::new(
+        init.extract_model.clone(),
+        init.shape_model.clone(),
+        warnings.clone(),
+    ));
     let memory = match LocalMemory::start(options) {
         Ok(m) => m,
         Err(e) => {
@@ -76,7 +98,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     let skeleton = MemoryStatus {
         db_path: layout.index_db(),
         memories_dir: layout.root(),
-        warnings: warnings.clone(),
+        warnings: snapshot(&warnings),
         ..MemoryStatus::default()
     };
     let _ = out_tx
@@ -89,7 +111,33 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     ));
     while let Some(msg) = in_rx.recv().await {
         match msg {
-            ToService::Request { id, request } => {
+            ToService::Request {
+                id,
+                request: MemoryRequest::Generate { request },
+                deadline_ms,
+            } => {
+                let lanes = lanes.clone();
+                let out = out_tx.clone();
+                let memory = memory.clone();
+                let warnings = warnings.clone();
+                let deadline = deadline_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(GENERATE_DEADLINE)
+                    .min(GENERATE_DEADLINE);
+                tokio::spawn(async move {
+                    let before = snapshot(&warnings).len();
+                    let result = lanes
+                        .generate(request, deadline)
+                        .await
+                        .map(|generated| MemoryResponse::Generated { generated });
+                    let _ = out.send(FromService::Reply { id, result }).await;
+                    if snapshot(&warnings).len() != before {
+                        // A model failed to load: say so in the status.
+                        report_status(memory, out, warnings).await;
+                    }
+                });
+            }
+            ToService::Request { id, request, .. } => {
                 let changes = matches!(
                     request,
                     MemoryRequest::Remember { .. }
@@ -119,14 +167,18 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     0
 }
 
+fn snapshot(warnings: &Warnings) -> Vec<String> {
+    warnings.lock().map(|w| w.clone()).unwrap_or_default()
+}
+
 /// Sends the index's status as an event (with this process's warnings).
-async fn report_status(memory: LocalMemory, out: mpsc::Sender<FromMemory>, warnings: Vec<String>) {
+async fn report_status(memory: LocalMemory, out: mpsc::Sender<FromMemory>, warnings: Warnings) {
     match memory
         .call_with_deadline(MemoryRequest::Status, DEFAULT_DEADLINE)
         .await
     {
         Ok(MemoryResponse::Status { mut status }) => {
-            status.warnings.splice(0..0, warnings);
+            status.warnings.splice(0..0, snapshot(&warnings));
             let _ = out
                 .send(FromService::Event {
                     event: MemoryEvent::Status { status },

@@ -177,15 +177,14 @@ fn extractor(
 ) -> Result<(Arc<dyn Extractor>, Option<String>), String> {
     let configured = config.memories.extract_model.clone();
     if configured.as_deref().is_some_and(is_local_model) {
-        // INTEGRATION POINT (local lane): replace this arm's body with
-        //     return Ok((Arc::new(codex_core::memory::pipeline::LocalExtractor::new(
-        //         Arc::new(crate::worker_memory::LinkGenerator(memory)))), None));
-        // (and drop LinkGenerator's `allow(dead_code)`). Until then the
-        // remote lane extracts with the default model, and says so.
-        let _ = &memory;
-        tracing::warn!(
-            "memories: `memories.extract_model` names a local model, which this build does not run yet; extracting with the remote model instead"
-        );
+        // The model lives in codex-memory (one instance per daemon); the
+        // worker only relays.
+        let generator = Arc::new(crate::worker_memory::LinkGenerator(memory));
+        let name = configured.unwrap_or_default();
+        return Ok((
+            Arc::new(codex_core::memory::pipeline::LocalExtractor::new(generator)),
+            Some(name),
+        ));
     }
     let model = match configured.filter(|m| !is_local_model(m)) {
         Some(m) => m,

@@ -210,6 +210,7 @@ mod tests {
             request: BrokerRequest::LoginCancel {
                 login_id: "x".into(),
             },
+            deadline_ms: None,
         };
         let back: ToBroker = serde_json::from_slice(&crate::link::encode(&req).unwrap()).unwrap();
         assert_eq!(format!("{back:?}"), format!("{req:?}"));

@@ -28,6 +28,14 @@ pub struct MemoryInit {
     /// warning while this build has none).
     #[serde(default)]
     pub embedding_model: Option<PathBuf>,
+    /// `[memories] extract_model` when it names a GGUF (resolved against
+    /// `$CODEX_HOME`): phase-1 extraction on the local lane.
+    #[serde(default)]
+    pub extract_model: Option<PathBuf>,
+    /// `[context_shaping] model`: the local model that condenses oversized
+    /// tool output. The same file as `extract_model` is one instance.
+    #[serde(default)]
+    pub shape_model: Option<PathBuf>,
 }
 
 /// The `ready` message: the index as it opened.
@@ -181,6 +189,7 @@ mod tests {
                 query: "q".into(),
                 limit: 2,
             },
+            deadline_ms: Some(50),
         };
         let line = crate::link::encode(&to).unwrap();
         let back: ToMemory = serde_json::from_slice(&line).unwrap();

@@ -38,7 +38,14 @@ const QUEUE: usize = 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToService<I, R> {
     Init(I),
-    Request { id: u64, request: R },
+    Request {
+        id: u64,
+        request: R,
+        /// What is left of the caller's deadline when sent (the process
+        /// gives up by then too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline_ms: Option<u64>,
+    },
 }
 
 /// What the process sends.
@@ -249,7 +256,13 @@ impl<P: Protocol> Supervisor<P> {
                 p.remove(&id);
             }
         };
-        if tx.try_send(ToService::Request { id, request }).is_err() {
+        let deadline_ms = Some(deadline.saturating_sub(start.elapsed()).as_millis() as u64);
+        let sent = tx.try_send(ToService::Request {
+            id,
+            request,
+            deadline_ms,
+        });
+        if sent.is_err() {
             forget();
             return P::unavailable(format!("{} is busy or gone", P::WHAT));
         }

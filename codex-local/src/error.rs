@@ -18,6 +18,8 @@ pub enum LocalError {
     NoEmbeddings { path: PathBuf, reason: String },
     #[error("the prompt is {prompt_tokens} tokens; the context holds {n_ctx}")]
     ContextOverflow { prompt_tokens: usize, n_ctx: u32 },
+    #[error("the generation grammar is not usable: {0}")]
+    Grammar(String),
     #[error("local inference failed: {0}")]
     Inference(String),
     #[error("the local model's queue is full ({capacity} requests waiting); try again later")]

@@ -15,6 +15,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::stream::{Step, TextAssembler};
@@ -293,6 +295,12 @@ impl LocalModel {
         if fallback {
             stops.push(FALLBACK_STOP.into());
         }
+        // Before any decoding: a bad grammar fails at once.
+        let mut grammar = req
+            .grammar
+            .as_deref()
+            .map(|g| grammar_sampler(&self.model, g))
+            .transpose()?;
         let vocab = self.model.vocab();
         let tokens = vocab.tokenize(prompt.as_bytes(), true, true);
         if tokens.len() >= self.n_ctx as usize {
@@ -336,8 +344,11 @@ impl LocalModel {
             if pos >= self.n_ctx as i32 {
                 break StopReason::ContextFull;
             }
-            let token = sampler.sample(&ctx, logits_at);
-            sampler.accept(token);
+            // `sample` also accepts the token into the sampler.
+            let token = match grammar.as_mut() {
+                Some(g) => constrained_greedy(&ctx, logits_at, g)?,
+                None => sampler.sample(&ctx, logits_at),
+            };
             if vocab.is_eog(token) {
                 break StopReason::EndOfGeneration;
             }
@@ -378,6 +389,89 @@ impl LocalModel {
             stop_reason: reason,
         })
     }
+}
+
+/// The grammar sampler for `gbnf` (start rule `root`). llama.cpp reports a
+/// syntax error only in its log, so the error says where to look.
+fn grammar_sampler(model: &LlamaModel, gbnf: &str) -> Result<LlamaSampler, LocalError> {
+    let has_root = gbnf.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("root")
+            .is_some_and(|rest| rest.trim_start().starts_with("::="))
+    });
+    if !has_root {
+        return Err(LocalError::Grammar(
+            "it has no `root ::= ...` rule (the start rule)".into(),
+        ));
+    }
+    LlamaSampler::grammar(model, gbnf, "root").map_err(|e| {
+        LocalError::Grammar(match e {
+            llama_cpp_2::GrammarError::NullGrammar => {
+                "llama.cpp could not parse it as GBNF (a syntax error or an undefined rule; its log line says where)".into()
+            }
+            other => other.to_string(),
+        })
+    })
+}
+
+/// The greedy token the grammar allows, accepted into the grammar. The
+/// best token is tried alone first (llama.cpp's common sampler does the
+/// same) and the whole vocabulary filtered only when the grammar rejects
+/// it: filtering 50k candidates per token would double the cost. Only an
+/// allowed token is ever accepted (llama.cpp aborts on any other).
+fn constrained_greedy(
+    ctx: &LlamaContext<'_>,
+    idx: i32,
+    grammar: &mut LlamaSampler,
+) -> Result<LlamaToken, LocalError> {
+    let logits = ctx.get_logits_ith(idx);
+    let best = argmax(logits.iter().copied().enumerate());
+    let Some((best, logit)) = best else {
+        return Err(LocalError::Inference("the model produced no logits".into()));
+    };
+    let token = |i: usize| LlamaToken(i32::try_from(i).unwrap_or(i32::MAX));
+    let mut one =
+        LlamaTokenDataArray::new(vec![LlamaTokenData::new(token(best), logit, 0.0)], false);
+    one.apply_sampler(grammar);
+    let chosen = if one.data.first().is_some_and(|d| d.logit().is_finite()) {
+        token(best)
+    } else {
+        let mut all = LlamaTokenDataArray::new(
+            logits
+                .iter()
+                .enumerate()
+                .map(|(i, l)| LlamaTokenData::new(token(i), *l, 0.0))
+                .collect(),
+            false,
+        );
+        all.apply_sampler(grammar);
+        let allowed = all
+            .data
+            .iter()
+            .filter(|d| d.logit().is_finite())
+            .map(|d| (d.id(), d.logit()));
+        match argmax(allowed) {
+            Some((t, _)) => t,
+            None => {
+                return Err(LocalError::Grammar(
+                    "no token of the model's vocabulary can continue it".into(),
+                ))
+            }
+        }
+    };
+    grammar.accept(chosen);
+    Ok(chosen)
+}
+
+/// The first item with the highest score (greedy's tie-break).
+fn argmax<T>(items: impl Iterator<Item = (T, f32)>) -> Option<(T, f32)> {
+    let mut best: Option<(T, f32)> = None;
+    for (t, l) in items {
+        if best.as_ref().is_none_or(|(_, b)| l > *b) {
+            best = Some((t, l));
+        }
+    }
+    best
 }
 
 /// For a model without a chat template.

@@ -55,6 +55,9 @@ pub struct GenerateRequest {
     pub max_tokens: u32,
     /// Generation stops before the first of these strings (not included).
     pub stop: Vec<String>,
+    /// A GBNF grammar (llama.cpp's format, start rule `root`) every
+    /// generated token must follow; generation ends when it is complete.
+    pub grammar: Option<String>,
 }
 
 impl GenerateRequest {
@@ -64,7 +67,14 @@ impl GenerateRequest {
             prompt: None,
             max_tokens,
             stop: Vec::new(),
+            grammar: None,
         }
+    }
+
+    /// Constrains the output to `grammar` (GBNF, start rule `root`).
+    pub fn with_grammar(mut self, grammar: impl Into<String>) -> Self {
+        self.grammar = Some(grammar.into());
+        self
     }
 
     pub fn raw(prompt: impl Into<String>, max_tokens: u32) -> Self {
@@ -73,6 +83,7 @@ impl GenerateRequest {
             prompt: Some(prompt.into()),
             max_tokens,
             stop: Vec::new(),
+            grammar: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod generate;
 pub mod index;
 mod layout;
 mod local_embed;
+pub mod local_generate;
 pub mod mode;
 pub mod pipeline;
 pub mod prompt;
@@ -45,6 +46,7 @@ pub use generate::{GeneratePurpose, Generator, LocalGenerate, LocalGenerated};
 pub use index::{IndexOptions, MemoryIndex, SyncReport};
 pub use layout::MemoryLayout;
 pub use local_embed::LaneEmbedder;
+pub use local_generate::LaneGenerator;
 pub use query::fts_query;
 pub use schema::SCHEMA_VERSION;
 pub use service::{

@@ -7,6 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::{Path, PathBuf};
+
+use codex_core::config::Config;
 use codex_core::memory::MemoryRequest;
 use codex_ipc::jsonrpc::{RequestId, RpcError};
 use codex_ipc::launcher::{LaunchSpec, Launcher, Rlimit, Role};
@@ -23,6 +26,52 @@ pub const METHOD: &str = "codexd/memory";
 const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
 /// The longest a worker may ask codexd to wait for codex-memory.
 const MAX_WORKER_DEADLINE: Duration = Duration::from_secs(30);
+/// The same for a local generation (a phase-1 extraction takes minutes on
+/// a small machine; the pipeline bounds it with its own timeout).
+const MAX_GENERATE_DEADLINE: Duration = Duration::from_secs(300);
+/// How long a `codexd/memory` generation may take.
+const CLIENT_GENERATE_DEADLINE: Duration = Duration::from_secs(120);
+
+/// What codex-memory is started with, from the config. Read once: a
+/// changed model path takes effect when codex-memory restarts (with
+/// codexd).
+pub(super) fn init(codex_home: &Path, config: &Config) -> MemoryInit {
+    MemoryInit {
+        codex_home: codex_home.to_path_buf(),
+        // Relative to `$CODEX_HOME`, like `local_model_path`.
+        embedding_model: config
+            .memories
+            .embedding_model
+            .as_ref()
+            .map(|p| config.codex_home.join(p)),
+        extract_model: gguf_path(&config.codex_home, config.memories.extract_model.as_deref()),
+        // Already resolved against `$CODEX_HOME`; hosted only when the pass
+        // is on.
+        shape_model: config
+            .context_shaping
+            .enabled
+            .then(|| config.context_shaping.model.clone())
+            .flatten(),
+    }
+}
+
+/// A model setting that names a local GGUF (ends in `.gguf`), resolved
+/// against `$CODEX_HOME`; any other value is a remote model's name.
+pub(crate) fn gguf_path(codex_home: &Path, value: Option<&str>) -> Option<PathBuf> {
+    let value = value?.trim();
+    let is_gguf = Path::new(value)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    is_gguf.then(|| codex_home.join(value))
+}
+
+/// A request's deadline, capped by what it may ask for.
+fn capped(request: &MemoryRequest, asked: Duration) -> Duration {
+    match request {
+        MemoryRequest::Generate { .. } => asked.min(MAX_GENERATE_DEADLINE),
+        _ => asked.min(MAX_WORKER_DEADLINE),
+    }
+}
 
 /// The supervised codex-memory (not started yet) and its cgroup: the same
 /// rlimits as a worker, a cgroup of its own where cgroups are available.
@@ -68,8 +117,12 @@ impl Server {
         let memory = self.memory.clone();
         let conn = conn.clone();
         let id = id.clone();
+        let deadline = match request {
+            MemoryRequest::Generate { .. } => CLIENT_GENERATE_DEADLINE,
+            _ => CLIENT_DEADLINE,
+        };
         tokio::spawn(async move {
-            match memory.call(request, CLIENT_DEADLINE).await {
+            match memory.call(request, deadline).await {
                 Ok(r) => match codex_ipc::app_server::to_value(&r) {
                     Ok(v) => conn.respond(&id, v),
                     Err(e) => conn.error(&id, &e),
@@ -91,12 +144,32 @@ impl Server {
     ) {
         let memory = self.memory.clone();
         let t = thread.clone();
-        let deadline = Duration::from_millis(deadline_ms).min(MAX_WORKER_DEADLINE);
+        let deadline = capped(&request, Duration::from_millis(deadline_ms));
         tokio::spawn(async move {
             let result = memory.call(request, deadline).await;
             let _ = t
                 .worker
                 .try_send(codex_ipc::link::ToWorker::MemoryReply { id, result });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gguf_paths_are_local_models() {
+        let home = Path::new("/h");
+        assert_eq!(
+            gguf_path(home, Some("models/SmolLM2.Q4_1.gguf")),
+            Some(PathBuf::from("/h/models/SmolLM2.Q4_1.gguf"))
+        );
+        assert_eq!(
+            gguf_path(home, Some("/abs/m.GGUF")),
+            Some(PathBuf::from("/abs/m.GGUF"))
+        );
+        assert_eq!(gguf_path(home, Some("gpt-5.1-codex-mini")), None);
+        assert_eq!(gguf_path(home, None), None);
     }
 }

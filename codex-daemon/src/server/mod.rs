@@ -174,15 +174,7 @@ impl Server {
         let (memory, memory_cgroup) = memory::client(
             &launcher,
             &opts.worker_exe,
-            codex_ipc::memory_link::MemoryInit {
-                codex_home: opts.codex_home.clone(),
-                // Relative to `$CODEX_HOME`, like `local_model_path`.
-                embedding_model: config
-                    .memories
-                    .embedding_model
-                    .as_ref()
-                    .map(|p| config.codex_home.join(p)),
-            },
+            memory::init(&opts.codex_home, &config),
             &limits,
             cgroups.as_ref(),
         );

@@ -11,6 +11,7 @@
 //! into at most one follow-up pass.
 
 mod error;
+mod local_extractor;
 mod model_extractor;
 pub mod phase1;
 pub mod phase2;
@@ -28,6 +29,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 pub use error::PipelineError;
+pub use local_extractor::{LocalExtractor, LocalExtractorOptions};
 pub use model_extractor::ModelExtractor;
 pub use phase1::{ExtractionPrompt, StageOneOutput, ThreadInfo};
 pub use phase2::{memory_root, ConsolidationJob, SelectedMemory};
