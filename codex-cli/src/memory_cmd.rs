@@ -163,7 +163,7 @@ fn render(cmd: &MemoryCommand, r: &MemoryResponse, via: &Via, json: bool) -> i32
     }
     match r {
         MemoryResponse::Status { status } => {
-            println!("memories: {}", status.count);
+            println!("memories: {} ({} scored)", status.count, status.scored);
             println!("files:    {}", status.memories_dir.display());
             println!("index:    {}", status.db_path.display());
             println!(

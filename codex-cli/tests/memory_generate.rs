@@ -2,7 +2,9 @@
 //! `Generate` (`codexd/memory`) to codex-memory, which runs it on the model
 //! `[memories] extract_model` names (a GGUF, relative to `$CODEX_HOME`).
 //! Without a model, or without the `local-llm` feature, the error names
-//! the key or the feature. Every wait has a generous deadline.
+//! the key or the feature. With `[memories] score_model`, codex-memory
+//! scores new memories in the background. Every wait has a generous
+//! deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -77,6 +79,48 @@ async fn without_a_model_generate_names_the_key() {
     assert!(e.contains("context_shaping.model"), "{e}");
 }
 
+fn remember(text: &str) -> Value {
+    json!({"op": "remember", "text": text})
+}
+
+/// `op: list`'s memories.
+async fn list(c: &mut Client) -> Vec<Value> {
+    let r = ask(c, json!({"op": "list", "limit": 50})).await.unwrap();
+    r["memories"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_score_model_nothing_is_scored_and_nothing_warns() {
+    let home = home_with("");
+    let server = SocketServer::start(&home).await;
+    let mut c = server.client("score").await;
+    assert!(memory_warnings(&mut c).await.is_empty());
+    ask(&mut c, remember("prefers tabs over spaces"))
+        .await
+        .unwrap();
+    let memories = list(&mut c).await;
+    assert_eq!(memories.len(), 1, "{memories:?}");
+    assert_eq!(memories[0]["score"], 0.0, "{memories:?}");
+    let st = c.status().await;
+    assert_eq!(st["memory"]["scored"], 0, "{st}");
+    assert!(memory_warnings(&mut c).await.is_empty());
+}
+
+#[cfg(not(feature = "local-llm"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_feature_a_score_model_is_a_warning() {
+    let home = home_with("score_model = \"models/any.gguf\"\n");
+    let server = SocketServer::start(&home).await;
+    let mut c = server.client("score").await;
+    let warnings = memory_warnings(&mut c).await;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("memories.score_model") && w.contains("--features local-llm")),
+        "{warnings:?}"
+    );
+}
+
 #[cfg(not(feature = "local-llm"))]
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_feature_a_gguf_model_says_how_to_get_it() {
@@ -132,6 +176,42 @@ mod with_the_feature {
             .await
             .unwrap_err();
         assert!(e.contains("grammar"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_remembered_note_is_scored_in_the_background() {
+        let home = home_with("score_model = \"models/tiny.gguf\"\n");
+        let models = home.codex_home().join("models");
+        std::fs::create_dir_all(&models).unwrap();
+        write_tiny_llama(&models.join("tiny.gguf"), 7).unwrap();
+        let server = SocketServer::start(&home).await;
+        let mut c = server.client("score").await;
+        let warnings = memory_warnings(&mut c).await;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        ask(&mut c, remember("prefers tabs")).await.unwrap();
+        // The scorer looks every 10 s; the random weights answer some digit.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let score = loop {
+            let memories = list(&mut c).await;
+            let score = memories[0]["score"].as_f64().unwrap();
+            if score > 0.0 {
+                break score;
+            }
+            assert!(Instant::now() < deadline, "never scored: {memories:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert!((0.1..=1.0).contains(&score), "{score}");
+        // The status counts it (reported after the batch).
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let st = c.status().await;
+            if st["memory"]["scored"] == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "scored not reported: {st}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(memory_warnings(&mut c).await.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread")]

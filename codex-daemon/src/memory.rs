@@ -10,14 +10,19 @@
 //! `Generate` requests go to the local generation models
 //! ([`crate::memory_lanes`], loaded on first use), never to the store
 //! thread, with the caller's deadline.
+//!
+//! With `[memories] score_model`, a background scorer ([`score_in_background`])
+//! rates unscored memories on that model, a few at a time and only while
+//! the lane has nothing else to do.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_core::memory::service::DEFAULT_DEADLINE;
 use codex_core::memory::{
-    LaneEmbedder, LocalMemory, LocalMemoryOptions, MemoryLayout, MemoryRequest, MemoryResponse,
-    MemoryStatus,
+    scoring, GeneratePurpose, LaneEmbedder, LocalMemory, LocalMemoryOptions, MemoryLayout,
+    MemoryRequest, MemoryResponse, MemoryServiceError, MemoryStatus,
 };
 use codex_ipc::launcher::Role;
 use codex_ipc::memory_link::{FromMemory, MemoryEvent, MemoryReady, ToMemory};
@@ -30,6 +35,18 @@ const INIT_DEADLINE: Duration = Duration::from_secs(30);
 /// A `Generate` without a deadline from the supervisor, and the longest
 /// one honoured (a phase-1 extraction on a slow machine takes minutes).
 const GENERATE_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The background scorer's pace: one look per tick, at most a batch of
+/// memories each, one at a time, each with a deadline.
+const SCORE_TICK: Duration = Duration::from_secs(10);
+const SCORE_BATCH: usize = 8;
+const SCORE_DEADLINE: Duration = Duration::from_secs(60);
+/// Failed scorings of one memory before it is left unscored (until
+/// codex-memory restarts).
+const SCORE_TRIES: u8 = 3;
+/// Memories whose failures are remembered at most (past it the count
+/// starts over: a retry too many, never unbounded memory).
+const SCORE_TRACKED: usize = 1024;
 
 type Warnings = Arc<Mutex<Vec<String>>>;
 
@@ -86,6 +103,7 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     let lanes = Arc::new(GenerationLanes::new(
         init.extract_model.clone(),
         init.shape_model.clone(),
+        init.score_model.clone(),
         warnings.clone(),
     ));
     let memory = match LocalMemory::start(options) {
@@ -109,6 +127,15 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
         out_tx.clone(),
         warnings.clone(),
     ));
+    // A model known unusable at start is a warning in status already.
+    if lanes.usable(GeneratePurpose::Score) {
+        tokio::spawn(score_in_background(
+            memory.clone(),
+            lanes.clone(),
+            out_tx.clone(),
+            warnings.clone(),
+        ));
+    }
     while let Some(msg) = in_rx.recv().await {
         match msg {
             ToService::Request {
@@ -165,6 +192,116 @@ async fn run(link: std::os::unix::net::UnixStream) -> i32 {
     drop(out_tx);
     writer.close(Duration::from_secs(2)).await;
     0
+}
+
+/// Scores unscored memories on the `score_model` lane, off the turn loop:
+/// every [`SCORE_TICK`] at most [`SCORE_BATCH`], standing aside while the
+/// lane has other work. A failure is logged at debug and retried on a
+/// later tick, at most [`SCORE_TRIES`] times. Ends when the model cannot
+/// be loaded (that is a status warning).
+///
+/// Scores live only in the index: a memory reindexed from its file (the
+/// file changed, or the index was rebuilt from the files) is unscored
+/// again and scored anew here.
+async fn score_in_background(
+    memory: LocalMemory,
+    lanes: Arc<GenerationLanes>,
+    out: mpsc::Sender<FromMemory>,
+    warnings: Warnings,
+) {
+    let mut failures: HashMap<i64, u8> = HashMap::new();
+    let mut tick = tokio::time::interval(SCORE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match score_batch(&memory, &lanes, &mut failures).await {
+            Ok(0) => {}
+            Ok(_) => report_status(memory.clone(), out.clone(), warnings.clone()).await,
+            Err(why) => {
+                tracing::debug!("codex-memory: scoring stops: {why}");
+                // The load failure's warning, if it is new.
+                report_status(memory, out, warnings).await;
+                return;
+            }
+        }
+    }
+}
+
+/// One tick's batch: how many memories got a score, or why scoring cannot
+/// go on at all.
+async fn score_batch(
+    memory: &LocalMemory,
+    lanes: &GenerationLanes,
+    failures: &mut HashMap<i64, u8>,
+) -> Result<usize, String> {
+    if lanes.busy(GeneratePurpose::Score) {
+        return Ok(0);
+    }
+    let given_up = failures.values().filter(|n| **n >= SCORE_TRIES).count();
+    let todo = match memory
+        .call_with_deadline(
+            MemoryRequest::Unscored {
+                limit: SCORE_BATCH + given_up,
+            },
+            DEFAULT_DEADLINE,
+        )
+        .await
+    {
+        Ok(MemoryResponse::Memories { memories }) => memories,
+        Ok(other) => return Err(format!("unexpected answer to unscored: {other:?}")),
+        Err(e) => {
+            tracing::debug!("codex-memory: no memories to score now: {e}");
+            return Ok(0);
+        }
+    };
+    let mut scored = 0;
+    let todo = todo
+        .into_iter()
+        .filter(|m| failures.get(&m.id).is_none_or(|n| *n < SCORE_TRIES))
+        .take(SCORE_BATCH)
+        .collect::<Vec<_>>();
+    for m in todo {
+        if lanes.busy(GeneratePurpose::Score) {
+            break;
+        }
+        let answer = match lanes
+            .generate(scoring::request(&m.text), SCORE_DEADLINE)
+            .await
+        {
+            // Dense text or a small context: once more, much shorter.
+            Err(e) if scoring::is_context_overflow(&e) => {
+                let shorter = scoring::request_within(&m.text, scoring::MAX_NOTE_CHARS / 16);
+                lanes.generate(shorter, SCORE_DEADLINE).await
+            }
+            other => other,
+        };
+        let failure = match answer {
+            Ok(g) => match scoring::parse(&g.text) {
+                Some(score) => match memory
+                    .call_with_deadline(MemoryRequest::Score { id: m.id, score }, DEFAULT_DEADLINE)
+                    .await
+                {
+                    Ok(_) => {
+                        failures.remove(&m.id);
+                        scored += 1;
+                        continue;
+                    }
+                    Err(e) => format!("cannot store its score: {e}"),
+                },
+                None => format!("the model answered {:?}", g.text),
+            },
+            Err(MemoryServiceError::NoModel(why)) => return Err(why),
+            // The lane is full: others need it more.
+            Err(MemoryServiceError::Overloaded) => break,
+            Err(e) => e.to_string(),
+        };
+        tracing::debug!("codex-memory: memory {} not scored: {failure}", m.id);
+        if failures.len() >= SCORE_TRACKED && !failures.contains_key(&m.id) {
+            failures.clear();
+        }
+        *failures.entry(m.id).or_default() += 1;
+    }
+    Ok(scored)
 }
 
 fn snapshot(warnings: &Warnings) -> Vec<String> {

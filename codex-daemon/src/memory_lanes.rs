@@ -1,8 +1,10 @@
 //! codex-memory's local generation models (`MemoryRequest::Generate`): one
-//! lane per model file — the extraction model (`[memories] extract_model`)
-//! and the shaping model (`[context_shaping] model`) are one instance when
-//! they are the same file — each one inference thread behind a bounded
-//! queue, never the store thread.
+//! lane per model file — the extraction model (`[memories] extract_model`),
+//! the shaping model (`[context_shaping] model`) and the scoring model
+//! (`[memories] score_model`) are one instance when they are the same file
+//! — each one inference thread behind a bounded queue, never the store
+//! thread. Each lane counts the requests waiting or running on it other
+//! than scoring, so the background scorer can stand aside ([`GenerationLanes::busy`]).
 //!
 //! A configured file is checked at start (missing, or a build without the
 //! `local-llm` feature: a warning in status naming the key) and loaded on
@@ -14,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ use tokio::sync::OnceCell;
 /// The config key of each purpose's model.
 pub const EXTRACT_KEY: &str = "memories.extract_model";
 pub const SHAPE_KEY: &str = "context_shaping.model";
+pub const SCORE_KEY: &str = "memories.score_model";
 
 type Loaded = Result<Arc<LaneGenerator>, String>;
 
@@ -34,6 +38,25 @@ struct LazyLane {
     /// Why it cannot be used, known at start (missing file, no feature).
     unusable: Option<String>,
     lane: OnceCell<Loaded>,
+    /// Requests for other purposes than scoring, waiting or running
+    /// (including a first request's load).
+    in_flight: AtomicUsize,
+}
+
+/// Counts one request in [`LazyLane::in_flight`] while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Slot {
@@ -44,6 +67,7 @@ struct Slot {
 pub struct GenerationLanes {
     extract: Option<Slot>,
     shape: Option<Slot>,
+    score: Option<Slot>,
     /// Warnings for codex-memory's status (start checks, load failures).
     warnings: Arc<Mutex<Vec<String>>>,
 }
@@ -53,6 +77,7 @@ impl GenerationLanes {
     pub fn new(
         extract: Option<PathBuf>,
         shape: Option<PathBuf>,
+        score: Option<PathBuf>,
         warnings: Arc<Mutex<Vec<String>>>,
     ) -> Self {
         let mut by_file: HashMap<PathBuf, Arc<LazyLane>> = HashMap::new();
@@ -66,6 +91,7 @@ impl GenerationLanes {
                         unusable: unusable(&path),
                         path: path.clone(),
                         lane: OnceCell::new(),
+                        in_flight: AtomicUsize::new(0),
                     })
                 })
                 .clone();
@@ -79,11 +105,33 @@ impl GenerationLanes {
         };
         let extract = slot(EXTRACT_KEY, extract);
         let shape = slot(SHAPE_KEY, shape);
+        let score = slot(SCORE_KEY, score);
         Self {
             extract,
             shape,
+            score,
             warnings,
         }
+    }
+
+    fn slot(&self, purpose: GeneratePurpose) -> (&Option<Slot>, &'static str) {
+        match purpose {
+            GeneratePurpose::Extract => (&self.extract, EXTRACT_KEY),
+            GeneratePurpose::Shape => (&self.shape, SHAPE_KEY),
+            GeneratePurpose::Score => (&self.score, SCORE_KEY),
+        }
+    }
+
+    /// Whether `purpose` has a model that may work (configured, and not
+    /// known at start to be unusable; a load can still fail).
+    pub fn usable(&self, purpose: GeneratePurpose) -> bool {
+        matches!(self.slot(purpose).0, Some(s) if s.lane.unusable.is_none())
+    }
+
+    /// Whether `purpose`'s model has requests of other purposes waiting or
+    /// running: cheap, for the background scorer to stand aside.
+    pub fn busy(&self, purpose: GeneratePurpose) -> bool {
+        matches!(self.slot(purpose).0, Some(s) if s.lane.in_flight.load(Ordering::Relaxed) > 0)
     }
 
     /// Whether the two purposes share one instance.
@@ -102,15 +150,16 @@ impl GenerationLanes {
         request: LocalGenerate,
         deadline: Duration,
     ) -> Result<LocalGenerated, MemoryServiceError> {
-        let (slot, key) = match request.purpose {
-            GeneratePurpose::Extract => (&self.extract, EXTRACT_KEY),
-            GeneratePurpose::Shape => (&self.shape, SHAPE_KEY),
-        };
+        let purpose = request.purpose;
+        let (slot, key) = self.slot(purpose);
         let Some(slot) = slot else {
             return Err(MemoryServiceError::NoModel(format!(
                 "`{key}` does not name a local GGUF model (set it to a `.gguf` path, relative to $CODEX_HOME or absolute, and restart codexd)"
             )));
         };
+        // Scoring is background work: it never makes the lane look busy.
+        let _counted =
+            (purpose != GeneratePurpose::Score).then(|| InFlight::new(&slot.lane.in_flight));
         let run = async {
             let generator = self.load(slot).await?;
             generator.generate(request, deadline).await
@@ -203,11 +252,13 @@ mod tests {
     #[tokio::test]
     async fn no_model_names_the_key() {
         let warnings = Arc::default();
-        let lanes = GenerationLanes::new(None, None, warnings);
+        let lanes = GenerationLanes::new(None, None, None, warnings);
         for (purpose, key) in [
             (GeneratePurpose::Extract, EXTRACT_KEY),
             (GeneratePurpose::Shape, SHAPE_KEY),
+            (GeneratePurpose::Score, SCORE_KEY),
         ] {
+            assert!(!lanes.usable(purpose) && !lanes.busy(purpose));
             let e = lanes
                 .generate(ask(purpose), Duration::from_secs(5))
                 .await
@@ -227,11 +278,14 @@ mod tests {
         let lanes = GenerationLanes::new(
             Some(missing.clone()),
             Some(missing.clone()),
+            Some(missing.clone()),
             warnings.clone(),
         );
         assert!(lanes.shared());
+        assert!(!lanes.usable(GeneratePurpose::Score));
         let ws = warnings.lock().unwrap().clone();
-        assert_eq!(ws.len(), 2, "{ws:?}");
+        assert_eq!(ws.len(), 3, "{ws:?}");
+        assert!(ws[2].contains(SCORE_KEY), "{ws:?}");
         assert!(
             ws[0].contains(EXTRACT_KEY) && ws[0].contains("nope.gguf"),
             "{ws:?}"

@@ -36,6 +36,11 @@ pub struct MemoryInit {
     /// tool output. The same file as `extract_model` is one instance.
     #[serde(default)]
     pub shape_model: Option<PathBuf>,
+    /// `[memories] score_model` (a GGUF, resolved against `$CODEX_HOME`):
+    /// the background scorer's model. The same file as another purpose's
+    /// is one instance.
+    #[serde(default)]
+    pub score_model: Option<PathBuf>,
 }
 
 /// The `ready` message: the index as it opened.

@@ -33,6 +33,9 @@ pub struct MemoriesConfig {
     /// Model of phase 1 (extraction); a path ending in `.gguf` names a local
     /// model run by codex-memory.
     pub extract_model: Option<String>,
+    /// Ours: a local GGUF that scores memories in the background
+    /// (`score_model`, relative to `$CODEX_HOME`); unset: nothing is scored.
+    pub score_model: Option<String>,
     /// Model of phase 2 (consolidation).
     pub consolidation_model: Option<String>,
     pub consolidation_service_tier: Option<String>,
@@ -61,6 +64,7 @@ impl Default for MemoriesConfig {
             min_rollout_idle_hours: 6,
             min_rate_limit_remaining_percent: 25,
             extract_model: None,
+            score_model: None,
             consolidation_model: None,
             consolidation_service_tier: None,
             recall_timeout: DEFAULT_RECALL_TIMEOUT,
@@ -128,6 +132,15 @@ pub fn parse(
                 &mut bad,
             ),
             "extract_model" => set_string(value, &mut cfg.extract_model, &mut bad),
+            "score_model" => {
+                let mut s = None;
+                set_string(value, &mut s, &mut bad);
+                match s {
+                    Some(s) if is_gguf(&s) => cfg.score_model = Some(s),
+                    Some(_) => bad("a local `.gguf` path (scoring runs only on the local lane)"),
+                    None => {}
+                }
+            }
             "consolidation_model" => set_string(value, &mut cfg.consolidation_model, &mut bad),
             "consolidation_service_tier" => {
                 set_string(value, &mut cfg.consolidation_service_tier, &mut bad)
@@ -150,6 +163,12 @@ pub fn parse(
         }
     }
     (cfg, warnings)
+}
+
+fn is_gguf(value: &str) -> bool {
+    std::path::Path::new(value.trim())
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
 fn set_bool(value: &toml::Value, slot: &mut bool, bad: &mut impl FnMut(&str)) {
@@ -217,5 +236,18 @@ mod tests {
             .any(|w| w.contains("memories.max_rollouts_per_startup")));
         assert!(w.iter().any(|w| w.contains("memories.scope")));
         assert!(w.iter().any(|w| w.contains("memories.bogus")));
+    }
+
+    #[test]
+    fn score_model_must_be_a_gguf() {
+        let (cfg, w) = parse(None, Some(&table("score_model = \"models/s.gguf\"")));
+        assert_eq!(cfg.score_model.as_deref(), Some("models/s.gguf"));
+        assert!(w.is_empty(), "{w:?}");
+        let (cfg, w) = parse(None, Some(&table("score_model = \"gpt-5.1-codex-mini\"")));
+        assert_eq!(cfg.score_model, None);
+        assert!(
+            w.len() == 1 && w[0].contains("memories.score_model") && w[0].contains(".gguf"),
+            "{w:?}"
+        );
     }
 }

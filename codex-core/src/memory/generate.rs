@@ -20,6 +20,9 @@ pub enum GeneratePurpose {
     Extract,
     /// Condensing the middle of an oversized tool output.
     Shape,
+    /// Rating one memory's usefulness with a digit (`[memories]
+    /// score_model`; see [`super::scoring`]).
+    Score,
 }
 
 /// One greedy completion.

@@ -12,6 +12,7 @@ use super::embed::{Embedder, VectorIndex};
 use super::error::MemoryError;
 use super::files::{FoundFile, MemoryFiles};
 use super::layout::MemoryLayout;
+use super::scoring::boost;
 use super::store::{Memory, MemoryId, MemoryStore, RecallHit, SourceFile};
 
 /// How often operations look at the files for changes by default.
@@ -271,7 +272,8 @@ impl MemoryIndex {
     }
 
     /// The memories most relevant to `query`: BM25, fused with vector
-    /// similarity (reciprocal rank) when an embedder is present.
+    /// similarity (reciprocal rank) when an embedder is present, each
+    /// relevance times [`boost`] of the memory's score.
     pub fn recall(&mut self, query: &str, limit: usize) -> Result<Vec<RecallHit>, MemoryError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -289,7 +291,22 @@ impl MemoryIndex {
             _ => None,
         };
         let Some(q) = query_vec else {
-            return Ok(fts.into_iter().take(limit).collect());
+            // Only matches are boosted, so a high score never lets an
+            // irrelevant memory in.
+            let mut hits: Vec<RecallHit> = fts
+                .into_iter()
+                .map(|mut h| {
+                    h.relevance *= boost(h.memory.score);
+                    h
+                })
+                .collect();
+            hits.sort_by(|a, b| {
+                b.relevance
+                    .total_cmp(&a.relevance)
+                    .then(a.memory.id.cmp(&b.memory.id))
+            });
+            hits.truncate(limit);
+            return Ok(hits);
         };
         let near = self.vectors.top_k(&q, pool);
         let mut fused: HashMap<MemoryId, f64> = HashMap::new();
@@ -299,19 +316,23 @@ impl MemoryIndex {
         for (rank, (id, _)) in near.iter().enumerate() {
             *fused.entry(*id).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
         }
-        let mut ranked: Vec<(MemoryId, f64)> = fused.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(limit);
         let mut known: HashMap<MemoryId, Memory> =
             fts.into_iter().map(|h| (h.memory.id, h.memory)).collect();
-        let missing: Vec<MemoryId> = ranked
-            .iter()
-            .map(|(id, _)| *id)
+        let missing: Vec<MemoryId> = fused
+            .keys()
+            .copied()
             .filter(|id| !known.contains_key(id))
             .collect();
         for m in self.store.get_many(&missing)? {
             known.insert(m.id, m);
         }
+        // The score lifts a fused candidate lightly; it adds none.
+        let mut ranked: Vec<(MemoryId, f64)> = fused
+            .into_iter()
+            .filter_map(|(id, rrf)| Some((id, rrf * boost(known.get(&id)?.score))))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(limit);
         Ok(ranked
             .into_iter()
             .filter_map(|(id, relevance)| {
@@ -343,6 +364,16 @@ impl MemoryIndex {
 
     pub fn set_score(&mut self, id: MemoryId, score: f64) -> Result<bool, MemoryError> {
         self.run(|me| me.store.set_score(id, score))
+    }
+
+    /// Memories not scored yet (a reindexed file's rows are unscored
+    /// again: scores are derived, the files are the truth).
+    pub fn unscored(&mut self, limit: usize) -> Result<Vec<Memory>, MemoryError> {
+        self.run(|me| me.store.unscored(limit))
+    }
+
+    pub fn scored_count(&mut self) -> Result<usize, MemoryError> {
+        self.run(|me| me.store.scored_count())
     }
 
     /// Embeds texts with the configured embedder.
@@ -414,5 +445,89 @@ impl MemoryIndex {
             self.warnings.remove(0);
         }
         self.warnings.push(warning);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::HashEmbedder;
+
+    fn open(dir: &tempfile::TempDir, embedder: Option<Box<dyn Embedder>>) -> MemoryIndex {
+        MemoryIndex::open(
+            MemoryLayout::new(dir.path()),
+            IndexOptions::default(),
+            embedder,
+        )
+        .unwrap()
+    }
+
+    fn texts(hits: &[RecallHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.memory.text.as_str()).collect()
+    }
+
+    /// Two notes equally relevant to the query, and a high-scored one
+    /// that does not match it.
+    fn scored_notes(index: &mut MemoryIndex) -> (MemoryId, MemoryId) {
+        let a = index.remember("cargo build tips alpha", None).unwrap();
+        let b = index.remember("cargo build tips bravo", None).unwrap();
+        let off = index.remember("python gil notes", None).unwrap();
+        assert!(index.set_score(off, 1.0).unwrap());
+        (a, b)
+    }
+
+    #[test]
+    fn the_score_orders_equally_relevant_memories_and_lets_no_other_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(&dir, None);
+        let (a, b) = scored_notes(&mut index);
+        // Unscored, equal relevance: the older id first.
+        let hits = index.recall("cargo build", 10).unwrap();
+        assert_eq!(
+            texts(&hits),
+            ["cargo build tips alpha", "cargo build tips bravo"]
+        );
+        assert_eq!(hits[0].relevance, hits[1].relevance);
+        assert!(index.set_score(b, 0.8).unwrap());
+        assert!(index.set_score(a, 0.2).unwrap());
+        let hits = index.recall("cargo build", 10).unwrap();
+        assert_eq!(
+            texts(&hits),
+            ["cargo build tips bravo", "cargo build tips alpha"]
+        );
+        assert!(hits[0].relevance > hits[1].relevance);
+        assert!(index.recall("cargo", 1).unwrap()[0].memory.id == b);
+        assert_eq!(index.scored_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn the_score_breaks_ties_in_fused_recall_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(&dir, Some(Box::new(HashEmbedder::new(64))));
+        let (_, b) = scored_notes(&mut index);
+        assert!(index.set_score(b, 0.9).unwrap());
+        let hits = index.recall("cargo build tips", 2).unwrap();
+        assert_eq!(
+            texts(&hits),
+            ["cargo build tips bravo", "cargo build tips alpha"]
+        );
+    }
+
+    #[test]
+    fn unscored_lists_what_the_scorer_still_has_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = open(&dir, None);
+        let (a, b) = scored_notes(&mut index);
+        let ids: Vec<MemoryId> = index.unscored(10).unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids, [a, b]);
+        let before = index.store_mut().get(a).unwrap().unwrap();
+        assert!(index.set_score(a, 0.5).unwrap());
+        let after = index.store_mut().get(a).unwrap().unwrap();
+        // Scoring is no edit: the list order stays.
+        assert_eq!(after.updated_at_ms, before.updated_at_ms);
+        assert_eq!(after.score, 0.5);
+        let ids: Vec<MemoryId> = index.unscored(10).unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids, [b]);
+        assert_eq!(index.unscored(0).unwrap(), vec![]);
     }
 }

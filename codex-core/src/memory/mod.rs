@@ -30,6 +30,7 @@ mod query;
 pub mod recall;
 pub mod reset;
 mod schema;
+pub mod scoring;
 pub mod service;
 mod store;
 

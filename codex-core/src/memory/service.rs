@@ -83,6 +83,11 @@ pub enum MemoryRequest {
         id: i64,
         score: f64,
     },
+    /// Memories not scored yet (score 0), oldest first: the background
+    /// scorer's work list.
+    Unscored {
+        limit: usize,
+    },
     /// A completion from the local generation model ([`Generator`]).
     Generate {
         request: LocalGenerate,
@@ -101,6 +106,7 @@ impl MemoryRequest {
             MemoryRequest::Reset => "reset",
             MemoryRequest::Embed { .. } => "embed",
             MemoryRequest::Score { .. } => "score",
+            MemoryRequest::Unscored { .. } => "unscored",
             MemoryRequest::Generate { .. } => "generate",
         }
     }
@@ -151,6 +157,9 @@ pub struct MemoryStatus {
     /// Memories with an embedding (vector recall).
     pub vectors: usize,
     pub embedder: bool,
+    /// Memories with a score (> 0; 0 means not scored yet).
+    #[serde(default)]
+    pub scored: usize,
     pub warnings: Vec<String>,
 }
 
@@ -447,6 +456,13 @@ fn handle(index: &mut MemoryIndex, layout: &MemoryLayout, request: MemoryRequest
         MemoryRequest::Score { id, score } => MemoryResponse::Scored {
             found: index.set_score(MemoryId(id), score)?,
         },
+        MemoryRequest::Unscored { limit } => MemoryResponse::Memories {
+            memories: index
+                .unscored(limit)?
+                .into_iter()
+                .map(|m| MemoryEntry::from_memory(m, None))
+                .collect(),
+        },
         // The store thread hosts no generation model; codex-memory routes
         // these to its lane before they reach the store.
         MemoryRequest::Generate { request } => {
@@ -466,6 +482,7 @@ fn status(index: &mut MemoryIndex, layout: &MemoryLayout) -> Result<MemoryStatus
         count,
         vectors: index.vector_count(),
         embedder: index.has_embedder(),
+        scored: index.scored_count()?,
         warnings: index.warnings().to_vec(),
     })
 }

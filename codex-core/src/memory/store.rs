@@ -42,7 +42,8 @@ pub struct Memory {
     pub source_thread_id: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
-    /// Usefulness as judged by scoring; 0 until scored.
+    /// Usefulness as judged by the local scorer, 0.1..=1.0; 0 means not
+    /// scored yet (see [`super::scoring`]).
     pub score: f64,
     /// The memory file it was read from, relative to `memories/` (`None`
     /// for a row stored without a file).
@@ -401,14 +402,38 @@ impl MemoryStore {
         })
     }
 
-    /// Sets a memory's score; false when there was none with that id.
+    /// Sets a memory's score; false when there was none with that id. A
+    /// score is derived, not an edit: `updated_at_ms` (the list order) is
+    /// left alone.
     pub fn set_score(&mut self, id: MemoryId, score: f64) -> Result<bool, MemoryError> {
-        let now = now_ms();
         self.with_conn(|conn| {
             let n = conn
-                .prepare_cached("UPDATE memories SET score = ?2, updated_at_ms = ?3 WHERE id = ?1")?
-                .execute(params![id.0, score, now])?;
+                .prepare_cached("UPDATE memories SET score = ?2 WHERE id = ?1")?
+                .execute(params![id.0, score])?;
             Ok(n > 0)
+        })
+    }
+
+    /// Memories not scored yet (score 0), oldest id first, at most `limit`.
+    pub fn unscored(&mut self, limit: usize) -> Result<Vec<Memory>, MemoryError> {
+        let limit = row_limit(limit);
+        self.with_conn(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM memories WHERE score <= 0 ORDER BY id LIMIT ?1"
+            ))?
+            .query_map([limit], memory_from_row)?
+            .collect()
+        })
+    }
+
+    /// How many memories have a score.
+    pub fn scored_count(&mut self) -> Result<usize, MemoryError> {
+        self.with_conn(|conn| {
+            let n: i64 =
+                conn.query_row("SELECT count(*) FROM memories WHERE score > 0", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(usize::try_from(n).unwrap_or(0))
         })
     }
 

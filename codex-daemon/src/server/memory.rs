@@ -52,6 +52,7 @@ pub(super) fn init(codex_home: &Path, config: &Config) -> MemoryInit {
             .enabled
             .then(|| config.context_shaping.model.clone())
             .flatten(),
+        score_model: gguf_path(&config.codex_home, config.memories.score_model.as_deref()),
     }
 }
 

@@ -98,6 +98,7 @@ impl Server {
             state: self.memory.state(),
             enabled: self.memory_enabled,
             count: last.as_ref().map(|s| s.count),
+            scored: last.as_ref().map(|s| s.scored),
             db_path: last.as_ref().map(|s| s.db_path.clone()),
             warnings: last.map(|s| s.warnings).unwrap_or_default(),
             cgroup: self.memory_cgroup_dir(),

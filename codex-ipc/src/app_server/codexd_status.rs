@@ -61,6 +61,10 @@ pub struct MemoryProcessStatus {
     /// Memories in the index, as last reported (`null` before the first
     /// report).
     pub count: Option<usize>,
+    /// Of them, the scored ones (`[memories] score_model`), as last
+    /// reported.
+    #[serde(default)]
+    pub scored: Option<usize>,
     pub db_path: Option<PathBuf>,
     /// Problems the index reported (a corrupt database set aside, ...).
     #[serde(default)]
