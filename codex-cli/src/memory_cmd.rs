@@ -135,13 +135,23 @@ async fn ask(
 }
 
 /// `[memories] embedding_model` (relative to `$CODEX_HOME`), if the config
-/// names one.
+/// names one. Working without a daemon, this command is the config's
+/// reader, so its warnings (and a config it cannot read) are printed.
 fn embedding_model(codex_home: &std::path::Path) -> Option<PathBuf> {
-    let config = codex_core::config::Config::load(codex_core::config::LoadOptions {
+    let loaded = codex_core::config::Config::load(codex_core::config::LoadOptions {
         codex_home: Some(codex_home.to_path_buf()),
         ..Default::default()
-    })
-    .ok()?;
+    });
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: {e}; memory settings from it are not used");
+            return None;
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
     config.memories.embedding_model.map(|p| codex_home.join(p))
 }
 

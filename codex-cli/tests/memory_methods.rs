@@ -394,3 +394,24 @@ async fn exec_shows_the_stripped_text() {
     assert_eq!(run.stdout.trim(), "You like tabs.");
     assert!(!run.stdout.contains("oai-mem-citation"));
 }
+
+/// Regression: `codex memory` without a daemon read the config and dropped
+/// its warnings, so a misspelt `[memories]` key went unnoticed there.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_memory_command_names_config_problems_without_a_daemon() {
+    let home = TestHome::new();
+    home.write_config(
+        "http://127.0.0.1:9/v1",
+        "[features]\nmemories = true\n\n[memories]\nrecal_limit = 3\n",
+    );
+    let socket = home.root().join("no-daemon.sock");
+    let socket = socket.to_str().unwrap();
+    let run = common::run(&home, &["memory", "status", "--socket", socket]).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("in-process"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("memories.recal_limit"),
+        "stderr: {}",
+        run.stderr
+    );
+}
