@@ -101,7 +101,8 @@ impl ContextShaper {
         if tokens <= self.config.min_tokens.unwrap_or(budget) {
             return plain;
         }
-        match self.shape(text, budget, cancel).await {
+        let cap = plain.as_ref().map_or(text.len(), String::len);
+        match self.shape_within(text, budget, cap, cancel).await {
             Ok(shaped) => Some(shaped),
             Err(e) => {
                 report(&e);
@@ -123,6 +124,18 @@ impl ContextShaper {
         } else {
             text.len()
         };
+        self.shape_within(text, budget, cap, cancel).await
+    }
+
+    /// [`Self::shape`] with the plain truncation's length already known
+    /// (`cap` bytes), so a large output is not cut twice.
+    async fn shape_within(
+        &self,
+        text: &str,
+        budget: u64,
+        cap: usize,
+        cancel: &CancellationToken,
+    ) -> Result<String, ShapeError> {
         let plan = Plan::new(&self.config, text, budget, cap)?;
         let middle = &text[plan.head_end..plan.tail_start];
         let middle_tokens = approx_token_count(middle);
